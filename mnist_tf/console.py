@@ -1,0 +1,108 @@
+"""What the user sees in the terminal: quiet TensorFlow start-up, a progress bar, one line per epoch."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    import keras
+
+    from mnist_tf.train import EpochResult
+
+
+def silence_tensorflow() -> None:
+    """Hides TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices, absl pre-init warnings).
+
+    Runs before TensorFlow is first imported. Does nothing when the user set TF_CPP_MIN_LOG_LEVEL themselves,
+    so `TF_CPP_MIN_LOG_LEVEL=0 python scripts/train.py` shows everything. Some of those lines are written by
+    absl before TensorFlow's own level applies, so stderr is pointed at /dev/null while TensorFlow imports and
+    probes its devices; a Python error in that window still shows, since it is printed after stderr returns.
+    """
+    if "tensorflow" in sys.modules or "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    sys.stderr.flush()
+    saved_stderr = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow as tf
+
+        tf.config.list_logical_devices()  # device probing logs too; do it now, silently
+        tf.get_logger().setLevel("ERROR")
+    finally:
+        os.dup2(saved_stderr, 2)
+        os.close(saved_stderr)
+        os.close(devnull)
+
+
+def format_duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    return f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+class ConsoleReporter:
+    """Prints a run's start, an epoch line per epoch (with a live progress bar on a terminal) and the end."""
+
+    BAR_WIDTH = 24
+    REFRESH_SECONDS = 0.2
+
+    def __init__(self, stream: TextIO | None = None, interactive: bool | None = None) -> None:
+        self.stream = stream or sys.stdout
+        self.interactive = self.stream.isatty() if interactive is None else interactive
+        self._last_refresh = 0.0
+
+    def print(self, text: str = "") -> None:
+        print(text, file=self.stream, flush=True)
+
+    def start(self, header: list[str], model: keras.Model) -> None:
+        for line in header:
+            self.print(line)
+        model.summary(print_fn=lambda line, **_: self.print(line))
+
+    def wants_progress(self) -> bool:
+        """True when a progress update is due; lets the loop skip reading metrics (a device sync) otherwise."""
+        return self.interactive and time.monotonic() - self._last_refresh >= self.REFRESH_SECONDS
+
+    def progress(self, epoch: int, epochs: int, step: int, steps: int, loss: float, accuracy: float) -> None:
+        self._last_refresh = time.monotonic()
+        done = int(self.BAR_WIDTH * step / steps)
+        bar = "=" * done + (">" if done < self.BAR_WIDTH else "") + " " * (self.BAR_WIDTH - done - 1)
+        self.stream.write(
+            f"\repoch {epoch}/{epochs} [{bar}] {step}/{steps}  loss {loss:.4f}  acc {accuracy:.4f}"
+        )
+        self.stream.flush()
+
+    def epoch_end(self, result: EpochResult, epochs: int, elapsed: float, eta: float) -> None:
+        if self.interactive:
+            self.stream.write("\r\033[K")
+        width = len(str(epochs))
+        line = (
+            f"epoch {result.epoch:>{width}}/{epochs}  "
+            f"loss {result.train_loss:.4f}  acc {result.train_accuracy:.4f}"
+        )
+        if result.validation_loss is not None:
+            line += f"  | val loss {result.validation_loss:.4f}  acc {result.validation_accuracy:.4f}"
+        line += (
+            f"  | {result.images_per_second:,.0f} img/s  {result.seconds:.1f}s"
+            f"  elapsed {format_duration(elapsed)}  ETA {format_duration(eta)}"
+        )
+        self.print(line)
+
+    def finish(self, results: dict[str, Any], results_path: str) -> None:
+        self.print(f"test  loss {results['test_loss']:.4f}  accuracy {results['test_accuracy']:.4f}")
+        self.print(
+            f"trained {results['epochs']} epochs in {format_duration(results['train_seconds'])} "
+            f"({results['images_per_second']:,.0f} img/s)"
+        )
+        if results["export_dir"]:
+            self.print(f"SavedModel: {results['export_dir']}")
+        self.print(f"results: {results_path}")

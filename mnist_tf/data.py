@@ -1,0 +1,167 @@
+"""Data sources, splits and the tf.data pipeline.
+
+Both sources end as the same in-memory uint8 arrays (MNIST is 55 MB), so one pipeline serves them:
+- `idx`: a folder with the four LeCun IDX files (`--data_dir`, or the MNIST_TF_DATA_DIR environment variable);
+  fully offline.
+- `tfds`: `tensorflow-datasets` (`mnist`, `fashion_mnist`). With a `data_dir` as well, tfds builds its own copy
+  from those local files instead of downloading them (they are tfds's "manual" downloads).
+
+The pipeline: normalize to float32 in [0, 1] -> cache -> shuffle (seeded, a new order each epoch) -> batch
+(training drops the remainder, so shapes are static) -> prefetch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+
+import numpy as np
+import tensorflow as tf
+
+from mnist_tf import idx
+from mnist_tf.errors import MnistTfError
+
+DATA_DIR_ENV = "MNIST_TF_DATA_DIR"
+NUM_CLASSES = 10
+_TFDS_DOWNLOAD_HOST = ("storage.googleapis.com", 443)
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """Images uint8 [N, rows, cols, 1] and integer labels [N] of one split."""
+
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclasses.dataclass(frozen=True)
+class Splits:
+    train: Split
+    validation: Split | None
+    test: Split
+    source: str  # where the data came from, for logs and results
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train.images.shape[1:])
+
+
+def load(
+    dataset: str = "mnist",
+    data_dir: str | None = None,
+    source: str = "auto",
+    validation_size: int = 0,
+    tfds_data_dir: str | None = None,
+) -> Splits:
+    """Loads train/test arrays and holds the last `validation_size` training images out for validation."""
+    data_dir = data_dir or os.environ.get(DATA_DIR_ENV) or None
+    if source == "auto":
+        source = "idx" if data_dir else "tfds"
+    if source == "idx":
+        if not data_dir:
+            raise MnistTfError(f"the idx source needs --data_dir or ${DATA_DIR_ENV}")
+        train, test = (Split(*_with_channel(*idx.load_split(data_dir, s))) for s in ("train", "test"))
+        where = f"idx:{data_dir}"
+    else:
+        train, test = _load_tfds(dataset, data_dir, tfds_data_dir)
+        where = f"tfds:{dataset}"
+    train, validation = _hold_out(train, validation_size)
+    for name, split in (("train", train), ("test", test)):
+        if split.labels.max(initial=0) >= NUM_CLASSES:
+            raise MnistTfError(f"{where}: {name} labels must be 0..{NUM_CLASSES - 1}, found {split.labels.max()}")
+    return Splits(train=train, validation=validation, test=test, source=where)
+
+
+def normalize_images(images: tf.Tensor) -> tf.Tensor:
+    """uint8 pixels -> float32 in [0, 1]: what the models take. Shared by the pipeline and the SavedModel."""
+    return tf.cast(images, tf.float32) / 255.0
+
+
+def normalize(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    return normalize_images(images), tf.cast(labels, tf.int32)
+
+
+def train_dataset(split: Split, batch_size: int, seed: int, first_epoch: int = 0) -> tf.data.Dataset:
+    """Batches of every epoch from `first_epoch` on, end to end; epoch e is shuffled with seed (seed, e).
+
+    Seeding each epoch by its number (not by how many epochs this iterator has seen) makes a run resumed at epoch
+    e see exactly the batches an uninterrupted run sees. Each epoch drops its last partial batch, so every batch
+    has a static shape and an epoch is exactly `len(split) // batch_size` steps.
+    """
+    steps_per_epoch(split, batch_size)  # fails on an empty epoch, which would make this dataset spin forever
+    examples = tf.data.Dataset.from_tensor_slices((split.images, split.labels)).map(normalize).cache()
+
+    def epoch(index: tf.Tensor) -> tf.data.Dataset:
+        epoch_seed = tf.bitwise.bitwise_xor(tf.constant(seed, tf.int64) * 1_000_003, index)
+        shuffled = examples.shuffle(len(split), seed=epoch_seed, reshuffle_each_iteration=False)
+        return shuffled.batch(batch_size, drop_remainder=True)
+
+    epochs = tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max)
+    return epochs.flat_map(epoch).prefetch(tf.data.AUTOTUNE)
+
+
+def steps_per_epoch(split: Split, batch_size: int) -> int:
+    """Full batches per epoch (the remainder is dropped); at least one, or a clear error."""
+    if len(split) < batch_size:
+        raise MnistTfError(f"--batch_size={batch_size} is larger than the training set ({len(split):,} images)")
+    return len(split) // batch_size
+
+
+def eval_dataset(split: Split, batch_size: int) -> tf.data.Dataset:
+    """Every example once, in order, the last batch possibly partial."""
+    examples = tf.data.Dataset.from_tensor_slices((split.images, split.labels))
+    return examples.batch(batch_size).map(normalize).cache().prefetch(tf.data.AUTOTUNE)
+
+
+def _with_channel(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return images[..., np.newaxis], labels.astype(np.int64)
+
+
+def _hold_out(train: Split, validation_size: int) -> tuple[Split, Split | None]:
+    if validation_size == 0:
+        return train, None
+    if validation_size >= len(train):
+        raise MnistTfError(
+            f"--validation_size={validation_size:,} leaves no training data (the train split has {len(train):,})"
+        )
+    cut = len(train) - validation_size
+    return (
+        Split(train.images[:cut], train.labels[:cut]),
+        Split(train.images[cut:], train.labels[cut:]),
+    )
+
+
+def _load_tfds(dataset: str, manual_dir: str | None, tfds_data_dir: str | None) -> tuple[Split, Split]:
+    import tensorflow_datasets as tfds  # imported here: the idx source must work without touching tfds
+
+    tfds.disable_progress_bar()
+    try:
+        builder = tfds.builder(dataset, data_dir=tfds_data_dir)
+        if not builder.is_prepared():
+            if manual_dir is None:
+                _require_network(dataset, builder.data_dir)
+            download_config = tfds.download.DownloadConfig(manual_dir=manual_dir)
+            builder.download_and_prepare(download_config=download_config)
+        train, test = tfds.as_numpy(builder.as_dataset(split=["train", "test"], batch_size=-1, as_supervised=True))
+    except MnistTfError:
+        raise
+    except Exception as e:  # tfds raises many types (download, checksum, io); one line is what a user needs
+        detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise MnistTfError(f"tfds could not load {dataset!r}: {detail}") from None
+    return Split(*train), Split(*test)
+
+
+def _require_network(dataset: str, tfds_dir: str) -> None:
+    """Fails fast (seconds, not minutes of retries) when tfds would have to download with no network."""
+    try:
+        socket.create_connection(_TFDS_DOWNLOAD_HOST, timeout=3).close()
+    except OSError:
+        raise MnistTfError(
+            f"{dataset!r} is not in the tfds cache ({tfds_dir}) and cannot be downloaded (no network): "
+            f"pass --data_dir=DIR (or set ${DATA_DIR_ENV}) to a folder with the four IDX files "
+            "(train-images-idx3-ubyte.gz ...)"
+        ) from None

@@ -1,0 +1,266 @@
+"""Low-level layers written on variables and raw `tf` / `tf.nn` ops, with their own initializers.
+
+They are Keras `Layer` subclasses only so that they compose in the functional API, count parameters, checkpoint
+and serialize; the math is ours. `tests/test_layers.py` proves each equal to its Keras built-in counterpart
+(forward and gradients) given the same weights. Weights are made with `add_weight`, which under the TensorFlow
+backend is a `tf.Variable` that Keras also tracks.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Sequence
+
+import keras
+import tensorflow as tf
+
+_PACKAGE = "mnist_tf"
+
+ACTIVATIONS: dict[str, Callable[[tf.Tensor], tf.Tensor]] = {
+    "linear": tf.identity,
+    "relu": tf.nn.relu,
+    "tanh": tf.math.tanh,
+    "sigmoid": tf.math.sigmoid,
+    "elu": tf.nn.elu,
+    "gelu": tf.nn.gelu,
+}
+
+
+# --- Initializers -----------------------------------------------------------------------------------------------
+
+
+def _fans(shape: Sequence[int]) -> tuple[int, int]:
+    """(fan_in, fan_out) of a Dense kernel [in, out] or a conv kernel [h, w, in, out]."""
+    receptive_field = math.prod(shape[:-2]) if len(shape) > 2 else 1
+    return shape[-2] * receptive_field, shape[-1] * receptive_field
+
+
+class Initializer:
+    """A seeded, stateless initializer: the same seed and shape always give the same values."""
+
+    def __init__(self, seed: int | None = None) -> None:
+        self.seed = random.randrange(2**31) if seed is None else seed
+
+    def __call__(self, shape: Sequence[int], dtype: tf.DType | str | None = None) -> tf.Tensor:
+        return tf.cast(self.sample(tuple(shape)), dtype or tf.float32)
+
+    def sample(self, shape: tuple[int, ...]) -> tf.Tensor:
+        raise NotImplementedError
+
+    def _uniform(self, shape: tuple[int, ...], limit: float) -> tf.Tensor:
+        return tf.random.stateless_uniform(shape, seed=[self.seed, 0], minval=-limit, maxval=limit)
+
+
+class GlorotUniform(Initializer):
+    """U(-l, l) with l = sqrt(6 / (fan_in + fan_out)) (Glorot & Bengio 2010): keeps variance for tanh/sigmoid."""
+
+    def sample(self, shape: tuple[int, ...]) -> tf.Tensor:
+        fan_in, fan_out = _fans(shape)
+        return self._uniform(shape, math.sqrt(6.0 / (fan_in + fan_out)))
+
+
+class HeUniform(Initializer):
+    """U(-l, l) with l = sqrt(6 / fan_in) (He et al. 2015): keeps variance through ReLUs."""
+
+    def sample(self, shape: tuple[int, ...]) -> tf.Tensor:
+        fan_in, _ = _fans(shape)
+        return self._uniform(shape, math.sqrt(6.0 / fan_in))
+
+
+class Zeros(Initializer):
+    def sample(self, shape: tuple[int, ...]) -> tf.Tensor:
+        return tf.zeros(shape)
+
+
+INITIALIZERS: dict[str, type[Initializer]] = {
+    "glorot_uniform": GlorotUniform,
+    "he_uniform": HeUniform,
+    "zeros": Zeros,
+}
+
+
+def default_initializer(activation: str) -> str:
+    """He for the ReLU family, Glorot otherwise."""
+    return "he_uniform" if activation in ("relu", "elu", "gelu") else "glorot_uniform"
+
+
+# --- Layers -----------------------------------------------------------------------------------------------------
+
+
+class _Layer(keras.layers.Layer):
+    """Shared plumbing: an activation by name, seeded initializers and `get_config` from constructor args."""
+
+    def __init__(self, activation: str = "linear", seed: int | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; one of {sorted(ACTIVATIONS)}")
+        self.activation = activation
+        self.seed = random.randrange(2**31) if seed is None else seed
+
+    def _add_kernel_and_bias(self, kernel_shape: tuple[int, ...], initializer: str) -> None:
+        self.kernel = self.add_weight(
+            shape=kernel_shape, initializer=INITIALIZERS[initializer](self.seed), name="kernel"
+        )
+        self.bias = self.add_weight(shape=kernel_shape[-1:], initializer=Zeros(), name="bias")
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "activation": self.activation, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class Dense(_Layer):
+    """y = activation(x @ kernel + bias), on the last axis."""
+
+    def __init__(self, units: int, kernel_initializer: str | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.units = units
+        self.kernel_initializer = kernel_initializer or default_initializer(self.activation)
+
+    def build(self, input_shape: Sequence[int | None]) -> None:
+        self._add_kernel_and_bias((input_shape[-1], self.units), self.kernel_initializer)
+
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+        outputs = tf.tensordot(inputs, self.kernel, axes=1) if inputs.shape.rank > 2 else inputs @ self.kernel
+        return ACTIVATIONS[self.activation](tf.nn.bias_add(outputs, self.bias))
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "units": self.units, "kernel_initializer": self.kernel_initializer}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class Conv2D(_Layer):
+    """2-D convolution over NHWC images, `tf.nn.conv2d` + bias + activation."""
+
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: int | tuple[int, int],
+        strides: int | tuple[int, int] = 1,
+        padding: str = "valid",
+        kernel_initializer: str | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.kernel_size = _pair(kernel_size)
+        self.strides = _pair(strides)
+        self.padding = _check_padding(padding)
+        self.kernel_initializer = kernel_initializer or default_initializer(self.activation)
+
+    def build(self, input_shape: Sequence[int | None]) -> None:
+        self._add_kernel_and_bias((*self.kernel_size, input_shape[-1], self.filters), self.kernel_initializer)
+
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+        outputs = tf.nn.conv2d(inputs, self.kernel, strides=self.strides, padding=self.padding.upper())
+        return ACTIVATIONS[self.activation](tf.nn.bias_add(outputs, self.bias))
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "strides": self.strides,
+            "padding": self.padding,
+            "kernel_initializer": self.kernel_initializer,
+        }
+
+
+class _Pool2D(keras.layers.Layer):
+    _op: Callable[..., tf.Tensor]
+
+    def __init__(
+        self,
+        pool_size: int | tuple[int, int] = 2,
+        strides: int | tuple[int, int] | None = None,
+        padding: str = "valid",
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.pool_size = _pair(pool_size)
+        self.strides = _pair(strides) if strides is not None else self.pool_size
+        self.padding = _check_padding(padding)
+
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+        return type(self)._op(inputs, self.pool_size, self.strides, self.padding.upper())
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides, "padding": self.padding}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class MaxPool2D(_Pool2D):
+    """Max over each window (`tf.nn.max_pool2d`)."""
+
+    _op = tf.nn.max_pool2d
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class AvgPool2D(_Pool2D):
+    """Mean over each window (`tf.nn.avg_pool2d`); 'same' padding averages over the real pixels only."""
+
+    _op = tf.nn.avg_pool2d
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class Flatten(keras.layers.Layer):
+    """[batch, d1, d2, ...] -> [batch, d1 * d2 * ...]."""
+
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+        return tf.reshape(inputs, [-1, math.prod(inputs.shape[1:])])
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class Activation(_Layer):
+    """An activation function by name, as a layer."""
+
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+        return ACTIVATIONS[self.activation](inputs)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class Dropout(_Layer):
+    """Inverted dropout with reproducible masks.
+
+    Masks come from `tf.nn.experimental.stateless_dropout` seeded by (seed, number of training calls so far,
+    replica id). The call counter is a variable, so it is checkpointed: a resumed run draws the same masks as an
+    uninterrupted one, and replicas under a distribution strategy draw different ones.
+    """
+
+    def __init__(self, rate: float, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if not 0 <= rate < 1:
+            raise ValueError(f"dropout rate must be in [0, 1), got {rate}")
+        self.rate = rate
+
+    def build(self, input_shape: Sequence[int | None]) -> None:
+        self.calls = self.add_weight(
+            shape=(),
+            dtype="int64",
+            initializer="zeros",
+            trainable=False,
+            aggregation="only_first_replica",
+            name="calls",
+        )
+
+    def call(self, inputs: tf.Tensor, training: bool | None = None) -> tf.Tensor:
+        if not training or self.rate == 0:
+            return inputs
+        replica = tf.distribute.get_replica_context()
+        replica_id = replica.replica_id_in_sync_group if replica is not None else 0
+        seed = tf.stack([tf.cast(self.seed, tf.int64) * 1_000_003 + tf.cast(replica_id, tf.int64), self.calls.value])
+        self.calls.assign_add(1)
+        return tf.nn.experimental.stateless_dropout(inputs, rate=self.rate, seed=seed)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "rate": self.rate}
+
+
+def _pair(value: int | Sequence[int]) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
+def _check_padding(padding: str) -> str:
+    if padding not in ("valid", "same"):
+        raise ValueError(f"padding must be 'valid' or 'same', got {padding!r}")
+    return padding

@@ -1,0 +1,116 @@
+"""The architectures, as Keras functional models built from our low-level layers (or Keras's, for comparison).
+
+Both take float32 images [batch, rows, cols, 1] in [0, 1] and return float32 logits [batch, 10]; softmax lives
+in the loss and in the serving signature, where it is numerically safest.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Sequence
+
+import keras
+
+from mnist_tf import layers
+from mnist_tf.config import Config
+
+NUM_CLASSES = 10
+
+
+class OurLayers:
+    """Layer factory over `mnist_tf.layers`: the default."""
+
+    def __init__(self, seed: int) -> None:
+        self._seeds: Iterator[int] = itertools.count(seed * 1000)
+
+    def dense(self, units: int, activation: str, name: str) -> keras.layers.Layer:
+        return layers.Dense(units, activation=activation, seed=next(self._seeds), name=name)
+
+    def conv(self, filters: int, activation: str, name: str) -> keras.layers.Layer:
+        return layers.Conv2D(filters, 5, activation=activation, seed=next(self._seeds), name=name)
+
+    def max_pool(self, name: str) -> keras.layers.Layer:
+        return layers.MaxPool2D(2, name=name)
+
+    def flatten(self, name: str) -> keras.layers.Layer:
+        return layers.Flatten(name=name)
+
+    def dropout(self, rate: float, name: str) -> keras.layers.Layer:
+        return layers.Dropout(rate, seed=next(self._seeds), name=name)
+
+
+class KerasLayers(OurLayers):
+    """The same factory over Keras built-in layers (`--layers=keras`), initialized the same way."""
+
+    def _initializer(self, activation: str) -> keras.initializers.Initializer:
+        name = layers.default_initializer(activation)
+        return {"he_uniform": keras.initializers.HeUniform, "glorot_uniform": keras.initializers.GlorotUniform}[
+            name
+        ](seed=next(self._seeds))
+
+    def dense(self, units: int, activation: str, name: str) -> keras.layers.Layer:
+        return keras.layers.Dense(
+            units, activation=activation, kernel_initializer=self._initializer(activation), name=name
+        )
+
+    def conv(self, filters: int, activation: str, name: str) -> keras.layers.Layer:
+        return keras.layers.Conv2D(
+            filters, 5, activation=activation, kernel_initializer=self._initializer(activation), name=name
+        )
+
+    def max_pool(self, name: str) -> keras.layers.Layer:
+        return keras.layers.MaxPool2D(2, name=name)
+
+    def flatten(self, name: str) -> keras.layers.Layer:
+        return keras.layers.Flatten(name=name)
+
+    def dropout(self, rate: float, name: str) -> keras.layers.Layer:
+        return keras.layers.Dropout(rate, seed=next(self._seeds), name=name)
+
+
+def mlp(
+    kit: OurLayers,
+    image_shape: Sequence[int] = (28, 28, 1),
+    hidden_units: Sequence[int] = (800, 800),
+    activation: str = "relu",
+    dropout: float = 0.2,
+) -> keras.Model:
+    """Flatten -> [Dense(units, activation) -> Dropout] per hidden size -> Dense(10) logits."""
+    images = keras.Input(shape=tuple(image_shape), name="images")
+    x = kit.flatten("flatten")(images)
+    for i, units in enumerate(hidden_units, start=1):
+        x = kit.dense(units, activation, f"dense{i}")(x)
+        if dropout:
+            x = kit.dropout(dropout, f"dropout{i}")(x)
+    logits = kit.dense(NUM_CLASSES, "linear", "logits")(x)
+    return keras.Model(images, logits, name="mlp")
+
+
+def lenet(
+    kit: OurLayers,
+    image_shape: Sequence[int] = (28, 28, 1),
+    filters: Sequence[int] = (20, 50),
+    dense_units: int = 500,
+    activation: str = "relu",
+    dropout: float = 0.25,
+) -> keras.Model:
+    """LeNet: [Conv 5x5 (valid) -> MaxPool 2x2] x 2 -> Dense -> Dropout -> Dense(10) logits."""
+    images = keras.Input(shape=tuple(image_shape), name="images")
+    x = images
+    for i, count in enumerate(filters, start=1):
+        x = kit.conv(count, activation, f"conv{i}")(x)
+        x = kit.max_pool(f"pool{i}")(x)
+    x = kit.flatten("flatten")(x)
+    x = kit.dense(dense_units, activation, "dense1")(x)
+    if dropout:
+        x = kit.dropout(dropout, "dropout1")(x)
+    logits = kit.dense(NUM_CLASSES, "linear", "logits")(x)
+    return keras.Model(images, logits, name="lenet")
+
+
+def build(config: Config, image_shape: Sequence[int]) -> keras.Model:
+    """The model a resolved `config` asks for; call under the strategy's scope."""
+    kit = (OurLayers if config.layers == "ours" else KerasLayers)(config.seed)
+    if config.model == "mlp":
+        return mlp(kit, image_shape, config.hidden_units, config.activation, config.dropout)
+    return lenet(kit, image_shape, config.filters, config.hidden_units[0], config.activation, config.dropout)

@@ -1,0 +1,284 @@
+"""The custom training loop: tf.function steps under a tf.distribute strategy, checkpoints, results.
+
+`run(config)` is the whole story of a training run; `Trainer` owns the compiled steps and metrics of one
+model/optimizer/strategy, and is what tests and benchmarks drive directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from mnist_tf import data, distribute, models, optimizers
+from mnist_tf.config import Config
+from mnist_tf.console import ConsoleReporter
+from mnist_tf.errors import MnistTfError
+from mnist_tf.export import export_saved_model
+from mnist_tf.files import write_json_atomic
+from mnist_tf.summaries import Summaries
+
+
+@dataclasses.dataclass(frozen=True)
+class EpochResult:
+    epoch: int  # 1-based
+    train_loss: float
+    train_accuracy: float
+    validation_loss: float | None
+    validation_accuracy: float | None
+    seconds: float  # training only, without validation
+    images_per_second: float
+
+
+class Trainer:
+    """Compiled train and eval steps for one model, optimizer and strategy.
+
+    The loss of each replica is its examples' summed cross-entropy divided by the *global* batch size, so the
+    gradients the strategy sums across replicas are those of the global mean. Metrics are Keras metrics created
+    under the strategy's scope and updated inside each replica.
+    """
+
+    def __init__(
+        self,
+        model: keras.Model,
+        optimizer: keras.optimizers.Optimizer,
+        strategy: tf.distribute.Strategy,
+        global_batch_size: int,
+        weight_decay: float = 0.0,
+        jit_compile: bool = False,
+    ) -> None:
+        self.model = model
+        self.optimizer = optimizer
+        self.strategy = strategy
+        self.global_batch_size = global_batch_size
+        self.weight_decay = weight_decay
+        with strategy.scope():
+            # Optimizer slots must exist before the first distributed step: created lazily inside a replica
+            # context they break Keras 3 under MirroredStrategy.
+            optimizer.build(model.trainable_variables)
+            self.train_loss = keras.metrics.Mean("loss")
+            self.train_accuracy = keras.metrics.SparseCategoricalAccuracy("accuracy")
+            self.eval_loss = keras.metrics.Mean("loss")
+            self.eval_accuracy = keras.metrics.SparseCategoricalAccuracy("accuracy")
+        self._kernels = [v for v in model.trainable_variables if len(v.shape) >= 2]
+        # XLA compiles the forward/backward pass only: the optimizer update may synchronize replicas.
+        self._gradients = tf.function(self._loss_and_gradients, jit_compile=True) if jit_compile else (
+            self._loss_and_gradients
+        )
+
+    def _loss_and_gradients(self, images: tf.Tensor, labels: tf.Tensor):
+        with tf.GradientTape() as tape:
+            logits = tf.cast(self.model(images, training=True), tf.float32)
+            per_example_loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+            loss = tf.nn.compute_average_loss(per_example_loss, global_batch_size=self.global_batch_size)
+            if self.weight_decay:
+                l2 = self.weight_decay * tf.add_n([tf.nn.l2_loss(kernel) for kernel in self._kernels])
+                loss += tf.nn.scale_regularization_loss(l2)
+        gradients = tape.gradient(loss, self.model.trainable_variables)
+        return per_example_loss, logits, gradients
+
+    def _replica_train_step(self, images: tf.Tensor, labels: tf.Tensor) -> None:
+        per_example_loss, logits, gradients = self._gradients(images, labels)
+        self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables))
+        self.train_loss.update_state(per_example_loss)
+        self.train_accuracy.update_state(labels, logits)
+
+    def _replica_eval_step(self, images: tf.Tensor, labels: tf.Tensor) -> None:
+        logits = tf.cast(self.model(images, training=False), tf.float32)
+        self.eval_loss.update_state(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+        self.eval_accuracy.update_state(labels, logits)
+
+    @tf.function
+    def train_step(self, iterator: Any) -> None:
+        """One optimizer step on the next global batch of a distributed iterator."""
+        self.strategy.run(self._replica_train_step, args=next(iterator))
+
+    @tf.function
+    def _evaluate(self, dataset: Any) -> None:
+        for images, labels in dataset:
+            self.strategy.run(self._replica_eval_step, args=(images, labels))
+
+    def evaluate(self, dataset: tf.data.Dataset) -> tuple[float, float]:
+        """(mean loss, accuracy) over every example of `dataset`."""
+        self.eval_loss.reset_state()
+        self.eval_accuracy.reset_state()
+        self._evaluate(self.strategy.experimental_distribute_dataset(dataset))
+        return float(self.eval_loss.result()), float(self.eval_accuracy.result())
+
+    def train_metrics(self) -> tuple[float, float]:
+        return float(self.train_loss.result()), float(self.train_accuracy.result())
+
+    def reset_train_metrics(self) -> None:
+        self.train_loss.reset_state()
+        self.train_accuracy.reset_state()
+
+
+def run(config: Config, reporter: ConsoleReporter | None = None) -> dict[str, Any]:
+    """Trains, evaluates on the test split, exports, and writes `<model_dir>/results.json`; returns the results.
+
+    A `model_dir` that already holds a checkpoint is resumed from its last completed epoch.
+    """
+    config = config.resolve()
+    reporter = reporter or ConsoleReporter()
+    model_dir = Path(config.model_dir)
+    keras.utils.set_random_seed(config.seed)
+
+    strategy = distribute.make_strategy(config.strategy)
+    splits = data.load(config.dataset, config.data_dir, config.source, config.validation_size, config.tfds_data_dir)
+    steps_per_epoch = data.steps_per_epoch(splits.train, config.batch_size)
+    with strategy.scope():
+        model = models.build(config, splits.image_shape)
+        optimizer = optimizers.make(config, total_steps=config.epochs * steps_per_epoch)
+        epochs_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="epochs_done")
+    trainer = Trainer(
+        model, optimizer, strategy, config.batch_size, config.weight_decay, distribute.use_jit(config.jit_compile)
+    )
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epochs_done=epochs_done)
+    manager = _checkpoint_manager(checkpoint, model_dir)
+    first_epoch = _restore(checkpoint, manager)
+
+    validation = splits.validation and data.eval_dataset(splits.validation, config.eval_batch_size)
+    train_iterator = iter(
+        strategy.experimental_distribute_dataset(
+            data.train_dataset(splits.train, config.batch_size, config.seed, first_epoch)
+        )
+    )
+    reporter.start(_header(config, splits, strategy, steps_per_epoch, first_epoch, manager), model)
+    summaries = Summaries(model_dir)
+    run_start = time.perf_counter()
+    train_seconds = 0.0
+    for epoch in range(first_epoch, config.epochs):
+        result = _train_epoch(trainer, train_iterator, epoch, config, steps_per_epoch, reporter, manager)
+        if validation is not None:
+            validation_loss, validation_accuracy = trainer.evaluate(validation)
+            result = dataclasses.replace(
+                result, validation_loss=validation_loss, validation_accuracy=validation_accuracy
+            )
+        train_seconds += result.seconds
+        epochs_done.assign(epoch + 1)
+        manager.save(checkpoint_number=epoch + 1)
+        _write_epoch_summaries(summaries, result, float(optimizer.learning_rate), steps_per_epoch)
+        elapsed = time.perf_counter() - run_start
+        eta = elapsed / (epoch + 1 - first_epoch) * (config.epochs - epoch - 1)
+        reporter.epoch_end(result, config.epochs, elapsed, eta)
+
+    test_loss, test_accuracy = trainer.evaluate(data.eval_dataset(splits.test, config.eval_batch_size))
+    summaries.scalars("test", config.epochs * steps_per_epoch, {"loss": test_loss, "accuracy": test_accuracy})
+    summaries.close()
+    export_path = export_saved_model(model, Path(config.export_dir) / config.model) if config.export_dir else None
+    trained_images = (config.epochs - first_epoch) * steps_per_epoch * config.batch_size
+    results = {
+        "model": config.model,
+        "dataset": config.dataset,
+        "data_source": splits.source,
+        "epochs": config.epochs,
+        "resumed_from_epoch": first_epoch,
+        "train_seconds": round(train_seconds, 3),
+        "images_per_second": round(trained_images / train_seconds, 1) if train_seconds else 0.0,
+        "test_accuracy": test_accuracy,
+        "test_loss": test_loss,
+        "export_dir": os.fspath(export_path) if export_path else None,
+        "parameters": model.count_params(),
+        "flags": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()},
+    }
+    results_path = model_dir / "results.json"
+    write_json_atomic(results_path, results)
+    reporter.finish(results, os.fspath(results_path))
+    return results
+
+
+def _train_epoch(
+    trainer: Trainer,
+    iterator: Any,
+    epoch: int,
+    config: Config,
+    steps: int,
+    reporter: ConsoleReporter,
+    manager: tf.train.CheckpointManager,
+) -> EpochResult:
+    trainer.reset_train_metrics()
+    start = time.perf_counter()
+    for step in range(1, steps + 1):
+        trainer.train_step(iterator)
+        if reporter.wants_progress():
+            reporter.progress(epoch + 1, config.epochs, step, steps, *trainer.train_metrics())
+    loss, accuracy = trainer.train_metrics()  # reading the metrics waits for the last step to finish
+    seconds = time.perf_counter() - start
+    if not math.isfinite(loss):
+        last = f"the last good checkpoint is {manager.latest_checkpoint}" if manager.latest_checkpoint else (
+            "no checkpoint was written"
+        )
+        raise MnistTfError(
+            f"training loss became {loss} in epoch {epoch + 1}; try a lower --learning_rate ({last})"
+        )
+    return EpochResult(epoch + 1, loss, accuracy, None, None, seconds, steps * config.batch_size / seconds)
+
+
+def _checkpoint_manager(checkpoint: tf.train.Checkpoint, model_dir: Path) -> tf.train.CheckpointManager:
+    try:
+        model_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise MnistTfError(f"cannot create --model_dir {model_dir}: {e.strerror}") from None
+    return tf.train.CheckpointManager(checkpoint, os.fspath(model_dir / "checkpoints"), max_to_keep=3)
+
+
+def _restore(checkpoint: tf.train.Checkpoint, manager: tf.train.CheckpointManager) -> int:
+    """Restores the latest checkpoint, if any; returns the number of epochs it had completed."""
+    if not manager.latest_checkpoint:
+        return 0
+    try:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as e:
+        first_line = str(e).strip().splitlines()[0]
+        raise MnistTfError(
+            f"{manager.latest_checkpoint} does not fit this model ({first_line}); "
+            "use a new --model_dir to start over"
+        ) from None
+    return int(checkpoint.epochs_done.numpy())
+
+
+def _header(
+    config: Config,
+    splits: data.Splits,
+    strategy: tf.distribute.Strategy,
+    steps_per_epoch: int,
+    first_epoch: int,
+    manager: tf.train.CheckpointManager,
+) -> list[str]:
+    validation = f" · validation {len(splits.validation):,}" if splits.validation else ""
+    replicas = strategy.num_replicas_in_sync
+    lines = [
+        f"mnist_tf: {config.model} ({config.layers} layers) on {config.dataset} from {splits.source}",
+        f"data: train {len(splits.train):,}{validation} · test {len(splits.test):,} images",
+        f"strategy: {distribute.describe(strategy)} · batch {config.batch_size} "
+        f"({config.batch_size // replicas} per replica) · {steps_per_epoch} steps/epoch",
+        f"optimizer: {config.optimizer} lr {config.learning_rate:g} ({config.lr_schedule})"
+        f" · weight decay {config.weight_decay:g} · {config.epochs} epochs · seed {config.seed}",
+        f"model_dir: {config.model_dir}",
+    ]
+    if first_epoch:
+        lines.append(f"resuming from {manager.latest_checkpoint} ({first_epoch} epochs done)")
+    return lines
+
+
+def _write_epoch_summaries(summaries: Summaries, result: EpochResult, lr: float, steps_per_epoch: int) -> None:
+    step = result.epoch * steps_per_epoch
+    summaries.scalars(
+        "train",
+        step,
+        {
+            "loss": result.train_loss,
+            "accuracy": result.train_accuracy,
+            "learning_rate": lr,
+            "images_per_second": result.images_per_second,
+        },
+    )
+    if result.validation_loss is not None:
+        summaries.scalars("validation", step, {"loss": result.validation_loss, "accuracy": result.validation_accuracy})
+

@@ -1,0 +1,128 @@
+r"""Trains a digit classifier on MNIST, evaluates it on the test split and exports a SavedModel.
+
+  python scripts/train.py --model=lenet
+  python scripts/train.py --model=mlp --data_dir=/path/to/idx/files   # fully offline
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from absl import app, flags, logging
+
+from mnist_tf import config as config_lib
+from mnist_tf import train
+from mnist_tf.errors import MnistTfError
+
+_defaults = config_lib.Config()
+
+flags.DEFINE_enum("model", _defaults.model, config_lib.MODELS, "Architecture to train.")
+flags.DEFINE_enum("dataset", _defaults.dataset, config_lib.DATASETS, "Data set (tfds name).")
+flags.DEFINE_string(
+    "data_dir",
+    None,
+    "Folder with the four LeCun IDX files (train-images-idx3-ubyte.gz ...), gzipped or not: trains offline. "
+    "Defaults to $MNIST_TF_DATA_DIR.",
+)
+flags.DEFINE_enum(
+    "source",
+    _defaults.source,
+    config_lib.SOURCES,
+    "Where data comes from: idx (--data_dir), tfds (tensorflow-datasets; with --data_dir, tfds builds its copy "
+    "from those files instead of downloading), auto (idx when a data dir is given, else tfds).",
+)
+flags.DEFINE_string("tfds_data_dir", None, "tensorflow-datasets cache folder (default: tfds's own).")
+flags.DEFINE_string("model_dir", None, "Checkpoints, TensorBoard logs, results.json. Default runs/<model>/<time>.")
+flags.DEFINE_string(
+    "export_dir", _defaults.export_dir, "SavedModels go to <export_dir>/<model>/<version>; empty: no export."
+)
+flags.DEFINE_integer("epochs", _defaults.epochs, "Passes over the training set.", lower_bound=1)
+flags.DEFINE_integer("batch_size", _defaults.batch_size, "Global training batch size.", lower_bound=1)
+flags.DEFINE_integer("eval_batch_size", _defaults.eval_batch_size, "Evaluation batch size.", lower_bound=1)
+flags.DEFINE_enum("optimizer", _defaults.optimizer, config_lib.OPTIMIZERS, "Optimizer.")
+flags.DEFINE_float("learning_rate", _defaults.learning_rate, "Peak learning rate.", lower_bound=0.0)
+flags.DEFINE_enum("lr_schedule", _defaults.lr_schedule, config_lib.LR_SCHEDULES, "Learning-rate schedule.")
+flags.DEFINE_float("momentum", _defaults.momentum, "Momentum of the momentum/nesterov optimizers.")
+flags.DEFINE_float("weight_decay", _defaults.weight_decay, "L2 penalty on kernels (not biases).", lower_bound=0.0)
+flags.DEFINE_integer("seed", _defaults.seed, "Seed of weights, shuffling and dropout: CPU runs repeat exactly.")
+flags.DEFINE_integer(
+    "validation_size", _defaults.validation_size, "Training images held out for validation (0: none).", lower_bound=0
+)
+flags.DEFINE_enum("layers", _defaults.layers, config_lib.LAYERS, "Our low-level layers, or Keras built-ins.")
+flags.DEFINE_enum("activation", _defaults.activation, config_lib.ACTIVATIONS, "Hidden-layer activation.")
+flags.DEFINE_float("dropout", None, "Dropout rate after hidden dense layers (default: per model).")
+flags.DEFINE_list(
+    "hidden_units", None, "Hidden dense sizes: mlp e.g. 800 or 500,500; lenet one size (default: per model)."
+)
+flags.DEFINE_list("filters", None, "LeNet conv filters, e.g. 20,50 (default: per model).")
+flags.DEFINE_enum("strategy", _defaults.strategy, config_lib.STRATEGIES, "tf.distribute strategy.")
+flags.DEFINE_enum(
+    "jit_compile", _defaults.jit_compile, config_lib.JIT_COMPILE, "XLA for the train step; auto: GPU/TPU only."
+)
+
+for _name in ("hidden_units", "filters"):
+    flags.register_validator(
+        _name,
+        lambda values: values is None or all(v.strip().isdigit() for v in values),
+        message=f"--{_name} takes comma-separated positive integers",
+    )
+
+FLAGS = flags.FLAGS
+
+
+def _ints(name: str) -> tuple[int, ...] | None:
+    values = getattr(FLAGS, name)
+    return None if values is None else tuple(int(v) for v in values)
+
+
+def config_from_flags() -> config_lib.Config:
+    return config_lib.Config(
+        model=FLAGS.model,
+        dataset=FLAGS.dataset,
+        data_dir=FLAGS.data_dir,
+        source=FLAGS.source,
+        tfds_data_dir=FLAGS.tfds_data_dir,
+        model_dir=FLAGS.model_dir or f"runs/{FLAGS.model}/{time.strftime('%Y%m%d-%H%M%S')}",
+        export_dir=FLAGS.export_dir or None,
+        epochs=FLAGS.epochs,
+        batch_size=FLAGS.batch_size,
+        eval_batch_size=FLAGS.eval_batch_size,
+        optimizer=FLAGS.optimizer,
+        learning_rate=FLAGS.learning_rate,
+        lr_schedule=FLAGS.lr_schedule,
+        momentum=FLAGS.momentum,
+        weight_decay=FLAGS.weight_decay,
+        seed=FLAGS.seed,
+        validation_size=FLAGS.validation_size,
+        layers=FLAGS.layers,
+        activation=FLAGS.activation,
+        dropout=FLAGS.dropout,
+        hidden_units=_ints("hidden_units"),
+        filters=_ints("filters"),
+        strategy=FLAGS.strategy,
+        jit_compile=FLAGS.jit_compile,
+    )
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    logging.set_verbosity(logging.ERROR)  # tfds and absl warnings are noise here; errors still show
+    config = config_from_flags()
+    try:
+        train.run(config)
+    except MnistTfError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print(
+            f"\ninterrupted; run the same command with --model_dir={config.model_dir} to resume from the last "
+            "completed epoch",
+            file=sys.stderr,
+        )
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    app.run(main)
