@@ -146,13 +146,19 @@ def _load_tfds(dataset: str, manual_dir: str | None, tfds_data_dir: str | None) 
                 _require_network(dataset, builder.data_dir)
             download_config = tfds.download.DownloadConfig(manual_dir=manual_dir)
             builder.download_and_prepare(download_config=download_config)
-        train, test = tfds.as_numpy(builder.as_dataset(split=["train", "test"], batch_size=-1, as_supervised=True))
+        train, test = (_to_split(builder.as_dataset(split=s, as_supervised=True)) for s in ("train", "test"))
     except MnistTfError:
         raise
     except Exception as e:  # tfds raises many types (download, checksum, io); one line is what a user needs
         detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise MnistTfError(f"tfds could not load {dataset!r}: {detail}") from None
-    return Split(*train), Split(*test)
+    return train, test
+
+
+def _to_split(dataset: tf.data.Dataset) -> Split:
+    # Large batches, concatenated: `batch_size=-1` in tfds needs a known cardinality, which not every source has.
+    batches = list(dataset.batch(8192).as_numpy_iterator())
+    return Split(np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches]))
 
 
 def _require_network(dataset: str, tfds_dir: str) -> None:

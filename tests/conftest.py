@@ -1,0 +1,62 @@
+"""Shared fixtures: a small generated IDX data set that every training test can learn in seconds."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mnist_tf import idx
+from mnist_tf.config import Config
+
+REPO = Path(__file__).resolve().parents[1]
+# The real MNIST files (see ../shared/datasets/README.md); real-data tests skip when they are absent.
+REAL_MNIST = Path(os.environ.get("MNIST_TF_REAL_DATA", REPO.parent / "shared" / "datasets" / "mnist"))
+requires_real_mnist = pytest.mark.skipif(
+    not (REAL_MNIST / "train-images-idx3-ubyte.gz").exists(), reason=f"real MNIST files not found at {REAL_MNIST}"
+)
+
+
+def make_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Learnable fake digits: each class is a fixed random blob pattern, drawn with noise and a random shift."""
+    templates = np.random.default_rng(0).random((10, 28, 28)) > 0.8
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, count).astype(np.uint8)
+    images = templates[labels] * rng.uniform(150, 255, (count, 1, 1)) + rng.normal(0, 30, (count, 28, 28))
+    shifts = rng.integers(-1, 2, (count, 2))
+    images = np.stack([np.roll(image, shift, axis=(0, 1)) for image, shift in zip(images, shifts, strict=True)])
+    return np.clip(images, 0, 255).astype(np.uint8), labels
+
+
+def write_idx_dir(directory: Path, train_count: int = 1200, test_count: int = 300) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for split, count, seed in (("train", train_count, 1), ("test", test_count, 2)):
+        images, labels = make_digits(count, seed)
+        images_name, labels_name = idx.SPLIT_FILES[split]
+        idx.write_idx(directory / f"{images_name}.gz", images)
+        idx.write_idx(directory / f"{labels_name}.gz", labels)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def idx_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_idx_dir(tmp_path_factory.mktemp("idx"))
+
+
+@pytest.fixture
+def tiny_config(idx_dir: Path, tmp_path: Path) -> Config:
+    """A run of a few seconds on the generated data."""
+    return Config(
+        model="mlp",
+        data_dir=str(idx_dir),
+        model_dir=str(tmp_path / "run"),
+        export_dir=str(tmp_path / "saved_models"),
+        epochs=2,
+        batch_size=50,
+        eval_batch_size=128,
+        validation_size=200,
+        hidden_units=(64,),
+        learning_rate=3e-3,
+    )

@@ -1,0 +1,46 @@
+"""Config: per-model defaults, and one clear message for each bad value."""
+
+import sys
+
+import pytest
+
+from mnist_tf.config import MODEL_DEFAULTS, Config
+from mnist_tf.errors import MnistTfError
+
+
+def test_resolve_fills_model_defaults_and_keeps_explicit_values():
+    lenet = Config(model="lenet").resolve()
+    assert lenet.hidden_units == MODEL_DEFAULTS["lenet"]["hidden_units"]
+    assert lenet.filters == MODEL_DEFAULTS["lenet"]["filters"]
+    mlp = Config(model="mlp", hidden_units=(500, 500), dropout=0.0).resolve()
+    assert (mlp.hidden_units, mlp.dropout, mlp.filters) == ((500, 500), 0.0, ())
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"model": "resnet"}, "--model='resnet' is not one of: lenet, mlp"),
+        ({"optimizer": "lion"}, "--optimizer='lion' is not one of"),
+        ({"batch_size": 0}, "--batch_size must be at least 1, got 0"),
+        ({"epochs": -1}, "--epochs must be at least 1"),
+        ({"learning_rate": 0.0}, "--learning_rate must be a positive number"),
+        ({"learning_rate": float("nan")}, "--learning_rate must be a positive number"),
+        ({"validation_size": -5}, "--validation_size must be 0 or more"),
+        ({"dropout": 1.0}, r"--dropout must be in \[0, 1\)"),
+        ({"momentum": 1.5}, r"--momentum must be in \[0, 1\)"),
+        ({"weight_decay": -1.0}, "--weight_decay must be 0 or more"),
+        ({"hidden_units": (10, 0)}, "--hidden_units must be positive integers"),
+        ({"hidden_units": (10, 20)}, "--hidden_units for lenet is one dense layer size"),
+        ({"filters": (8,)}, "--filters for lenet is two positive conv sizes"),
+        ({"model": "mlp", "filters": (8, 8)}, "--filters applies to lenet only"),
+        ({"source": "idx"}, "--source=idx needs --data_dir"),
+    ],
+)
+def test_bad_values_raise_one_line(changes, message):
+    with pytest.raises(MnistTfError, match=message) as error:
+        Config(**changes).resolve()
+    assert "\n" not in str(error.value)
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))

@@ -1,0 +1,130 @@
+"""Sources and the tf.data pipeline: shapes, dtypes, seeded per-epoch shuffling, splits, tfds, clear errors."""
+
+import socket
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from conftest import REAL_MNIST, requires_real_mnist, write_idx_dir
+
+from mnist_tf import data, idx
+from mnist_tf.errors import MnistTfError
+
+
+def test_idx_source_shapes_dtypes_and_validation_split(idx_dir):
+    splits = data.load(data_dir=str(idx_dir), validation_size=200)
+    assert (len(splits.train), len(splits.validation), len(splits.test)) == (1000, 200, 300)
+    assert splits.train.images.shape == (1000, 28, 28, 1) and splits.train.images.dtype == np.uint8
+    assert splits.image_shape == (28, 28, 1)
+    assert splits.source == f"idx:{idx_dir}"
+    # The validation split is the last images of the training file, as in the classic 50k/10k setups.
+    train_images, _ = idx.load_split(idx_dir, "train")
+    np.testing.assert_array_equal(splits.validation.images[..., 0], train_images[-200:])
+
+
+def test_data_dir_from_environment(idx_dir, monkeypatch):
+    monkeypatch.setenv(data.DATA_DIR_ENV, str(idx_dir))
+    assert data.load().source == f"idx:{idx_dir}"
+
+
+def test_bad_splits_are_clear_errors(idx_dir, tmp_path):
+    with pytest.raises(MnistTfError, match="--validation_size=1,200 leaves no training data"):
+        data.load(data_dir=str(idx_dir), validation_size=1200)
+    bad = write_idx_dir(tmp_path / "bad", 20, 20)
+    idx.write_idx(bad / "t10k-labels-idx1-ubyte.gz", np.full(20, 12, np.uint8))
+    with pytest.raises(MnistTfError, match=r"test labels must be 0..9, found 12"):
+        data.load(data_dir=str(bad))
+
+
+def _epoch_labels(dataset: tf.data.Dataset, steps: int) -> list[np.ndarray]:
+    return [labels.numpy() for _, labels in dataset.take(steps)]
+
+
+def test_train_pipeline_batches_normalizes_and_reshuffles_each_epoch(idx_dir):
+    split = data.load(data_dir=str(idx_dir)).train
+    steps = data.steps_per_epoch(split, 64)
+    assert steps == 1200 // 64
+    dataset = data.train_dataset(split, batch_size=64, seed=3)
+    images_spec, labels_spec = dataset.element_spec
+    assert images_spec.shape == (64, 28, 28, 1) and images_spec.dtype == tf.float32  # static: drop_remainder
+    assert labels_spec.dtype == tf.int32
+    images, _ = next(iter(dataset))
+    assert 0.0 <= float(tf.reduce_min(images)) and float(tf.reduce_max(images)) <= 1.0
+
+    batches = _epoch_labels(dataset, 2 * steps)
+    epoch0, epoch1 = np.concatenate(batches[:steps]), np.concatenate(batches[steps:])
+    assert not np.array_equal(epoch0, epoch1)  # a new order each epoch
+    # Each epoch is a permutation of the data, less the dropped remainder.
+    assert len(epoch0) == steps * 64 and np.bincount(epoch0, minlength=10).sum() == steps * 64
+    again = _epoch_labels(data.train_dataset(split, batch_size=64, seed=3), 2 * steps)
+    np.testing.assert_array_equal(np.concatenate(again), np.concatenate(batches))  # seeded
+    other_seed = _epoch_labels(data.train_dataset(split, batch_size=64, seed=4), steps)
+    assert not np.array_equal(np.concatenate(other_seed), epoch0)
+
+
+def test_resumed_pipeline_sees_the_same_later_epochs(idx_dir):
+    split = data.load(data_dir=str(idx_dir)).train
+    steps = data.steps_per_epoch(split, 100)
+    full = _epoch_labels(data.train_dataset(split, 100, seed=5), 3 * steps)
+    resumed = _epoch_labels(data.train_dataset(split, 100, seed=5, first_epoch=2), steps)
+    np.testing.assert_array_equal(np.concatenate(resumed), np.concatenate(full[2 * steps :]))
+
+
+def test_eval_pipeline_covers_every_example_in_order(idx_dir):
+    split = data.load(data_dir=str(idx_dir)).test
+    labels = np.concatenate([batch.numpy() for _, batch in data.eval_dataset(split, 128)])
+    np.testing.assert_array_equal(labels, split.labels)
+
+
+def test_batch_larger_than_training_set(idx_dir):
+    split = data.load(data_dir=str(idx_dir)).train
+    with pytest.raises(MnistTfError, match="--batch_size=5000 is larger than the training set"):
+        data.train_dataset(split, batch_size=5000, seed=0)
+
+
+class _Connection:
+    def close(self) -> None:
+        pass
+
+
+def test_tfds_source_through_mock_data(monkeypatch):
+    # mock_data serves fake examples but leaves `is_prepared()` false, so the loader probes the network before
+    # "downloading": let the probe succeed (the no-network case has its own test below).
+    monkeypatch.setattr(socket, "create_connection", lambda *args, **kwargs: _Connection())
+    with tfds.testing.mock_data(num_examples=40):
+        splits = data.load("mnist", source="tfds", validation_size=10)
+    assert splits.source == "tfds:mnist"
+    assert (len(splits.train), len(splits.validation), len(splits.test)) == (30, 10, 40)
+    assert splits.train.images.shape[1:] == (28, 28, 1) and splits.train.images.dtype == np.uint8
+    assert splits.train.labels.max() < 10
+
+
+def test_tfds_without_network_or_cache_fails_fast_with_the_fix(tmp_path, monkeypatch):
+    def unreachable(*args, **kwargs):
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr(socket, "create_connection", unreachable)
+    start = time.monotonic()
+    with pytest.raises(MnistTfError, match=r"not in the tfds cache .* cannot be downloaded \(no network\): pass "
+                                           r"--data_dir=DIR \(or set \$MNIST_TF_DATA_DIR\)"):
+        data.load("fashion_mnist", source="tfds", tfds_data_dir=str(tmp_path))
+    assert time.monotonic() - start < 10
+
+
+@pytest.mark.slow
+@requires_real_mnist
+def test_tfds_builds_its_dataset_from_local_idx_files(tmp_path):
+    """The real files handed to tfds as manual downloads: tfds verifies their checksums and serves them offline."""
+    splits = data.load("mnist", data_dir=str(REAL_MNIST), source="tfds", tfds_data_dir=str(tmp_path))
+    assert (len(splits.train), len(splits.test)) == (60_000, 10_000)
+    direct = data.load("mnist", data_dir=str(REAL_MNIST), source="idx")
+    # tfds stores examples in its own order; the multiset of test images must still be MNIST's.
+    assert np.bincount(splits.test.labels, minlength=10).tolist() == np.bincount(direct.test.labels).tolist()
+    assert int(splits.test.images.astype(np.int64).sum()) == int(direct.test.images.astype(np.int64).sum())
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))

@@ -1,0 +1,61 @@
+"""Models: output shapes, parameter counts, and our layers vs Keras layers giving the same function."""
+
+import sys
+
+import numpy as np
+import pytest
+
+from mnist_tf import models
+from mnist_tf.config import Config
+
+
+@pytest.mark.parametrize(
+    "config, trainable",
+    [
+        # conv1 20*25+20, conv2 50*20*25+50, dense 800*500+500, logits 500*10+10: the classic tanh LeNet.
+        (Config(model="lenet", activation="tanh"), 520 + 25_050 + 400_500 + 5_010),
+        (Config(model="mlp", hidden_units=(800,)), 784 * 800 + 800 + 800 * 10 + 10),
+        (Config(model="mlp", hidden_units=(500, 500)), 784 * 500 + 500 + 500 * 500 + 500 + 500 * 10 + 10),
+    ],
+)
+@pytest.mark.parametrize("kit", ["ours", "keras"])
+def test_parameter_counts_and_output_shape(config, trainable, kit):
+    model = models.build(Config(**{**config.__dict__, "layers": kit}).resolve(), (28, 28, 1))
+    assert sum(int(np.prod(v.shape)) for v in model.trainable_variables) == trainable
+    assert model(np.zeros((3, 28, 28, 1), np.float32)).shape == (3, 10)
+
+
+@pytest.mark.parametrize("model_name", ["lenet", "mlp"])
+def test_our_layers_and_keras_layers_compute_the_same_function(model_name):
+    config = Config(model=model_name).resolve()
+    ours = models.build(config, (28, 28, 1))
+    theirs = models.build(Config(**{**config.__dict__, "layers": "keras"}), (28, 28, 1))
+    theirs.set_weights([v.numpy() for v in ours.trainable_variables])
+    images = np.random.default_rng(0).random((4, 28, 28, 1), dtype=np.float32)
+    np.testing.assert_allclose(ours(images), theirs(images), rtol=1e-4, atol=1e-5)
+
+
+def test_seed_decides_initial_weights():
+    def weights(seed):
+        return models.build(Config(model="lenet", seed=seed).resolve(), (28, 28, 1)).get_weights()
+
+    same, other = weights(1), weights(2)
+    for a, b in zip(weights(1), same, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(same[0], other[0])
+
+
+def test_architecture_flags_shape_the_model():
+    model = models.build(Config(model="lenet", filters=(6, 16), hidden_units=(84,)).resolve(), (28, 28, 1))
+    assert [layer.name for layer in model.layers] == [
+        "images", "conv1", "pool1", "conv2", "pool2", "flatten", "dense1", "dropout1", "logits"
+    ]
+    assert model.get_layer("conv2").kernel.shape == (5, 5, 6, 16)
+    assert model.get_layer("dense1").kernel.shape == (4 * 4 * 16, 84)
+    no_dropout = models.build(Config(model="mlp", dropout=0.0).resolve(), (8, 8, 1))
+    assert not any("dropout" in layer.name for layer in no_dropout.layers)
+    assert no_dropout.get_layer("dense1").kernel.shape == (64, 800)
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))

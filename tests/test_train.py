@@ -1,0 +1,159 @@
+"""The training loop on generated data: it learns, writes what it promises, repeats with a seed, resumes."""
+
+import dataclasses
+import io
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import make_digits
+
+from mnist_tf import train
+from mnist_tf.config import OPTIMIZERS
+from mnist_tf.console import ConsoleReporter
+from mnist_tf.errors import MnistTfError
+
+
+def quiet_run(config):
+    stream = io.StringIO()
+    results = train.run(config, ConsoleReporter(stream, interactive=False))
+    return results, stream.getvalue()
+
+
+def checkpoint_weights(model_dir):
+    path = tf.train.latest_checkpoint(f"{model_dir}/checkpoints")
+    reader = tf.train.load_checkpoint(path)
+    return {name: reader.get_tensor(name) for name in sorted(reader.get_variable_to_shape_map()) if "model" in name}
+
+
+def test_mlp_learns_and_writes_results_checkpoints_logs_and_export(tiny_config):
+    results, output = quiet_run(dataclasses.replace(tiny_config, epochs=3))
+    epoch_lines = [line for line in output.splitlines() if line.startswith("epoch ")]
+    assert len(epoch_lines) == 3
+    assert all("img/s" in line and "ETA" in line and "val loss" in line for line in epoch_lines)
+    losses = [float(line.split("loss ")[1].split()[0]) for line in epoch_lines]
+    assert losses[-1] < losses[0] / 2
+    assert results["test_accuracy"] > 0.9
+
+    model_dir = tiny_config.model_dir
+    on_disk = json.loads(open(f"{model_dir}/results.json").read())
+    for key in ("model", "dataset", "epochs", "train_seconds", "images_per_second", "test_accuracy", "test_loss",
+                "export_dir", "flags"):
+        assert key in on_disk
+    assert on_disk["flags"]["hidden_units"] == [64] and on_disk["flags"]["batch_size"] == 50
+    assert on_disk["test_accuracy"] == results["test_accuracy"] and 0 < on_disk["images_per_second"]
+    assert tf.train.latest_checkpoint(f"{model_dir}/checkpoints").endswith("ckpt-3")
+    for split in ("train", "validation", "test"):
+        assert list((Path(model_dir) / split).glob("events.out.*")), split
+    assert results["export_dir"].endswith("saved_models/mlp/1")
+
+
+def test_exported_saved_model_serves_raw_pixels_without_our_code(tiny_config, tmp_path):
+    results, _ = quiet_run(tiny_config)
+    images, labels = make_digits(16, seed=9)
+    np.save(tmp_path / "images.npy", images)
+    # A fresh interpreter that imports only TensorFlow: what TF Serving or a user's script would do.
+    script = textwrap.dedent(f"""
+        import numpy as np, tensorflow as tf
+        model = tf.saved_model.load({results["export_dir"]!r})
+        outputs = model.signatures["serving_default"](images=tf.constant(np.load({str(tmp_path / "images.npy")!r})))
+        np.save({str(tmp_path / "probabilities.npy")!r}, outputs["probabilities"].numpy())
+        np.save({str(tmp_path / "classes.npy")!r}, outputs["classes"].numpy())
+    """)
+    subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
+    probabilities, classes = np.load(tmp_path / "probabilities.npy"), np.load(tmp_path / "classes.npy")
+    assert probabilities.shape == (16, 10) and probabilities.dtype == np.float32
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    assert classes.dtype == np.int64 and (classes == probabilities.argmax(axis=1)).all()
+    assert (classes == labels).mean() > 0.8
+
+
+def test_second_export_gets_the_next_version(tiny_config):
+    first, _ = quiet_run(dataclasses.replace(tiny_config, epochs=1))
+    second, _ = quiet_run(dataclasses.replace(tiny_config, epochs=1, model_dir=tiny_config.model_dir + "2"))
+    assert (first["export_dir"][-1], second["export_dir"][-1]) == ("1", "2")
+
+
+@pytest.mark.parametrize("model", ["mlp", "lenet"])
+def test_same_seed_same_weights_and_accuracy(tiny_config, model):
+    kwargs = {"model": model, "export_dir": None, "epochs": 1}
+    if model == "lenet":
+        kwargs.update(hidden_units=(32,), filters=(4, 8))
+    a, _ = quiet_run(dataclasses.replace(tiny_config, **kwargs, model_dir=tiny_config.model_dir + "a"))
+    b, _ = quiet_run(dataclasses.replace(tiny_config, **kwargs, model_dir=tiny_config.model_dir + "b"))
+    assert a["test_accuracy"] == b["test_accuracy"] and a["test_loss"] == b["test_loss"]
+    weights_a, weights_b = checkpoint_weights(tiny_config.model_dir + "a"), checkpoint_weights(
+        tiny_config.model_dir + "b"
+    )
+    assert weights_a.keys() == weights_b.keys() and len(weights_a) > 0
+    for name in weights_a:
+        np.testing.assert_array_equal(weights_a[name], weights_b[name], err_msg=name)
+    c, _ = quiet_run(dataclasses.replace(tiny_config, **kwargs, seed=7, model_dir=tiny_config.model_dir + "c"))
+    assert c["test_loss"] != a["test_loss"]
+
+
+def test_rerun_resumes_from_the_last_epoch_and_matches_an_uninterrupted_run(tiny_config):
+    straight = dataclasses.replace(tiny_config, epochs=3, export_dir=None, model_dir=tiny_config.model_dir + "s")
+    expected, _ = quiet_run(straight)
+    split_run = dataclasses.replace(straight, model_dir=tiny_config.model_dir + "r")
+
+    class CtrlCAfterFirstEpoch(ConsoleReporter):
+        def epoch_end(self, *args):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train.run(split_run, CtrlCAfterFirstEpoch(io.StringIO()))
+    resumed, output = quiet_run(split_run)
+    assert "resuming from" in output and "(1 epochs done)" in output
+    assert resumed["resumed_from_epoch"] == 1
+    assert resumed["test_loss"] == pytest.approx(expected["test_loss"], rel=1e-5)
+    for name, value in checkpoint_weights(straight.model_dir).items():
+        np.testing.assert_allclose(checkpoint_weights(split_run.model_dir)[name], value, rtol=1e-5, atol=1e-6)
+
+
+def test_checkpoint_of_another_model_is_reported(tiny_config):
+    quiet_run(dataclasses.replace(tiny_config, epochs=1, export_dir=None))
+    with pytest.raises(MnistTfError, match="does not fit this model .* use a new --model_dir"):
+        quiet_run(dataclasses.replace(tiny_config, epochs=2, export_dir=None, hidden_units=(32,)))
+
+
+def test_nan_loss_stops_with_a_clear_error_and_no_new_checkpoint(tiny_config):
+    with pytest.raises(MnistTfError, match=r"training loss became nan in epoch 1; try a lower --learning_rate"):
+        quiet_run(dataclasses.replace(tiny_config, optimizer="sgd", learning_rate=1e12, lr_schedule="constant"))
+    assert tf.train.latest_checkpoint(f"{tiny_config.model_dir}/checkpoints") is None
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_every_optimizer_trains(tiny_config, optimizer):
+    lr = {"sgd": 0.1, "momentum": 0.05, "nesterov": 0.05, "adagrad": 0.05}.get(optimizer, 3e-3)
+    results, _ = quiet_run(
+        dataclasses.replace(tiny_config, optimizer=optimizer, learning_rate=lr, epochs=2, export_dir=None)
+    )
+    assert results["test_accuracy"] > 0.6, optimizer
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"strategy": "one_device"},
+        {"strategy": "mirrored"},
+        {"layers": "keras"},
+        {"jit_compile": "on"},
+        {"model": "lenet", "hidden_units": (32,), "filters": (4, 8), "activation": "tanh", "lr_schedule": "cosine"},
+        {"weight_decay": 1e-3, "lr_schedule": "constant", "validation_size": 0},
+    ],
+    ids=lambda changes: ",".join(f"{k}={v}" for k, v in changes.items()),
+)
+def test_variants_train(tiny_config, changes):
+    results, output = quiet_run(dataclasses.replace(tiny_config, epochs=2, export_dir=None, **changes))
+    assert results["test_accuracy"] > 0.6
+    assert ("val loss" in output) == bool(changes.get("validation_size", 1))
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))
