@@ -16,14 +16,14 @@ if TYPE_CHECKING:
 def silence_tensorflow() -> None:
     """Hides TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices, absl pre-init warnings).
 
-    Runs before TensorFlow is first imported. Does nothing when the user set TF_CPP_MIN_LOG_LEVEL themselves,
-    so `TF_CPP_MIN_LOG_LEVEL=0 python scripts/train.py` shows everything. Some of those lines are written by
-    absl before TensorFlow's own level applies, so stderr is pointed at /dev/null while TensorFlow imports and
-    probes its devices; a Python error in that window still shows, since it is printed after stderr returns.
+    Runs before TensorFlow is first imported. TF_CPP_MIN_LOG_LEVEL defaults to 3 (errors surface as Python
+    exceptions anyway); set it to 0-2 yourself to see the logs, e.g. `TF_CPP_MIN_LOG_LEVEL=0 python scripts/...`.
+    Some lines are written by absl before that level applies, so at level 3 stderr is pointed at /dev/null while
+    TensorFlow imports; a Python error in that window still shows, since it is printed
+    after stderr returns.
     """
-    if "tensorflow" in sys.modules or "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+    if "tensorflow" in sys.modules or os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3") != "3":
         return
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     sys.stderr.flush()
     saved_stderr = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -31,7 +31,6 @@ def silence_tensorflow() -> None:
         os.dup2(devnull, 2)
         import tensorflow as tf
 
-        tf.config.list_logical_devices()  # device probing logs too; do it now, silently
         tf.get_logger().setLevel("ERROR")
     finally:
         os.dup2(saved_stderr, 2)
@@ -40,7 +39,7 @@ def silence_tensorflow() -> None:
 
 
 def format_duration(seconds: float) -> str:
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     if seconds < 60:
         return f"{seconds}s"
     minutes, seconds = divmod(seconds, 60)
@@ -76,19 +75,14 @@ class ConsoleReporter:
         self._last_refresh = time.monotonic()
         done = int(self.BAR_WIDTH * step / steps)
         bar = "=" * done + (">" if done < self.BAR_WIDTH else "") + " " * (self.BAR_WIDTH - done - 1)
-        self.stream.write(
-            f"\repoch {epoch}/{epochs} [{bar}] {step}/{steps}  loss {loss:.4f}  acc {accuracy:.4f}"
-        )
+        self.stream.write(f"\repoch {epoch}/{epochs} [{bar}] {step}/{steps}  loss {loss:.4f}  acc {accuracy:.4f}")
         self.stream.flush()
 
     def epoch_end(self, result: EpochResult, epochs: int, elapsed: float, eta: float) -> None:
         if self.interactive:
             self.stream.write("\r\033[K")
         width = len(str(epochs))
-        line = (
-            f"epoch {result.epoch:>{width}}/{epochs}  "
-            f"loss {result.train_loss:.4f}  acc {result.train_accuracy:.4f}"
-        )
+        line = f"epoch {result.epoch:>{width}}/{epochs}  loss {result.train_loss:.4f}  acc {result.train_accuracy:.4f}"
         if result.validation_loss is not None:
             line += f"  | val loss {result.validation_loss:.4f}  acc {result.validation_accuracy:.4f}"
         line += (

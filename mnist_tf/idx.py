@@ -39,9 +39,7 @@ def read_idx(path: str | os.PathLike, expected_magic: int) -> np.ndarray:
     (magic,) = struct.unpack(">I", raw[:4])
     if magic != expected_magic:
         kind = "image" if expected_magic == IMAGES_MAGIC else "label"
-        raise MnistTfError(
-            f"{path}: not an IDX {kind} file (magic number {magic}, expected {expected_magic})"
-        )
+        raise MnistTfError(f"{path}: not an IDX {kind} file (magic number {magic}, expected {expected_magic})")
     ndim = magic & 0xFF
     header_size = 4 + 4 * ndim
     if len(raw) < header_size:
@@ -89,9 +87,7 @@ def load_split(directory: str | os.PathLike, split: str) -> tuple[np.ndarray, np
     images = read_idx(images_path, IMAGES_MAGIC)
     labels = read_idx(labels_path, LABELS_MAGIC)
     if len(images) != len(labels):
-        raise MnistTfError(
-            f"{directory}: {split} split has {len(images):,} images but {len(labels):,} labels"
-        )
+        raise MnistTfError(f"{directory}: {split} split has {len(images):,} images but {len(labels):,} labels")
     return images, labels
 
 

@@ -44,9 +44,9 @@ class KerasLayers(OurLayers):
 
     def _initializer(self, activation: str) -> keras.initializers.Initializer:
         name = layers.default_initializer(activation)
-        return {"he_uniform": keras.initializers.HeUniform, "glorot_uniform": keras.initializers.GlorotUniform}[
-            name
-        ](seed=next(self._seeds))
+        return {"he_uniform": keras.initializers.HeUniform, "glorot_uniform": keras.initializers.GlorotUniform}[name](
+            seed=next(self._seeds)
+        )
 
     def dense(self, units: int, activation: str, name: str) -> keras.layers.Layer:
         return keras.layers.Dense(

@@ -68,8 +68,8 @@ class Trainer:
             self.eval_accuracy = keras.metrics.SparseCategoricalAccuracy("accuracy")
         self._kernels = [v for v in model.trainable_variables if len(v.shape) >= 2]
         # XLA compiles the forward/backward pass only: the optimizer update may synchronize replicas.
-        self._gradients = tf.function(self._loss_and_gradients, jit_compile=True) if jit_compile else (
-            self._loss_and_gradients
+        self._gradients = (
+            tf.function(self._loss_and_gradients, jit_compile=True) if jit_compile else (self._loss_and_gradients)
         )
 
     def _loss_and_gradients(self, images: tf.Tensor, labels: tf.Tensor):
@@ -85,7 +85,7 @@ class Trainer:
 
     def _replica_train_step(self, images: tf.Tensor, labels: tf.Tensor) -> None:
         per_example_loss, logits, gradients = self._gradients(images, labels)
-        self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables))
+        self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables, strict=False))
         self.train_loss.update_state(per_example_loss)
         self.train_accuracy.update_state(labels, logits)
 
@@ -211,12 +211,12 @@ def _train_epoch(
     loss, accuracy = trainer.train_metrics()  # reading the metrics waits for the last step to finish
     seconds = time.perf_counter() - start
     if not math.isfinite(loss):
-        last = f"the last good checkpoint is {manager.latest_checkpoint}" if manager.latest_checkpoint else (
-            "no checkpoint was written"
+        last = (
+            f"the last good checkpoint is {manager.latest_checkpoint}"
+            if manager.latest_checkpoint
+            else ("no checkpoint was written")
         )
-        raise MnistTfError(
-            f"training loss became {loss} in epoch {epoch + 1}; try a lower --learning_rate ({last})"
-        )
+        raise MnistTfError(f"training loss became {loss} in epoch {epoch + 1}; try a lower --learning_rate ({last})")
     return EpochResult(epoch + 1, loss, accuracy, None, None, seconds, steps * config.batch_size / seconds)
 
 
@@ -237,8 +237,7 @@ def _restore(checkpoint: tf.train.Checkpoint, manager: tf.train.CheckpointManage
     except (AssertionError, ValueError, tf.errors.OpError) as e:
         first_line = str(e).strip().splitlines()[0]
         raise MnistTfError(
-            f"{manager.latest_checkpoint} does not fit this model ({first_line}); "
-            "use a new --model_dir to start over"
+            f"{manager.latest_checkpoint} does not fit this model ({first_line}); use a new --model_dir to start over"
         ) from None
     return int(checkpoint.epochs_done.numpy())
 
@@ -281,4 +280,3 @@ def _write_epoch_summaries(summaries: Summaries, result: EpochResult, lr: float,
     )
     if result.validation_loss is not None:
         summaries.scalars("validation", step, {"loss": result.validation_loss, "accuracy": result.validation_accuracy})
-

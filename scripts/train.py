@@ -1,7 +1,7 @@
 r"""Trains a digit classifier on MNIST, evaluates it on the test split and exports a SavedModel.
 
-  python scripts/train.py --model=lenet
-  python scripts/train.py --model=mlp --data_dir=/path/to/idx/files   # fully offline
+python scripts/train.py --model=lenet
+python scripts/train.py --model=mlp --data_dir=/path/to/idx/files   # fully offline
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ def test_train_pipeline_batches_normalizes_and_reshuffles_each_epoch(idx_dir):
     assert images_spec.shape == (64, 28, 28, 1) and images_spec.dtype == tf.float32  # static: drop_remainder
     assert labels_spec.dtype == tf.int32
     images, _ = next(iter(dataset))
-    assert 0.0 <= float(tf.reduce_min(images)) and float(tf.reduce_max(images)) <= 1.0
+    assert float(tf.reduce_min(images)) >= 0.0 and float(tf.reduce_max(images)) <= 1.0
 
     batches = _epoch_labels(dataset, 2 * steps)
     epoch0, epoch1 = np.concatenate(batches[:steps]), np.concatenate(batches[steps:])
@@ -108,8 +108,11 @@ def test_tfds_without_network_or_cache_fails_fast_with_the_fix(tmp_path, monkeyp
 
     monkeypatch.setattr(socket, "create_connection", unreachable)
     start = time.monotonic()
-    with pytest.raises(MnistTfError, match=r"not in the tfds cache .* cannot be downloaded \(no network\): pass "
-                                           r"--data_dir=DIR \(or set \$MNIST_TF_DATA_DIR\)"):
+    with pytest.raises(
+        MnistTfError,
+        match=r"not in the tfds cache .* cannot be downloaded \(no network\): pass "
+        r"--data_dir=DIR \(or set \$MNIST_TF_DATA_DIR\)",
+    ):
         data.load("fashion_mnist", source="tfds", tfds_data_dir=str(tmp_path))
     assert time.monotonic() - start < 10
 

@@ -58,8 +58,10 @@ def test_conv2d(kernel_size, strides, padding):
 
 
 @pytest.mark.parametrize("pool_size, strides, padding", [(2, None, "valid"), (3, 2, "same"), (2, 1, "valid")])
-@pytest.mark.parametrize("ours_cls, theirs_cls", [(layers.MaxPool2D, keras.layers.MaxPool2D),
-                                                  (layers.AvgPool2D, keras.layers.AveragePooling2D)])
+@pytest.mark.parametrize(
+    "ours_cls, theirs_cls",
+    [(layers.MaxPool2D, keras.layers.MaxPool2D), (layers.AvgPool2D, keras.layers.AveragePooling2D)],
+)
 def test_pooling(ours_cls, theirs_cls, pool_size, strides, padding):
     assert_same_as_keras(ours_cls(pool_size, strides, padding), theirs_cls(pool_size, strides, padding), (2, 9, 9, 4))
 

@@ -48,7 +48,15 @@ def test_seed_decides_initial_weights():
 def test_architecture_flags_shape_the_model():
     model = models.build(Config(model="lenet", filters=(6, 16), hidden_units=(84,)).resolve(), (28, 28, 1))
     assert [layer.name for layer in model.layers] == [
-        "images", "conv1", "pool1", "conv2", "pool2", "flatten", "dense1", "dropout1", "logits"
+        "images",
+        "conv1",
+        "pool1",
+        "conv2",
+        "pool2",
+        "flatten",
+        "dense1",
+        "dropout1",
+        "logits",
     ]
     assert model.get_layer("conv2").kernel.shape == (5, 5, 6, 16)
     assert model.get_layer("dense1").kernel.shape == (4 * 4 * 16, 84)

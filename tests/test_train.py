@@ -41,12 +41,21 @@ def test_mlp_learns_and_writes_results_checkpoints_logs_and_export(tiny_config):
     assert results["test_accuracy"] > 0.9
 
     model_dir = tiny_config.model_dir
-    on_disk = json.loads(open(f"{model_dir}/results.json").read())
-    for key in ("model", "dataset", "epochs", "train_seconds", "images_per_second", "test_accuracy", "test_loss",
-                "export_dir", "flags"):
+    on_disk = json.loads(Path(model_dir, "results.json").read_text())
+    for key in (
+        "model",
+        "dataset",
+        "epochs",
+        "train_seconds",
+        "images_per_second",
+        "test_accuracy",
+        "test_loss",
+        "export_dir",
+        "flags",
+    ):
         assert key in on_disk
     assert on_disk["flags"]["hidden_units"] == [64] and on_disk["flags"]["batch_size"] == 50
-    assert on_disk["test_accuracy"] == results["test_accuracy"] and 0 < on_disk["images_per_second"]
+    assert on_disk["test_accuracy"] == results["test_accuracy"] and on_disk["images_per_second"] > 0
     assert tf.train.latest_checkpoint(f"{model_dir}/checkpoints").endswith("ckpt-3")
     for split in ("train", "validation", "test"):
         assert list((Path(model_dir) / split).glob("events.out.*")), split
@@ -87,8 +96,9 @@ def test_same_seed_same_weights_and_accuracy(tiny_config, model):
     a, _ = quiet_run(dataclasses.replace(tiny_config, **kwargs, model_dir=tiny_config.model_dir + "a"))
     b, _ = quiet_run(dataclasses.replace(tiny_config, **kwargs, model_dir=tiny_config.model_dir + "b"))
     assert a["test_accuracy"] == b["test_accuracy"] and a["test_loss"] == b["test_loss"]
-    weights_a, weights_b = checkpoint_weights(tiny_config.model_dir + "a"), checkpoint_weights(
-        tiny_config.model_dir + "b"
+    weights_a, weights_b = (
+        checkpoint_weights(tiny_config.model_dir + "a"),
+        checkpoint_weights(tiny_config.model_dir + "b"),
     )
     assert weights_a.keys() == weights_b.keys() and len(weights_a) > 0
     for name in weights_a:
@@ -118,7 +128,7 @@ def test_rerun_resumes_from_the_last_epoch_and_matches_an_uninterrupted_run(tiny
 
 def test_checkpoint_of_another_model_is_reported(tiny_config):
     quiet_run(dataclasses.replace(tiny_config, epochs=1, export_dir=None))
-    with pytest.raises(MnistTfError, match="does not fit this model .* use a new --model_dir"):
+    with pytest.raises(MnistTfError, match=r"does not fit this model .* use a new --model_dir"):
         quiet_run(dataclasses.replace(tiny_config, epochs=2, export_dir=None, hidden_units=(32,)))
 
 
