@@ -17,11 +17,15 @@ from mnist_tf.config import Config
 NUM_CLASSES = 10
 
 
-class OurLayers:
-    """Layer factory over `mnist_tf.layers`: the default."""
+class LayerKit:
+    """Makes the layers an architecture needs, each with its own seed drawn from one base seed."""
 
     def __init__(self, seed: int) -> None:
         self._seeds: Iterator[int] = itertools.count(seed * 1000)
+
+
+class OurLayers(LayerKit):
+    """Layers from `mnist_tf.layers`: the default."""
 
     def dense(self, units: int, activation: str, name: str) -> keras.layers.Layer:
         return layers.Dense(units, activation=activation, seed=next(self._seeds), name=name)
@@ -39,8 +43,8 @@ class OurLayers:
         return layers.Dropout(rate, seed=next(self._seeds), name=name)
 
 
-class KerasLayers(OurLayers):
-    """The same factory over Keras built-in layers (`--layers=keras`), initialized the same way."""
+class KerasLayers(LayerKit):
+    """Keras built-in layers (`--layers=keras`) in the same roles, initialized the same way."""
 
     def _initializer(self, activation: str) -> keras.initializers.Initializer:
         name = layers.default_initializer(activation)
@@ -69,7 +73,7 @@ class KerasLayers(OurLayers):
 
 
 def mlp(
-    kit: OurLayers,
+    kit: OurLayers | KerasLayers,
     image_shape: Sequence[int] = (28, 28, 1),
     hidden_units: Sequence[int] = (800, 800),
     activation: str = "relu",
@@ -87,7 +91,7 @@ def mlp(
 
 
 def lenet(
-    kit: OurLayers,
+    kit: OurLayers | KerasLayers,
     image_shape: Sequence[int] = (28, 28, 1),
     filters: Sequence[int] = (20, 50),
     dense_units: int = 500,

@@ -68,9 +68,9 @@ class Trainer:
             self.eval_accuracy = keras.metrics.SparseCategoricalAccuracy("accuracy")
         self._kernels = [v for v in model.trainable_variables if len(v.shape) >= 2]
         # XLA compiles the forward/backward pass only: the optimizer update may synchronize replicas.
-        self._gradients = (
-            tf.function(self._loss_and_gradients, jit_compile=True) if jit_compile else (self._loss_and_gradients)
-        )
+        self._gradients = self._loss_and_gradients
+        if jit_compile:
+            self._gradients = tf.function(self._loss_and_gradients, jit_compile=True)
 
     def _loss_and_gradients(self, images: tf.Tensor, labels: tf.Tensor):
         with tf.GradientTape() as tape:
@@ -143,7 +143,7 @@ def run(config: Config, reporter: ConsoleReporter | None = None) -> dict[str, An
     manager = _checkpoint_manager(checkpoint, model_dir)
     first_epoch = _restore(checkpoint, manager)
 
-    validation = splits.validation and data.eval_dataset(splits.validation, config.eval_batch_size)
+    validation = data.eval_dataset(splits.validation, config.eval_batch_size) if splits.validation else None
     train_iterator = iter(
         strategy.experimental_distribute_dataset(
             data.train_dataset(splits.train, config.batch_size, config.seed, first_epoch)
@@ -185,7 +185,7 @@ def run(config: Config, reporter: ConsoleReporter | None = None) -> dict[str, An
         "test_loss": test_loss,
         "export_dir": os.fspath(export_path) if export_path else None,
         "parameters": model.count_params(),
-        "flags": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()},
+        "flags": dataclasses.asdict(config),
     }
     results_path = model_dir / "results.json"
     write_json_atomic(results_path, results)

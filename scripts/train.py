@@ -6,6 +6,7 @@ python scripts/train.py --model=mlp --data_dir=/path/to/idx/files   # fully offl
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 
@@ -77,32 +78,15 @@ def _ints(name: str) -> tuple[int, ...] | None:
 
 
 def config_from_flags() -> config_lib.Config:
-    return config_lib.Config(
-        model=FLAGS.model,
-        dataset=FLAGS.dataset,
-        data_dir=FLAGS.data_dir,
-        source=FLAGS.source,
-        tfds_data_dir=FLAGS.tfds_data_dir,
+    """Every Config field comes from the flag of the same name; a field without a flag fails here, loudly."""
+    values = {field.name: getattr(FLAGS, field.name) for field in dataclasses.fields(config_lib.Config)}
+    values.update(
         model_dir=FLAGS.model_dir or f"runs/{FLAGS.model}/{time.strftime('%Y%m%d-%H%M%S')}",
         export_dir=FLAGS.export_dir or None,
-        epochs=FLAGS.epochs,
-        batch_size=FLAGS.batch_size,
-        eval_batch_size=FLAGS.eval_batch_size,
-        optimizer=FLAGS.optimizer,
-        learning_rate=FLAGS.learning_rate,
-        lr_schedule=FLAGS.lr_schedule,
-        momentum=FLAGS.momentum,
-        weight_decay=FLAGS.weight_decay,
-        seed=FLAGS.seed,
-        validation_size=FLAGS.validation_size,
-        layers=FLAGS.layers,
-        activation=FLAGS.activation,
-        dropout=FLAGS.dropout,
         hidden_units=_ints("hidden_units"),
         filters=_ints("filters"),
-        strategy=FLAGS.strategy,
-        jit_compile=FLAGS.jit_compile,
     )
+    return config_lib.Config(**values)
 
 
 def main(argv: list[str]) -> None:

@@ -90,13 +90,14 @@ class _Connection:
         pass
 
 
-def test_tfds_source_through_mock_data(monkeypatch):
+@pytest.mark.parametrize("dataset", ["mnist", "fashion_mnist"])
+def test_tfds_source_through_mock_data(monkeypatch, dataset):
     # mock_data serves fake examples but leaves `is_prepared()` false, so the loader probes the network before
     # "downloading": let the probe succeed (the no-network case has its own test below).
     monkeypatch.setattr(socket, "create_connection", lambda *args, **kwargs: _Connection())
     with tfds.testing.mock_data(num_examples=40):
-        splits = data.load("mnist", source="tfds", validation_size=10)
-    assert splits.source == "tfds:mnist"
+        splits = data.load(dataset, source="tfds", validation_size=10)
+    assert splits.source == f"tfds:{dataset}"
     assert (len(splits.train), len(splits.validation), len(splits.test)) == (30, 10, 40)
     assert splits.train.images.shape[1:] == (28, 28, 1) and splits.train.images.dtype == np.uint8
     assert splits.train.labels.max() < 10

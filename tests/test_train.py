@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 from conftest import make_digits
 
-from mnist_tf import train
+from mnist_tf import data, train
 from mnist_tf.config import OPTIMIZERS
 from mnist_tf.console import ConsoleReporter
 from mnist_tf.errors import MnistTfError
@@ -60,6 +60,16 @@ def test_mlp_learns_and_writes_results_checkpoints_logs_and_export(tiny_config):
     for split in ("train", "validation", "test"):
         assert list((Path(model_dir) / split).glob("events.out.*")), split
     assert results["export_dir"].endswith("saved_models/mlp/1")
+
+
+def test_progress_bar_on_a_terminal(tiny_config, monkeypatch):
+    monkeypatch.setattr(ConsoleReporter, "REFRESH_SECONDS", 0.0)  # draw on every step
+    stream = io.StringIO()
+    train.run(dataclasses.replace(tiny_config, epochs=1, export_dir=None), ConsoleReporter(stream, interactive=True))
+    output = stream.getvalue()
+    steps = data.steps_per_epoch(data.load(data_dir=tiny_config.data_dir, validation_size=200).train, 50)
+    assert f"\repoch 1/1 [{'=' * 24}] {steps}/{steps}  loss " in output
+    assert "\r\033[Kepoch 1/1  loss" in output  # the bar is cleared before the epoch line
 
 
 def test_exported_saved_model_serves_raw_pixels_without_our_code(tiny_config, tmp_path):

@@ -1,0 +1,57 @@
+"""Learning-rate schedules have the shape their names promise; every optimizer name builds its optimizer."""
+
+import sys
+from itertools import pairwise
+
+import keras
+import pytest
+
+from mnist_tf import optimizers
+from mnist_tf.config import OPTIMIZERS, Config
+
+
+def rates(schedule: str, total_steps: int = 1000) -> list[float]:
+    lr = optimizers.learning_rate(Config(learning_rate=0.1, lr_schedule=schedule), total_steps)
+    return [float(lr(step)) if callable(lr) else lr for step in range(0, total_steps + 1, 50)]
+
+
+def test_constant():
+    assert set(rates("constant")) == {0.1}
+
+
+def test_cosine_decays_from_peak_to_zero():
+    values = rates("cosine")
+    assert values[0] == pytest.approx(0.1)
+    assert values[-1] == pytest.approx(0.0, abs=1e-7)
+    assert all(a >= b for a, b in pairwise(values))
+
+
+def test_one_cycle_warms_up_to_the_peak_then_anneals_to_zero():
+    values = rates("one_cycle")
+    peak_index = values.index(max(values))
+    assert values[0] == pytest.approx(0.1 / optimizers.ONE_CYCLE_START_DIVISOR)
+    assert max(values) == pytest.approx(0.1)
+    assert peak_index * 50 == 1000 * optimizers.ONE_CYCLE_WARMUP_FRACTION
+    assert all(a < b for a, b in pairwise(values[: peak_index + 1]))
+    assert values[-1] == pytest.approx(0.0, abs=1e-7)
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_each_name_builds_its_optimizer(name):
+    optimizer = optimizers.make(Config(optimizer=name, lr_schedule="constant", momentum=0.8), total_steps=10)
+    expected = {
+        "sgd": keras.optimizers.SGD,
+        "momentum": keras.optimizers.SGD,
+        "nesterov": keras.optimizers.SGD,
+        "adam": keras.optimizers.Adam,
+        "rmsprop": keras.optimizers.RMSprop,
+        "adagrad": keras.optimizers.Adagrad,
+    }[name]
+    assert type(optimizer) is expected
+    if expected is keras.optimizers.SGD:
+        assert optimizer.momentum == (0.0 if name == "sgd" else 0.8)
+        assert optimizer.nesterov == (name == "nesterov")
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))
