@@ -153,24 +153,26 @@ def run(config: Config, reporter: ConsoleReporter | None = None) -> dict[str, An
     summaries = Summaries(model_dir)
     run_start = time.perf_counter()
     train_seconds = 0.0
-    for epoch in range(first_epoch, config.epochs):
-        result = _train_epoch(trainer, train_iterator, epoch, config, steps_per_epoch, reporter, manager)
-        if validation is not None:
-            validation_loss, validation_accuracy = trainer.evaluate(validation)
-            result = dataclasses.replace(
-                result, validation_loss=validation_loss, validation_accuracy=validation_accuracy
-            )
-        train_seconds += result.seconds
-        epochs_done.assign(epoch + 1)
-        manager.save(checkpoint_number=epoch + 1)
-        _write_epoch_summaries(summaries, result, float(optimizer.learning_rate), steps_per_epoch)
-        elapsed = time.perf_counter() - run_start
-        eta = elapsed / (epoch + 1 - first_epoch) * (config.epochs - epoch - 1)
-        reporter.epoch_end(result, config.epochs, elapsed, eta)
+    try:
+        for epoch in range(first_epoch, config.epochs):
+            result = _train_epoch(trainer, train_iterator, epoch, config, steps_per_epoch, reporter, manager)
+            if validation is not None:
+                validation_loss, validation_accuracy = trainer.evaluate(validation)
+                result = dataclasses.replace(
+                    result, validation_loss=validation_loss, validation_accuracy=validation_accuracy
+                )
+            train_seconds += result.seconds
+            epochs_done.assign(epoch + 1)
+            manager.save(checkpoint_number=epoch + 1)
+            _write_epoch_summaries(summaries, result, float(optimizer.learning_rate), steps_per_epoch)
+            elapsed = time.perf_counter() - run_start
+            eta = elapsed / (epoch + 1 - first_epoch) * (config.epochs - epoch - 1)
+            reporter.epoch_end(result, config.epochs, elapsed, eta)
 
-    test_loss, test_accuracy = trainer.evaluate(data.eval_dataset(splits.test, config.eval_batch_size))
-    summaries.scalars("test", config.epochs * steps_per_epoch, {"loss": test_loss, "accuracy": test_accuracy})
-    summaries.close()
+        test_loss, test_accuracy = trainer.evaluate(data.eval_dataset(splits.test, config.eval_batch_size))
+        summaries.scalars("test", config.epochs * steps_per_epoch, {"loss": test_loss, "accuracy": test_accuracy})
+    finally:
+        summaries.close()
     export_path = export_saved_model(model, Path(config.export_dir) / config.model) if config.export_dir else None
     trained_images = (config.epochs - first_epoch) * steps_per_epoch * config.batch_size
     results = {
@@ -184,7 +186,7 @@ def run(config: Config, reporter: ConsoleReporter | None = None) -> dict[str, An
         "test_accuracy": test_accuracy,
         "test_loss": test_loss,
         "export_dir": os.fspath(export_path) if export_path else None,
-        "parameters": model.count_params(),
+        "trainable_parameters": sum(math.prod(v.shape) for v in model.trainable_variables),
         "flags": dataclasses.asdict(config),
     }
     results_path = model_dir / "results.json"

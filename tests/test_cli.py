@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -80,6 +81,41 @@ def test_no_network_and_no_data_fails_fast_with_the_fix(tmp_path):
         pytest.skip("this machine has network: tfds downloaded MNIST")
     assert "cannot be downloaded (no network): pass --data_dir=DIR" in process.stderr
     assert "Traceback" not in process.stderr
+
+
+def test_ctrl_c_says_how_to_resume_and_keeps_the_checkpoint(idx_dir, tmp_path):
+    model_dir = tmp_path / "run"
+    process = subprocess.Popen(
+        [
+            *TRAIN,
+            "--model=mlp",
+            f"--data_dir={idx_dir}",
+            f"--model_dir={model_dir}",
+            "--export_dir=",
+            "--epochs=1000",
+            "--batch_size=50",
+            "--hidden_units=32",
+            "--validation_size=100",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        # As at a terminal: a shell's background job would inherit SIGINT ignored, and Python keeps it so.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        for line in process.stdout:
+            if line.startswith("epoch "):
+                break
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert f"run the same command with --model_dir={model_dir} to resume" in stderr
+    assert "Traceback" not in stderr
+    assert (model_dir / "checkpoints" / "checkpoint").exists()
 
 
 def test_helpshort_lists_the_flags():

@@ -55,6 +55,7 @@ def test_mlp_learns_and_writes_results_checkpoints_logs_and_export(tiny_config):
     ):
         assert key in on_disk
     assert on_disk["flags"]["hidden_units"] == [64] and on_disk["flags"]["batch_size"] == 50
+    assert on_disk["trainable_parameters"] == 784 * 64 + 64 + 64 * 10 + 10
     assert on_disk["test_accuracy"] == results["test_accuracy"] and on_disk["images_per_second"] > 0
     assert tf.train.latest_checkpoint(f"{model_dir}/checkpoints").endswith("ckpt-3")
     for split in ("train", "validation", "test"):
