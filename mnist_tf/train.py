@@ -213,11 +213,8 @@ def _train_epoch(
     loss, accuracy = trainer.train_metrics()  # reading the metrics waits for the last step to finish
     seconds = time.perf_counter() - start
     if not math.isfinite(loss):
-        last = (
-            f"the last good checkpoint is {manager.latest_checkpoint}"
-            if manager.latest_checkpoint
-            else ("no checkpoint was written")
-        )
+        last = manager.latest_checkpoint
+        last = f"the last good checkpoint is {last}" if last else "no checkpoint was written"
         raise MnistTfError(f"training loss became {loss} in epoch {epoch + 1}; try a lower --learning_rate ({last})")
     return EpochResult(epoch + 1, loss, accuracy, None, None, seconds, steps * config.batch_size / seconds)
 
