@@ -18,7 +18,8 @@ LAYERS = ("ours", "keras")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "rmsprop", "adagrad")
 LR_SCHEDULES = ("constant", "cosine", "one_cycle")
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "gelu")
-STRATEGIES = ("default", "one_device", "mirrored")
+STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "tpu")
+DTYPES = ("float32", "bfloat16", "float16")
 JIT_COMPILE = ("auto", "on", "off")
 
 # Per-model defaults for values whose good setting depends on the architecture.
@@ -55,6 +56,10 @@ class Config:
     hidden_units: tuple[int, ...] | None = None
     filters: tuple[int, ...] | None = None
     strategy: str = "default"
+    num_gpus: int | None = None
+    tpu: str = ""
+    dtype: str = "float32"
+    steps_per_loop: int = 1
     jit_compile: str = "auto"
 
     def resolve(self) -> Config:
@@ -79,10 +84,11 @@ class Config:
             ("lr_schedule", LR_SCHEDULES),
             ("activation", ACTIVATIONS),
             ("strategy", STRATEGIES),
+            ("dtype", DTYPES),
             ("jit_compile", JIT_COMPILE),
         ):
             _check_choice(name, getattr(self, name), choices)
-        for name in ("epochs", "batch_size", "eval_batch_size"):
+        for name in ("epochs", "batch_size", "eval_batch_size", "steps_per_loop"):
             if getattr(self, name) < 1:
                 raise MnistTfError(f"--{name} must be at least 1, got {getattr(self, name)}")
         if self.validation_size < 0:
@@ -103,6 +109,12 @@ class Config:
             raise MnistTfError(f"--filters for lenet is two positive conv sizes, got {list(self.filters)}")
         if self.model == "mlp" and self.filters:
             raise MnistTfError("--filters applies to lenet only")
+        if self.num_gpus is not None and self.num_gpus < 0:
+            raise MnistTfError(f"--num_gpus must be 0 or more, got {self.num_gpus}")
+        if self.num_gpus is not None and self.strategy not in ("one_device", "mirrored"):
+            raise MnistTfError("--num_gpus applies to --strategy=one_device or mirrored")
+        if self.tpu and self.strategy != "tpu":
+            raise MnistTfError("--tpu applies to --strategy=tpu")
         if self.source == "idx" and not self.data_dir:
             raise MnistTfError("--source=idx needs --data_dir (a folder with the four IDX files)")
 

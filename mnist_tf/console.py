@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import warnings
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
@@ -22,6 +23,9 @@ def silence_tensorflow() -> None:
     TensorFlow imports; a Python error in that window still shows, since it is printed
     after stderr returns.
     """
+    # TensorFlow warns about its own tf.data internals whenever a distribution strategy iterates a dataset
+    # inside a tf.function; nothing a user of this project could act on.
+    warnings.filterwarnings("ignore", message="To make it possible to preserve tf.data options", category=UserWarning)
     if "tensorflow" in sys.modules or os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3") != "3":
         return
     sys.stderr.flush()
@@ -91,12 +95,16 @@ class ConsoleReporter:
         )
         self.print(line)
 
-    def finish(self, results: dict[str, Any], results_path: str) -> None:
+    def finish(self, results: dict[str, Any], results_path: str | None) -> None:
+        """The run's summary; `results_path` is None on a multi-worker worker that is not the chief."""
         self.print(f"test  loss {results['test_loss']:.4f}  accuracy {results['test_accuracy']:.4f}")
         self.print(
             f"trained {results['epochs']} epochs in {format_duration(results['train_seconds'])} "
-            f"({results['images_per_second']:,.0f} img/s)"
+            f"({results['images_per_second']:,.0f} img/s) · weights sha256 {results['weights_sha256'][:12]}"
         )
+        if results_path is None:
+            self.print("not the chief: this worker's checkpoints, logs and export were temporary and are removed")
+            return
         if results["export_dir"]:
             self.print(f"SavedModel: {results['export_dir']}")
         self.print(f"results: {results_path}")

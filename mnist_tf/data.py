@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from mnist_tf import idx
-from mnist_tf.errors import MnistTfError
+from mnist_tf.errors import MnistTfError, first_line
 
 DATA_DIR_ENV = "MNIST_TF_DATA_DIR"
 NUM_CLASSES = 10
@@ -112,9 +112,17 @@ def steps_per_epoch(split: Split, batch_size: int) -> int:
 
 
 def eval_dataset(split: Split, batch_size: int) -> tf.data.Dataset:
-    """Every example once, in order, the last batch possibly partial."""
-    examples = tf.data.Dataset.from_tensor_slices((split.images, split.labels))
-    return examples.batch(batch_size).map(normalize).cache().prefetch(tf.data.AUTOTUNE)
+    """Every example once, in order, as (images, labels, weights) batches of exactly `batch_size`.
+
+    The last batch is padded with blank images of weight 0: shapes stay static (TPUs need that), every replica
+    gets an equal share of every batch, and metrics weighted by `weights` count each real example exactly once.
+    """
+    padding = -len(split) % batch_size
+    images = np.concatenate([split.images, np.zeros((padding, *split.images.shape[1:]), split.images.dtype)])
+    labels = np.concatenate([split.labels, np.zeros(padding, split.labels.dtype)])
+    weights = np.concatenate([np.ones(len(split), np.float32), np.zeros(padding, np.float32)])
+    examples = tf.data.Dataset.from_tensor_slices((images, labels, weights)).batch(batch_size, drop_remainder=True)
+    return examples.map(lambda x, y, w: (*normalize(x, y), w)).cache().prefetch(tf.data.AUTOTUNE)
 
 
 def _with_channel(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -150,8 +158,7 @@ def _load_tfds(dataset: str, manual_dir: str | None, tfds_data_dir: str | None) 
     except MnistTfError:
         raise
     except Exception as e:  # tfds raises many types (download, checksum, io); one line is what a user needs
-        detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise MnistTfError(f"tfds could not load {dataset!r}: {detail}") from None
+        raise MnistTfError(f"tfds could not load {dataset!r}: {first_line(e)}") from None
     return train, test
 
 

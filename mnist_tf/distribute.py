@@ -1,17 +1,67 @@
-"""Distribution strategies and device-dependent choices (XLA)."""
+"""Distribution strategies, the mixed-precision policy, and device-dependent choices (XLA).
+
+The training code is the same for every strategy: batch sizes are global, each replica gets its slice, and
+`is_chief` says which process writes the run's outputs (checkpoints, logs, SavedModel). Strategies must be made
+before any other TensorFlow work in the process (multi-worker and TPU configure the runtime).
+"""
 
 from __future__ import annotations
 
+import glob
+import json
+import os
+import socket
+from typing import Any
+from urllib.parse import urlparse
+
+import keras
 import tensorflow as tf
 
+from mnist_tf.errors import MnistTfError, first_line
 
-def make_strategy(name: str) -> tf.distribute.Strategy:
-    """default: no distribution; one_device: pin to the first GPU (else the CPU); mirrored: all local GPUs."""
+# --dtype -> Keras dtype policy. Mixed policies keep float32 variables and compute in 16 bits.
+DTYPE_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+
+
+def make_strategy(name: str, num_gpus: int | None = None, tpu: str = "") -> tf.distribute.Strategy:
+    """The strategy `--strategy=name` asks for; raises MnistTfError when this machine cannot give it.
+
+    default: no distribution. one_device: the first GPU (the CPU with none, or with num_gpus=0). mirrored: the
+    first `num_gpus` local GPUs (all by default); on a machine without GPUs, its logical CPU devices (one, unless
+    split with `tf.config.set_logical_device_configuration`, as the tests do). multi_worker: every worker of the
+    cluster in $TF_CONFIG. tpu: a local or Colab TPU (`tpu=""`) or the one at a grpc:// address.
+    """
     if name == "default":
         return tf.distribute.get_strategy()
+    if name == "multi_worker":
+        return _multi_worker()
+    if name == "tpu":
+        return _tpu(tpu)
+    gpus = _local_gpus(num_gpus)
     if name == "one_device":
-        return tf.distribute.OneDeviceStrategy("/gpu:0" if tf.config.list_logical_devices("GPU") else "/cpu:0")
-    return tf.distribute.MirroredStrategy()
+        return tf.distribute.OneDeviceStrategy(gpus[0] if gpus else "/cpu:0")
+    if gpus:
+        return tf.distribute.MirroredStrategy(gpus)
+    # CPU replicas share one memory, so summing on one device is all the all-reduce they need. (TF's default,
+    # collective ops, also numbers its collectives from 1 in every MirroredStrategy, so a second strategy in the
+    # same process collides with the first: tests and benchmarks make several.)
+    cpus = [device.name for device in tf.config.list_logical_devices("CPU")]
+    return tf.distribute.MirroredStrategy(cpus, cross_device_ops=tf.distribute.ReductionToOneDevice())
+
+
+def distribute_dataset(strategy: tf.distribute.Strategy, dataset: tf.data.Dataset) -> Any:
+    """Splits each global batch of `dataset` into one slice per replica, in replica order.
+
+    The data lives in memory, so sharding is by data (each worker keeps its slices of every batch), not by
+    file; saying so up front spares TensorFlow's warning about trying files first.
+    """
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return strategy.experimental_distribute_dataset(dataset.with_options(options))
+
+
+def dtype_policy(dtype: str) -> keras.DTypePolicy:
+    return keras.DTypePolicy(DTYPE_POLICIES[dtype])
 
 
 def use_jit(setting: str) -> bool:
@@ -22,10 +72,102 @@ def use_jit(setting: str) -> bool:
     return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
 
 
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """True for the one process that writes checkpoints, logs and exports (always, unless multi-worker)."""
+    return strategy.extended.should_checkpoint
+
+
+def per_replica_batch_size(flag: str, global_batch_size: int, strategy: tf.distribute.Strategy) -> int:
+    replicas = strategy.num_replicas_in_sync
+    if global_batch_size % replicas:
+        raise MnistTfError(
+            f"--{flag}={global_batch_size} must be divisible by the number of replicas ({replicas}); "
+            f"try {max(replicas, global_batch_size // replicas * replicas)}"
+        )
+    return global_batch_size // replicas
+
+
 def describe(strategy: tf.distribute.Strategy) -> str:
-    names = {
-        tf.distribute.OneDeviceStrategy: "one_device",
-        tf.distribute.MirroredStrategy: "mirrored",
-    }
-    name = next((n for cls, n in names.items() if isinstance(strategy, cls)), "default")
-    return f"{name} ({strategy.num_replicas_in_sync} replica{'s' if strategy.num_replicas_in_sync > 1 else ''})"
+    """E.g. 'mirrored (2 replicas)' or 'multi_worker (4 replicas) · this is worker 1 of 2 tasks'."""
+    names = (
+        (tf.distribute.TPUStrategy, "tpu"),
+        (tf.distribute.MultiWorkerMirroredStrategy, "multi_worker"),
+        (tf.distribute.MirroredStrategy, "mirrored"),
+        (tf.distribute.OneDeviceStrategy, "one_device"),
+    )
+    name = next((n for cls, n in names if isinstance(strategy, cls)), "default")
+    replicas = strategy.num_replicas_in_sync
+    text = f"{name} ({replicas} replica{'s' if replicas > 1 else ''})"
+    if name == "multi_worker":
+        resolver = strategy.cluster_resolver
+        tasks = sum(len(addresses) for addresses in resolver.cluster_spec().as_dict().values())
+        text += f" · this is {resolver.task_type} {resolver.task_id} of {tasks} tasks"
+    return text
+
+
+def _local_gpus(num_gpus: int | None) -> list[str]:
+    gpus = [device.name for device in tf.config.list_logical_devices("GPU")]
+    if num_gpus is None:
+        return gpus
+    if num_gpus > len(gpus):
+        raise MnistTfError(f"--num_gpus={num_gpus}, but this machine has {len(gpus)} GPU(s)")
+    return gpus[:num_gpus]
+
+
+def _multi_worker() -> tf.distribute.Strategy:
+    """MultiWorkerMirroredStrategy from $TF_CONFIG, checked first so that a typo is one line, not a hang."""
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        raise MnistTfError(
+            "--strategy=multi_worker needs $TF_CONFIG, e.g. "
+            '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}'
+        )
+    try:
+        tf_config = json.loads(raw)
+        task_type, index = tf_config["task"]["type"], int(tf_config["task"]["index"])
+        tasks = tf_config["cluster"][task_type]
+    except (ValueError, KeyError, TypeError) as e:
+        raise MnistTfError(f"$TF_CONFIG is not valid ({type(e).__name__}: {e}): {raw}") from None
+    if not 0 <= index < len(tasks):
+        raise MnistTfError(f"$TF_CONFIG: task index {index} is not in cluster[{task_type!r}] ({len(tasks)} tasks)")
+    try:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    except (ValueError, RuntimeError, tf.errors.OpError) as e:
+        raise MnistTfError(f"cannot start worker {task_type} {index} at {tasks[index]}: {first_line(e)}") from None
+
+
+def _tpu(address: str) -> tf.distribute.Strategy:
+    """TPUStrategy, or a clear error within seconds when there is no TPU to connect to."""
+    address = address or _find_tpu()
+    if address.startswith("grpc://"):
+        _require_reachable(address)
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=address)
+        if address != "local":
+            tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    except (ValueError, RuntimeError, tf.errors.OpError) as e:
+        raise MnistTfError(f"cannot use the TPU {address!r}: {first_line(e)}") from None
+
+
+def _find_tpu() -> str:
+    """A TPU attached to this VM ('local'), Colab's (grpc address), or one named by $TPU_NAME."""
+    if glob.glob("/dev/accel*") or glob.glob("/dev/vfio/[0-9]*"):
+        return "local"
+    if os.environ.get("COLAB_TPU_ADDR"):
+        return "grpc://" + os.environ["COLAB_TPU_ADDR"]
+    if os.environ.get("TPU_NAME"):
+        return os.environ["TPU_NAME"]
+    raise MnistTfError(
+        "--strategy=tpu: no TPU found on this machine (no /dev/accel*, $COLAB_TPU_ADDR or $TPU_NAME); "
+        "on Colab choose a TPU runtime, elsewhere pass --tpu=NAME or --tpu=grpc://HOST:PORT"
+    )
+
+
+def _require_reachable(address: str) -> None:
+    parsed = urlparse(address)
+    try:
+        socket.create_connection((parsed.hostname, parsed.port or 8470), timeout=5).close()
+    except (OSError, ValueError) as e:
+        raise MnistTfError(f"--tpu={address}: cannot reach it ({e})") from None

@@ -6,3 +6,9 @@ class MnistTfError(Exception):
 
     Scripts print it as `error: <message>` and exit non-zero; anything else is a bug and keeps its traceback.
     """
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (TensorFlow's run to pages), or its type when it has none."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

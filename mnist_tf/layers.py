@@ -220,11 +220,13 @@ class Activation(_Layer):
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class Dropout(_Layer):
-    """Inverted dropout with reproducible masks.
+    """Inverted dropout with reproducible masks that do not depend on how the batch is split across replicas.
 
-    Masks come from `tf.nn.experimental.stateless_dropout` seeded by (seed, number of training calls so far,
-    replica id). The call counter is a variable, so it is checkpointed: a resumed run draws the same masks as an
-    uninterrupted one, and replicas under a distribution strategy draw different ones.
+    The mask is drawn with `tf.random.stateless_uniform`, seeded by (seed, number of training calls so far). The
+    call counter is a variable, so it is checkpointed: a resumed run draws the same masks as an uninterrupted one.
+    Under a strategy with R replicas, each replica draws the mask of the whole global batch and keeps its own
+    slice, so a step drops the same units of the same examples with 1 replica or 8, and training gives the same
+    result under every strategy (`tests/test_distribute.py`).
     """
 
     def __init__(self, rate: float, **kwargs) -> None:
@@ -247,10 +249,14 @@ class Dropout(_Layer):
         if not training or self.rate == 0:
             return inputs
         replica = tf.distribute.get_replica_context()
-        replica_id = replica.replica_id_in_sync_group if replica is not None else 0
-        seed = tf.stack([tf.cast(self.seed, tf.int64) * 1_000_003 + tf.cast(replica_id, tf.int64), self.calls.value])
+        replicas, index = (replica.num_replicas_in_sync, replica.replica_id_in_sync_group) if replica else (1, 0)
+        seed = tf.stack([tf.constant(self.seed, tf.int64), self.calls.value])
         self.calls.assign_add(1)
-        return tf.nn.experimental.stateless_dropout(inputs, rate=self.rate, seed=seed)
+        batch = tf.shape(inputs)[0]
+        global_shape = tf.concat([[batch * replicas], tf.shape(inputs)[1:]], axis=0)
+        noise = tf.random.stateless_uniform(global_shape, seed=seed)[index * batch : (index + 1) * batch]
+        keep = tf.cast(noise >= self.rate, inputs.dtype)
+        return inputs * keep * tf.cast(1 / (1 - self.rate), inputs.dtype)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "rate": self.rate}

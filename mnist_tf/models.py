@@ -18,29 +18,34 @@ NUM_CLASSES = 10
 
 
 class LayerKit:
-    """Makes the layers an architecture needs, each with its own seed drawn from one base seed."""
+    """Makes the layers an architecture needs, each with its own seed drawn from one base seed.
 
-    def __init__(self, seed: int) -> None:
+    Every layer computes in `dtype` (a Keras dtype policy: "float32", or "mixed_bfloat16"/"mixed_float16" with
+    float32 weights); the logits layer always computes in float32, so softmax and the loss see float32 logits.
+    """
+
+    def __init__(self, seed: int, dtype: str | keras.DTypePolicy = "float32") -> None:
         self._seeds: Iterator[int] = itertools.count(seed * 1000)
+        self.dtype = dtype
 
 
 class OurLayers(LayerKit):
     """Layers from `mnist_tf.layers`: the default."""
 
-    def dense(self, units: int, activation: str, name: str) -> keras.layers.Layer:
-        return layers.Dense(units, activation=activation, seed=next(self._seeds), name=name)
+    def dense(self, units: int, activation: str, name: str, dtype: str | None = None) -> keras.layers.Layer:
+        return layers.Dense(units, activation=activation, seed=next(self._seeds), name=name, dtype=dtype or self.dtype)
 
     def conv(self, filters: int, activation: str, name: str) -> keras.layers.Layer:
-        return layers.Conv2D(filters, 5, activation=activation, seed=next(self._seeds), name=name)
+        return layers.Conv2D(filters, 5, activation=activation, seed=next(self._seeds), name=name, dtype=self.dtype)
 
     def max_pool(self, name: str) -> keras.layers.Layer:
-        return layers.MaxPool2D(2, name=name)
+        return layers.MaxPool2D(2, name=name, dtype=self.dtype)
 
     def flatten(self, name: str) -> keras.layers.Layer:
-        return layers.Flatten(name=name)
+        return layers.Flatten(name=name, dtype=self.dtype)
 
     def dropout(self, rate: float, name: str) -> keras.layers.Layer:
-        return layers.Dropout(rate, seed=next(self._seeds), name=name)
+        return layers.Dropout(rate, seed=next(self._seeds), name=name, dtype=self.dtype)
 
 
 class KerasLayers(LayerKit):
@@ -52,24 +57,33 @@ class KerasLayers(LayerKit):
             seed=next(self._seeds)
         )
 
-    def dense(self, units: int, activation: str, name: str) -> keras.layers.Layer:
+    def dense(self, units: int, activation: str, name: str, dtype: str | None = None) -> keras.layers.Layer:
         return keras.layers.Dense(
-            units, activation=activation, kernel_initializer=self._initializer(activation), name=name
+            units,
+            activation=activation,
+            kernel_initializer=self._initializer(activation),
+            name=name,
+            dtype=dtype or self.dtype,
         )
 
     def conv(self, filters: int, activation: str, name: str) -> keras.layers.Layer:
         return keras.layers.Conv2D(
-            filters, 5, activation=activation, kernel_initializer=self._initializer(activation), name=name
+            filters,
+            5,
+            activation=activation,
+            kernel_initializer=self._initializer(activation),
+            name=name,
+            dtype=self.dtype,
         )
 
     def max_pool(self, name: str) -> keras.layers.Layer:
-        return keras.layers.MaxPool2D(2, name=name)
+        return keras.layers.MaxPool2D(2, name=name, dtype=self.dtype)
 
     def flatten(self, name: str) -> keras.layers.Layer:
-        return keras.layers.Flatten(name=name)
+        return keras.layers.Flatten(name=name, dtype=self.dtype)
 
     def dropout(self, rate: float, name: str) -> keras.layers.Layer:
-        return keras.layers.Dropout(rate, seed=next(self._seeds), name=name)
+        return keras.layers.Dropout(rate, seed=next(self._seeds), name=name, dtype=self.dtype)
 
 
 def mlp(
@@ -86,7 +100,7 @@ def mlp(
         x = kit.dense(units, activation, f"dense{i}")(x)
         if dropout:
             x = kit.dropout(dropout, f"dropout{i}")(x)
-    logits = kit.dense(NUM_CLASSES, "linear", "logits")(x)
+    logits = kit.dense(NUM_CLASSES, "linear", "logits", dtype="float32")(x)
     return keras.Model(images, logits, name="mlp")
 
 
@@ -108,13 +122,13 @@ def lenet(
     x = kit.dense(dense_units, activation, "dense1")(x)
     if dropout:
         x = kit.dropout(dropout, "dropout1")(x)
-    logits = kit.dense(NUM_CLASSES, "linear", "logits")(x)
+    logits = kit.dense(NUM_CLASSES, "linear", "logits", dtype="float32")(x)
     return keras.Model(images, logits, name="lenet")
 
 
-def build(config: Config, image_shape: Sequence[int]) -> keras.Model:
-    """The model a resolved `config` asks for; call under the strategy's scope."""
-    kit = (OurLayers if config.layers == "ours" else KerasLayers)(config.seed)
+def build(config: Config, image_shape: Sequence[int], dtype: str | keras.DTypePolicy = "float32") -> keras.Model:
+    """The model a resolved `config` asks for, computing in `dtype` (a policy); call under the strategy's scope."""
+    kit = (OurLayers if config.layers == "ours" else KerasLayers)(config.seed, dtype)
     if config.model == "mlp":
         return mlp(kit, image_shape, config.hidden_units, config.activation, config.dropout)
     return lenet(kit, image_shape, config.filters, config.hidden_units[0], config.activation, config.dropout)

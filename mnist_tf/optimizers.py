@@ -28,13 +28,20 @@ def learning_rate(config: Config, total_steps: int) -> float | keras.optimizers.
 
 
 def make(config: Config, total_steps: int) -> keras.optimizers.Optimizer:
-    """The optimizer `config.optimizer` names, driven by its learning-rate schedule."""
-    lr = learning_rate(config, total_steps)
-    name = config.optimizer
+    """The optimizer `config.optimizer` names, driven by its learning-rate schedule.
+
+    With `--dtype=float16` it is wrapped in dynamic loss scaling: float16 gradients underflow to zero without it
+    (bfloat16 has float32's range and needs none).
+    """
+    optimizer = _optimizer(config.optimizer, learning_rate(config, total_steps), config.momentum)
+    return keras.optimizers.LossScaleOptimizer(optimizer) if config.dtype == "float16" else optimizer
+
+
+def _optimizer(name: str, lr: float | keras.optimizers.schedules.LearningRateSchedule, momentum: float):
     if name == "sgd":
         return keras.optimizers.SGD(lr)
     if name in ("momentum", "nesterov"):
-        return keras.optimizers.SGD(lr, momentum=config.momentum, nesterov=name == "nesterov")
+        return keras.optimizers.SGD(lr, momentum=momentum, nesterov=name == "nesterov")
     if name == "adam":
         return keras.optimizers.Adam(lr)
     if name == "rmsprop":

@@ -6,20 +6,26 @@ model/optimizer/strategy, and is what tests and benchmarks drive directly.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
 import math
 import os
+import shutil
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from mnist_tf import data, distribute, models, optimizers
 from mnist_tf.config import Config
 from mnist_tf.console import ConsoleReporter
-from mnist_tf.errors import MnistTfError
+from mnist_tf.errors import MnistTfError, first_line
 from mnist_tf.export import export_saved_model
 from mnist_tf.files import write_json_atomic
 from mnist_tf.summaries import Summaries
@@ -80,6 +86,8 @@ class Trainer:
             if self.weight_decay:
                 l2 = self.weight_decay * tf.add_n([tf.nn.l2_loss(kernel) for kernel in self._kernels])
                 loss += tf.nn.scale_regularization_loss(l2)
+            # float16 scales the loss up so small gradients survive; the optimizer scales them back down.
+            loss = self.optimizer.scale_loss(loss)
         gradients = tape.gradient(loss, self.model.trainable_variables)
         return per_example_loss, logits, gradients
 
@@ -89,26 +97,34 @@ class Trainer:
         self.train_loss.update_state(per_example_loss)
         self.train_accuracy.update_state(labels, logits)
 
-    def _replica_eval_step(self, images: tf.Tensor, labels: tf.Tensor) -> None:
+    def _replica_eval_step(self, images: tf.Tensor, labels: tf.Tensor, weights: tf.Tensor) -> None:
         logits = tf.cast(self.model(images, training=False), tf.float32)
-        self.eval_loss.update_state(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
-        self.eval_accuracy.update_state(labels, logits)
+        per_example_loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+        self.eval_loss.update_state(per_example_loss, sample_weight=weights)
+        self.eval_accuracy.update_state(labels, logits, sample_weight=weights)
+
+    def train(self, iterator: Any, steps: int = 1) -> None:
+        """`steps` optimizer steps on the next global batches of a distributed iterator, in one call.
+
+        Several steps per call (`--steps_per_loop`) keep the loop on the device: TPUs need it to stay busy.
+        """
+        self._train_steps(iterator, tf.constant(steps, tf.int32))  # a tensor: no retracing per count
 
     @tf.function
-    def train_step(self, iterator: Any) -> None:
-        """One optimizer step on the next global batch of a distributed iterator."""
-        self.strategy.run(self._replica_train_step, args=next(iterator))
+    def _train_steps(self, iterator: Any, steps: tf.Tensor) -> None:
+        for _ in tf.range(steps):
+            self.strategy.run(self._replica_train_step, args=next(iterator))
 
     @tf.function
     def _evaluate(self, dataset: Any) -> None:
-        for images, labels in dataset:
-            self.strategy.run(self._replica_eval_step, args=(images, labels))
+        for batch in dataset:
+            self.strategy.run(self._replica_eval_step, args=batch)
 
     def evaluate(self, dataset: tf.data.Dataset) -> tuple[float, float]:
-        """(mean loss, accuracy) over every example of `dataset`."""
+        """(mean loss, accuracy) over the examples of a `data.eval_dataset` (padding excluded)."""
         self.eval_loss.reset_state()
         self.eval_accuracy.reset_state()
-        self._evaluate(self.strategy.experimental_distribute_dataset(dataset))
+        self._evaluate(distribute.distribute_dataset(self.strategy, dataset))
         return float(self.eval_loss.result()), float(self.eval_accuracy.result())
 
     def train_metrics(self) -> tuple[float, float]:
@@ -122,35 +138,42 @@ class Trainer:
 def run(config: Config, reporter: ConsoleReporter | None = None) -> dict[str, Any]:
     """Trains, evaluates on the test split, exports, and writes `<model_dir>/results.json`; returns the results.
 
-    A `model_dir` that already holds a checkpoint is resumed from its last completed epoch.
+    A `model_dir` that already holds a checkpoint is resumed from its last completed epoch. Under multi-worker
+    every worker runs this; the chief writes to `model_dir` and `export_dir`, the others to a temporary
+    directory that is removed at the end (they must write too: saving takes part in collective ops).
     """
     config = config.resolve()
-    reporter = reporter or ConsoleReporter()
-    model_dir = Path(config.model_dir)
+    # First: the multi-worker and TPU strategies configure the runtime, which must precede other TF work.
+    strategy = distribute.make_strategy(config.strategy, config.num_gpus, config.tpu)
+    for flag in ("batch_size", "eval_batch_size"):
+        distribute.per_replica_batch_size(flag, getattr(config, flag), strategy)
     keras.utils.set_random_seed(config.seed)
+    with _output_dir(Path(config.model_dir), distribute.is_chief(strategy)) as output_dir:
+        return _run(config, strategy, output_dir, reporter or ConsoleReporter())
 
-    strategy = distribute.make_strategy(config.strategy)
+
+def _run(
+    config: Config, strategy: tf.distribute.Strategy, output_dir: Path, reporter: ConsoleReporter
+) -> dict[str, Any]:
     splits = data.load(config.dataset, config.data_dir, config.source, config.validation_size, config.tfds_data_dir)
     steps_per_epoch = data.steps_per_epoch(splits.train, config.batch_size)
     with strategy.scope():
-        model = models.build(config, splits.image_shape)
+        model = models.build(config, splits.image_shape, distribute.dtype_policy(config.dtype))
         optimizer = optimizers.make(config, total_steps=config.epochs * steps_per_epoch)
         epochs_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="epochs_done")
     trainer = Trainer(
         model, optimizer, strategy, config.batch_size, config.weight_decay, distribute.use_jit(config.jit_compile)
     )
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epochs_done=epochs_done)
-    manager = _checkpoint_manager(checkpoint, model_dir)
-    first_epoch = _restore(checkpoint, manager)
+    manager = _checkpoint_manager(checkpoint, output_dir)
+    resumed_from = tf.train.latest_checkpoint(os.path.join(config.model_dir, "checkpoints"))
+    first_epoch = _restore(checkpoint, resumed_from)
 
     validation = data.eval_dataset(splits.validation, config.eval_batch_size) if splits.validation else None
-    train_iterator = iter(
-        strategy.experimental_distribute_dataset(
-            data.train_dataset(splits.train, config.batch_size, config.seed, first_epoch)
-        )
-    )
-    reporter.start(_header(config, splits, strategy, steps_per_epoch, first_epoch, manager), model)
-    summaries = Summaries(model_dir)
+    train_batches = data.train_dataset(splits.train, config.batch_size, config.seed, first_epoch)
+    train_iterator = iter(distribute.distribute_dataset(strategy, train_batches))
+    reporter.start(_header(config, splits, strategy, steps_per_epoch, first_epoch, resumed_from), model)
+    summaries = Summaries(output_dir)
     run_start = time.perf_counter()
     train_seconds = 0.0
     try:
@@ -173,7 +196,11 @@ def run(config: Config, reporter: ConsoleReporter | None = None) -> dict[str, An
         summaries.scalars("test", config.epochs * steps_per_epoch, {"loss": test_loss, "accuracy": test_accuracy})
     finally:
         summaries.close()
-    export_path = export_saved_model(model, Path(config.export_dir) / config.model) if config.export_dir else None
+    chief = distribute.is_chief(strategy)
+    export_path = None
+    if config.export_dir:
+        export_base = Path(config.export_dir) if chief else output_dir / "export"
+        export_path = export_saved_model(model, export_base / config.model)
     trained_images = (config.epochs - first_epoch) * steps_per_epoch * config.batch_size
     results = {
         "model": config.model,
@@ -185,14 +212,37 @@ def run(config: Config, reporter: ConsoleReporter | None = None) -> dict[str, An
         "images_per_second": round(trained_images / train_seconds, 1) if train_seconds else 0.0,
         "test_accuracy": test_accuracy,
         "test_loss": test_loss,
-        "export_dir": os.fspath(export_path) if export_path else None,
+        "export_dir": os.fspath(export_path) if export_path and chief else None,
         "trainable_parameters": sum(math.prod(v.shape) for v in model.trainable_variables),
+        "weights_sha256": weights_digest(model),
+        "replicas": strategy.num_replicas_in_sync,
         "flags": dataclasses.asdict(config),
     }
-    results_path = model_dir / "results.json"
+    results_path = output_dir / "results.json"
     write_json_atomic(results_path, results)
-    reporter.finish(results, os.fspath(results_path))
+    reporter.finish(results, os.fspath(results_path) if chief else None)
     return results
+
+
+def weights_digest(model: keras.Model) -> str:
+    """SHA-256 of every weight's bytes, in order: equal digests mean bit-identical models."""
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        digest.update(np.ascontiguousarray(weight.value).tobytes())
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def _output_dir(model_dir: Path, chief: bool) -> Iterator[Path]:
+    """`model_dir` for the chief; for other workers a temporary directory, removed when the run ends."""
+    if chief:
+        yield model_dir
+        return
+    temporary = Path(tempfile.mkdtemp(prefix="mnist_tf-worker-"))
+    try:
+        yield temporary
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
 
 
 def _train_epoch(
@@ -206,8 +256,11 @@ def _train_epoch(
 ) -> EpochResult:
     trainer.reset_train_metrics()
     start = time.perf_counter()
-    for step in range(1, steps + 1):
-        trainer.train_step(iterator)
+    step = 0
+    while step < steps:
+        calls = min(config.steps_per_loop, steps - step)
+        trainer.train(iterator, calls)
+        step += calls
         if reporter.wants_progress():
             reporter.progress(epoch + 1, config.epochs, step, steps, *trainer.train_metrics())
     loss, accuracy = trainer.train_metrics()  # reading the metrics waits for the last step to finish
@@ -227,16 +280,15 @@ def _checkpoint_manager(checkpoint: tf.train.Checkpoint, model_dir: Path) -> tf.
     return tf.train.CheckpointManager(checkpoint, os.fspath(model_dir / "checkpoints"), max_to_keep=3)
 
 
-def _restore(checkpoint: tf.train.Checkpoint, manager: tf.train.CheckpointManager) -> int:
-    """Restores the latest checkpoint, if any; returns the number of epochs it had completed."""
-    if not manager.latest_checkpoint:
+def _restore(checkpoint: tf.train.Checkpoint, path: str | None) -> int:
+    """Restores the checkpoint at `path`, if any; returns the number of epochs it had completed."""
+    if not path:
         return 0
     try:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        checkpoint.restore(path).assert_existing_objects_matched()
     except (AssertionError, ValueError, tf.errors.OpError) as e:
-        first_line = str(e).strip().splitlines()[0]
         raise MnistTfError(
-            f"{manager.latest_checkpoint} does not fit this model ({first_line}); use a new --model_dir to start over"
+            f"{path} does not fit this model ({first_line(e)}); use a new --model_dir to start over"
         ) from None
     return int(checkpoint.epochs_done.numpy())
 
@@ -247,21 +299,22 @@ def _header(
     strategy: tf.distribute.Strategy,
     steps_per_epoch: int,
     first_epoch: int,
-    manager: tf.train.CheckpointManager,
+    resumed_from: str | None,
 ) -> list[str]:
     validation = f" · validation {len(splits.validation):,}" if splits.validation else ""
-    replicas = strategy.num_replicas_in_sync
+    per_replica = config.batch_size // strategy.num_replicas_in_sync
+    per_call = f" · {config.steps_per_loop} steps per call" if config.steps_per_loop > 1 else ""
     lines = [
         f"mnist_tf: {config.model} ({config.layers} layers) on {config.dataset} from {splits.source}",
         f"data: train {len(splits.train):,}{validation} · test {len(splits.test):,} images",
-        f"strategy: {distribute.describe(strategy)} · batch {config.batch_size} "
-        f"({config.batch_size // replicas} per replica) · {steps_per_epoch} steps/epoch",
+        f"strategy: {distribute.describe(strategy)} · batch {config.batch_size} ({per_replica} per replica)"
+        f" · {steps_per_epoch} steps/epoch{per_call} · {distribute.DTYPE_POLICIES[config.dtype]}",
         f"optimizer: {config.optimizer} lr {config.learning_rate:g} ({config.lr_schedule})"
         f" · weight decay {config.weight_decay:g} · {config.epochs} epochs · seed {config.seed}",
         f"model_dir: {config.model_dir}",
     ]
     if first_epoch:
-        lines.append(f"resuming from {manager.latest_checkpoint} ({first_epoch} epochs done)")
+        lines.append(f"resuming from {resumed_from} ({first_epoch} epochs done)")
     return lines
 
 

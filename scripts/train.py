@@ -57,7 +57,27 @@ flags.DEFINE_list(
     "hidden_units", None, "Hidden dense sizes: mlp e.g. 800 or 500,500; lenet one size (default: per model)."
 )
 flags.DEFINE_list("filters", None, "LeNet conv filters, e.g. 20,50 (default: per model).")
-flags.DEFINE_enum("strategy", _defaults.strategy, config_lib.STRATEGIES, "tf.distribute strategy.")
+flags.DEFINE_enum(
+    "strategy",
+    _defaults.strategy,
+    config_lib.STRATEGIES,
+    "tf.distribute strategy: default (no distribution), one_device, mirrored (local GPUs), multi_worker "
+    "(several machines, from $TF_CONFIG), tpu.",
+)
+flags.DEFINE_integer(
+    "num_gpus", None, "Local GPUs for mirrored (the first N) or one_device (0: the CPU). Default: all.", lower_bound=0
+)
+flags.DEFINE_string("tpu", _defaults.tpu, "TPU: empty finds a local or Colab one; or a name, or grpc://HOST:PORT.")
+flags.DEFINE_enum(
+    "dtype",
+    _defaults.dtype,
+    config_lib.DTYPES,
+    "Compute dtype: float32, or mixed precision with float32 weights: bfloat16 (TPUs, recent CPUs) or float16 "
+    "(GPUs, with loss scaling). Logits, loss and the SavedModel's outputs stay float32.",
+)
+flags.DEFINE_integer(
+    "steps_per_loop", _defaults.steps_per_loop, "Training steps per tf.function call (TPUs like 100+).", lower_bound=1
+)
 flags.DEFINE_enum(
     "jit_compile", _defaults.jit_compile, config_lib.JIT_COMPILE, "XLA for the train step; auto: GPU/TPU only."
 )

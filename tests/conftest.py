@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from mnist_tf import idx
+from mnist_tf import idx, train  # first: it quiets TensorFlow before TensorFlow is imported
 from mnist_tf.config import Config
+from mnist_tf.console import ConsoleReporter
 
 REPO = Path(__file__).resolve().parents[1]
 # The real MNIST files (see ../shared/datasets/README.md); real-data tests skip when they are absent.
@@ -17,6 +20,34 @@ REAL_MNIST = Path(os.environ.get("MNIST_TF_REAL_DATA", REPO.parent / "shared" / 
 requires_real_mnist = pytest.mark.skipif(
     not (REAL_MNIST / "train-images-idx3-ubyte.gz").exists(), reason=f"real MNIST files not found at {REAL_MNIST}"
 )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Splits the CPU into two logical devices, so MirroredStrategy runs two replicas here (before TF starts)."""
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+
+def quiet_run(config: Config) -> tuple[dict[str, Any], str]:
+    """train.run with its console output captured: (results, output)."""
+    stream = io.StringIO()
+    results = train.run(config, ConsoleReporter(stream, interactive=False))
+    return results, stream.getvalue()
+
+
+def checkpoint_weights(model_dir: str) -> dict[str, np.ndarray]:
+    """The model's variables in the latest checkpoint of a run (trainable ones are stored under the optimizer)."""
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(f"{model_dir}/checkpoints"))
+    names = reader.get_variable_to_shape_map()
+    return {
+        name: reader.get_tensor(name)
+        for name in sorted(names)
+        if name.startswith(("model/", "optimizer/_trainable_variables/"))
+    }
 
 
 def make_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

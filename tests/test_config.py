@@ -34,6 +34,15 @@ def test_resolve_fills_model_defaults_and_keeps_explicit_values():
         ({"filters": (8,)}, "--filters for lenet is two positive conv sizes"),
         ({"model": "mlp", "filters": (8, 8)}, "--filters applies to lenet only"),
         ({"source": "idx"}, "--source=idx needs --data_dir"),
+        (
+            {"strategy": "horovod"},
+            "--strategy='horovod' is not one of: default, one_device, mirrored, multi_worker, tpu",
+        ),
+        ({"dtype": "float64"}, "--dtype='float64' is not one of: float32, bfloat16, float16"),
+        ({"steps_per_loop": 0}, "--steps_per_loop must be at least 1, got 0"),
+        ({"strategy": "mirrored", "num_gpus": -1}, "--num_gpus must be 0 or more"),
+        ({"num_gpus": 2}, "--num_gpus applies to --strategy=one_device or mirrored"),
+        ({"tpu": "grpc://10.0.0.2:8470"}, "--tpu applies to --strategy=tpu"),
     ],
 )
 def test_bad_values_raise_one_line(changes, message):

@@ -73,10 +73,14 @@ def test_resumed_pipeline_sees_the_same_later_epochs(idx_dir):
     np.testing.assert_array_equal(np.concatenate(resumed), np.concatenate(full[2 * steps :]))
 
 
-def test_eval_pipeline_covers_every_example_in_order(idx_dir):
-    split = data.load(data_dir=str(idx_dir)).test
-    labels = np.concatenate([batch.numpy() for _, batch in data.eval_dataset(split, 128)])
-    np.testing.assert_array_equal(labels, split.labels)
+def test_eval_pipeline_covers_every_example_once_in_full_batches(idx_dir):
+    split = data.load(data_dir=str(idx_dir)).test  # 300 images: 3 batches of 128, the last with 84 blanks
+    batches = list(data.eval_dataset(split, 128).as_numpy_iterator())
+    assert [len(labels) for _, labels, _ in batches] == [128, 128, 128]
+    labels, weights = (np.concatenate([batch[i] for batch in batches]) for i in (1, 2))
+    np.testing.assert_array_equal(labels[weights == 1], split.labels)
+    assert weights.sum() == len(split) and not weights[len(split) :].any()
+    np.testing.assert_array_equal(batches[-1][0][weights[256:] == 0], 0)
 
 
 def test_batch_larger_than_training_set(idx_dir):

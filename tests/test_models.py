@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from mnist_tf import models
+from mnist_tf import distribute, models
 from mnist_tf.config import Config
 
 
@@ -23,6 +23,17 @@ def test_parameter_counts_and_output_shape(config, trainable, kit):
     model = models.build(Config(**{**config.__dict__, "layers": kit}).resolve(), (28, 28, 1))
     assert sum(int(np.prod(v.shape)) for v in model.trainable_variables) == trainable
     assert model(np.zeros((3, 28, 28, 1), np.float32)).shape == (3, 10)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+@pytest.mark.parametrize("kit", ["ours", "keras"])
+def test_mixed_precision_computes_in_16_bits_with_float32_weights_and_logits(dtype, kit):
+    config = Config(model="lenet", layers=kit, hidden_units=(32,), filters=(4, 8)).resolve()
+    model = models.build(config, (28, 28, 1), distribute.dtype_policy(dtype))
+    assert {v.dtype for v in model.trainable_variables} == {"float32"}
+    assert [layer.compute_dtype for layer in model.layers[1:]] == [dtype] * 7 + ["float32"]
+    assert model.get_layer("dense1")(np.zeros((2, 128), np.float32)).dtype == dtype
+    assert model(np.zeros((2, 28, 28, 1), np.float32)).dtype == "float32"
 
 
 @pytest.mark.parametrize("model_name", ["lenet", "mlp"])

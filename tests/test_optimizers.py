@@ -53,5 +53,12 @@ def test_each_name_builds_its_optimizer(name):
         assert optimizer.nesterov == (name == "nesterov")
 
 
+def test_float16_gets_dynamic_loss_scaling_and_bfloat16_does_not():
+    scaled = optimizers.make(Config(optimizer="sgd", dtype="float16"), total_steps=10)
+    assert isinstance(scaled, keras.optimizers.LossScaleOptimizer)
+    assert isinstance(scaled.inner_optimizer, keras.optimizers.SGD)
+    assert not isinstance(optimizers.make(Config(dtype="bfloat16"), 10), keras.optimizers.LossScaleOptimizer)
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))

@@ -11,24 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import make_digits
+from conftest import checkpoint_weights, make_digits, quiet_run
 
 from mnist_tf import data, train
 from mnist_tf.config import OPTIMIZERS
 from mnist_tf.console import ConsoleReporter
 from mnist_tf.errors import MnistTfError
-
-
-def quiet_run(config):
-    stream = io.StringIO()
-    results = train.run(config, ConsoleReporter(stream, interactive=False))
-    return results, stream.getvalue()
-
-
-def checkpoint_weights(model_dir):
-    path = tf.train.latest_checkpoint(f"{model_dir}/checkpoints")
-    reader = tf.train.load_checkpoint(path)
-    return {name: reader.get_tensor(name) for name in sorted(reader.get_variable_to_shape_map()) if "model" in name}
 
 
 def test_mlp_learns_and_writes_results_checkpoints_logs_and_export(tiny_config):
@@ -107,15 +95,16 @@ def test_same_seed_same_weights_and_accuracy(tiny_config, model):
     a, _ = quiet_run(dataclasses.replace(tiny_config, **kwargs, model_dir=tiny_config.model_dir + "a"))
     b, _ = quiet_run(dataclasses.replace(tiny_config, **kwargs, model_dir=tiny_config.model_dir + "b"))
     assert a["test_accuracy"] == b["test_accuracy"] and a["test_loss"] == b["test_loss"]
+    assert a["weights_sha256"] == b["weights_sha256"]
     weights_a, weights_b = (
         checkpoint_weights(tiny_config.model_dir + "a"),
         checkpoint_weights(tiny_config.model_dir + "b"),
     )
-    assert weights_a.keys() == weights_b.keys() and len(weights_a) > 0
+    assert weights_a.keys() == weights_b.keys() and len(weights_a) == (9 if model == "lenet" else 5)
     for name in weights_a:
         np.testing.assert_array_equal(weights_a[name], weights_b[name], err_msg=name)
     c, _ = quiet_run(dataclasses.replace(tiny_config, **kwargs, seed=7, model_dir=tiny_config.model_dir + "c"))
-    assert c["test_loss"] != a["test_loss"]
+    assert c["test_loss"] != a["test_loss"] and c["weights_sha256"] != a["weights_sha256"]
 
 
 def test_rerun_resumes_from_the_last_epoch_and_matches_an_uninterrupted_run(tiny_config):

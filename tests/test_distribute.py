@@ -1,0 +1,193 @@
+"""Strategies and mixed precision on this CPU: every strategy trains the same model, and fails clearly when it can't.
+
+conftest.py splits the CPU into two logical devices, so `mirrored` runs two replicas in this process;
+multi-worker runs two real worker processes on 127.0.0.1.
+"""
+
+import dataclasses
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import REPO, checkpoint_weights, quiet_run
+
+from mnist_tf import data, distribute, train
+from mnist_tf.errors import MnistTfError
+
+TRAIN = [sys.executable, str(REPO / "scripts" / "train.py")]
+
+
+def small_lenet(config, name, **changes):
+    """A LeNet small enough to train in seconds; dropout stays on (its masks must not depend on the strategy)."""
+    changes = {"export_dir": None, **changes}
+    return dataclasses.replace(
+        config, model="lenet", hidden_units=(32,), filters=(4, 8), model_dir=f"{config.model_dir}-{name}", **changes
+    )
+
+
+def epoch_losses(output):
+    return [float(line.split("loss ")[1].split()[0]) for line in output.splitlines() if line.startswith("epoch ")]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_mirrored_over_two_devices_matches_the_default_strategy(tiny_config):
+    single, single_output = quiet_run(small_lenet(tiny_config, "default"))
+    mirrored, mirrored_output = quiet_run(small_lenet(tiny_config, "mirrored", strategy="mirrored"))
+    assert mirrored["replicas"] == 2
+    assert "strategy: mirrored (2 replicas) · batch 50 (25 per replica)" in mirrored_output
+    np.testing.assert_allclose(epoch_losses(mirrored_output), epoch_losses(single_output), rtol=1e-5)
+    assert mirrored["test_loss"] == pytest.approx(single["test_loss"], rel=1e-5)
+    expected = checkpoint_weights(single["flags"]["model_dir"])
+    actual = checkpoint_weights(mirrored["flags"]["model_dir"])
+    assert actual.keys() == expected.keys() and len(actual) == 9
+    for name, value in expected.items():
+        np.testing.assert_allclose(actual[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_evaluation_counts_every_example_once_when_batches_do_not_divide_it(tiny_config, tmp_path):
+    # 300 test images in batches of 128: the last batch is padded with 84 blanks, split over 2 replicas.
+    results, _ = quiet_run(
+        dataclasses.replace(tiny_config, strategy="mirrored", eval_batch_size=128, export_dir=str(tmp_path / "export"))
+    )
+    test = data.load(data_dir=tiny_config.data_dir).test
+    served = tf.saved_model.load(results["export_dir"]).signatures["serving_default"]
+    probabilities = served(images=tf.constant(test.images[..., 0]))["probabilities"].numpy()
+    assert results["test_accuracy"] == pytest.approx(np.mean(probabilities.argmax(1) == test.labels), abs=1e-6)
+    cross_entropy = -np.log(probabilities[np.arange(len(test)), test.labels])
+    assert results["test_loss"] == pytest.approx(cross_entropy.mean(), rel=1e-3)
+
+
+@pytest.mark.parametrize("flag", ["batch_size", "eval_batch_size"])
+def test_batch_sizes_must_divide_over_the_replicas(tiny_config, flag):
+    config = dataclasses.replace(tiny_config, strategy="mirrored", **{flag: 51})
+    with pytest.raises(MnistTfError, match=rf"--{flag}=51 must be divisible by the number of replicas \(2\); try 50"):
+        train.run(config)
+
+
+def test_steps_per_loop_gives_the_same_run_as_one_step_per_call(tiny_config):
+    one, _ = quiet_run(small_lenet(tiny_config, "one"))
+    seven, output = quiet_run(small_lenet(tiny_config, "seven", steps_per_loop=7))  # 20 steps/epoch: 7, 7, 6
+    assert "20 steps/epoch · 7 steps per call" in output
+    assert seven["weights_sha256"] == one["weights_sha256"]
+    assert seven["test_loss"] == one["test_loss"]
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_mixed_precision_trains_and_exports_a_float32_serving_model(tiny_config, tmp_path, dtype):
+    config = small_lenet(tiny_config, dtype, dtype=dtype, epochs=3, export_dir=str(tmp_path / "export"))
+    results, output = quiet_run(config)
+    assert f"mixed_{dtype}" in output
+    losses = epoch_losses(output)
+    assert losses[-1] < losses[0] - 0.2, losses
+    served = tf.saved_model.load(results["export_dir"]).signatures["serving_default"]
+    assert served.structured_outputs["probabilities"].dtype == tf.float32
+    test = data.load(data_dir=tiny_config.data_dir).test
+    outputs = served(images=tf.constant(test.images[..., 0]))
+    np.testing.assert_allclose(outputs["probabilities"].numpy().sum(axis=1), 1.0, rtol=1e-5)
+    served_accuracy = np.mean(outputs["classes"].numpy() == test.labels)
+    assert served_accuracy == pytest.approx(results["test_accuracy"], abs=1e-6)
+    assert served_accuracy > 0.3  # ten classes: chance is 0.1
+
+
+def test_tpu_strategy_without_a_tpu_fails_fast_with_one_line(idx_dir, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("COLAB_TPU_ADDR", "TPU_NAME")}
+    start = time.monotonic()
+    process = subprocess.run(
+        [*TRAIN, "--strategy=tpu", f"--data_dir={idx_dir}", f"--model_dir={tmp_path / 'run'}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env=env,
+    )
+    assert time.monotonic() - start < 60
+    assert process.returncode == 1
+    assert process.stderr.strip().startswith("error: --strategy=tpu: no TPU found on this machine")
+    assert len(process.stderr.strip().splitlines()) == 1
+
+
+def test_unreachable_tpu_address_is_reported():
+    address = f"grpc://127.0.0.1:{free_port()}"
+    with pytest.raises(MnistTfError, match=f"--tpu={address}: cannot reach it"):
+        distribute.make_strategy("tpu", tpu=address)
+
+
+@pytest.mark.parametrize(
+    "tf_config, message",
+    [
+        (None, r"--strategy=multi_worker needs \$TF_CONFIG"),
+        ("{not json", r"\$TF_CONFIG is not valid \(JSONDecodeError"),
+        ('{"cluster": {"worker": ["127.0.0.1:1"]}}', r"\$TF_CONFIG is not valid \(KeyError: 'task'\)"),
+        (
+            '{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 3}}',
+            r"task index 3 is not in cluster\['worker'\] \(1 tasks\)",
+        ),
+    ],
+)
+def test_bad_tf_config_is_one_line(monkeypatch, tf_config, message):
+    if tf_config is None:
+        monkeypatch.delenv("TF_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("TF_CONFIG", tf_config)
+    with pytest.raises(MnistTfError, match=message):
+        distribute.make_strategy("multi_worker")
+
+
+def test_two_worker_processes_train_in_sync_and_only_the_chief_writes(idx_dir, tmp_path):
+    workers = [f"127.0.0.1:{free_port()}" for _ in range(2)]
+    model_dir, export_dir, scratch = tmp_path / "run", tmp_path / "saved_models", tmp_path / "tmp"
+    scratch.mkdir()
+    args = [
+        "--strategy=multi_worker",
+        "--model=lenet",
+        "--filters=4,8",
+        "--hidden_units=32",
+        f"--data_dir={idx_dir}",
+        f"--model_dir={model_dir}",
+        f"--export_dir={export_dir}",
+        "--epochs=6",
+        "--batch_size=20",  # 10 per worker; 50 steps per epoch, 300 in all
+        "--eval_batch_size=100",
+        "--validation_size=200",
+    ]
+    processes = []
+    try:
+        for index in range(2):
+            tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+            env = {**os.environ, "TF_CONFIG": json.dumps(tf_config), "TMPDIR": str(scratch)}
+            processes.append(
+                subprocess.Popen([*TRAIN, *args], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            )
+        outputs = [process.communicate(timeout=240) for process in processes]
+    finally:
+        for process in processes:
+            process.kill()
+    for process, (_, stderr) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, stderr.decode()
+    chief_output, worker_output = (stdout.decode() for stdout, _ in outputs)
+    assert "multi_worker (2 replicas) · this is worker 0 of 2 tasks · batch 20 (10 per replica)" in chief_output
+    assert "this is worker 1 of 2 tasks" in worker_output
+    assert epoch_losses(chief_output) == epoch_losses(worker_output) and len(epoch_losses(chief_output)) == 6
+
+    results = json.loads((model_dir / "results.json").read_text())
+    assert results["replicas"] == 2
+    assert f"weights sha256 {results['weights_sha256'][:12]}" in worker_output  # the workers end in sync
+    assert sorted(p.name for p in (export_dir / "lenet").iterdir()) == ["1"]
+    assert tf.train.latest_checkpoint(str(model_dir / "checkpoints")).endswith("ckpt-6")
+    assert all(len(list((model_dir / split).iterdir())) == 1 for split in ("train", "validation", "test"))
+    assert "not the chief" in worker_output and list(scratch.iterdir()) == []  # its temporary outputs are gone
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))
