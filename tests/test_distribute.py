@@ -100,6 +100,14 @@ def test_mixed_precision_trains_and_exports_a_float32_serving_model(tiny_config,
     assert served_accuracy > 0.3  # ten classes: chance is 0.1
 
 
+def test_gpu_counts_are_checked_and_one_device_can_pin_the_cpu():
+    with pytest.raises(MnistTfError, match=r"--num_gpus=1, but this machine has 0 GPU\(s\)"):
+        distribute.make_strategy("mirrored", num_gpus=1)
+    strategy = distribute.make_strategy("one_device", num_gpus=0)
+    assert distribute.describe(strategy) == "one_device (1 replica)"
+    assert strategy.extended.worker_devices == ("/job:localhost/replica:0/task:0/device:CPU:0",)
+
+
 def test_tpu_strategy_without_a_tpu_fails_fast_with_one_line(idx_dir, tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("COLAB_TPU_ADDR", "TPU_NAME")}
     start = time.monotonic()
