@@ -302,7 +302,7 @@ def _header(
     resumed_from: str | None,
 ) -> list[str]:
     validation = f" · validation {len(splits.validation):,}" if splits.validation else ""
-    per_replica = config.batch_size // strategy.num_replicas_in_sync
+    per_replica = distribute.per_replica_batch_size("batch_size", config.batch_size, strategy)
     per_call = f" · {config.steps_per_loop} steps per call" if config.steps_per_loop > 1 else ""
     lines = [
         f"mnist_tf: {config.model} ({config.layers} layers) on {config.dataset} from {splits.source}",
