@@ -148,12 +148,13 @@ def run(config: Config, reporter: ConsoleReporter | None = None) -> dict[str, An
     for flag in ("batch_size", "eval_batch_size"):
         distribute.per_replica_batch_size(flag, getattr(config, flag), strategy)
     keras.utils.set_random_seed(config.seed)
-    with _output_dir(Path(config.model_dir), distribute.is_chief(strategy)) as output_dir:
-        return _run(config, strategy, output_dir, reporter or ConsoleReporter())
+    chief = distribute.is_chief(strategy)
+    with _output_dir(Path(config.model_dir), chief) as output_dir:
+        return _run(config, strategy, chief, output_dir, reporter or ConsoleReporter())
 
 
 def _run(
-    config: Config, strategy: tf.distribute.Strategy, output_dir: Path, reporter: ConsoleReporter
+    config: Config, strategy: tf.distribute.Strategy, chief: bool, output_dir: Path, reporter: ConsoleReporter
 ) -> dict[str, Any]:
     splits = data.load(config.dataset, config.data_dir, config.source, config.validation_size, config.tfds_data_dir)
     steps_per_epoch = data.steps_per_epoch(splits.train, config.batch_size)
@@ -196,7 +197,6 @@ def _run(
         summaries.scalars("test", config.epochs * steps_per_epoch, {"loss": test_loss, "accuracy": test_accuracy})
     finally:
         summaries.close()
-    chief = distribute.is_chief(strategy)
     export_path = None
     if config.export_dir:
         export_base = Path(config.export_dir) if chief else output_dir / "export"
