@@ -1,36 +1,76 @@
-"""SavedModels in the layout TF Serving watches: `<export_base>/<version>/`, written atomically.
+"""SavedModels in the layout TF Serving watches, `<export_base>/<version>/`, written atomically.
 
-Signature `serving_default`:
-  inputs:  images  uint8 [batch, rows, cols]   raw pixels; normalization happens inside the graph
-  outputs: probabilities float32 [batch, 10], classes int64 [batch]
+Signatures (preprocessing is inside the graph: clients send raw pixels or image files, never normalized floats):
+  serving_default  images        uint8  [batch, rows, cols] or [batch, rows, cols, 1]   raw pixels, 0 = background
+                -> probabilities float32 [batch, 10], classes int64 [batch]
+  image_bytes      image_bytes   string [batch]   encoded PNG/JPEG/GIF/BMP of any size, either polarity
+                -> probabilities, classes, and preprocessed uint8 [batch, rows, cols]: what the model saw
+
+Beside the SavedModel, `assets.extra/` holds `tf_serving_warmup_requests` (TF Serving replays them at load, so the
+first real request is not slow) and `mnist_tf.json` (how the model was trained).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
+from mnist_tf import preprocess
 from mnist_tf.data import normalize_images
 from mnist_tf.errors import MnistTfError
+
+SERVING_DEFAULT = "serving_default"
+IMAGE_BYTES = "image_bytes"
+WARMUP_FILE = "tf_serving_warmup_requests"
+METADATA_FILE = "mnist_tf.json"
 
 
 def next_version(export_base: str | os.PathLike) -> int:
     """1 + the highest numeric version under `export_base` (1 when there is none)."""
-    base = Path(export_base)
-    versions = [int(p.name) for p in base.iterdir() if p.name.isdigit()] if base.is_dir() else []
-    return max(versions, default=0) + 1
+    return max(_versions(Path(export_base)), default=0) + 1
 
 
-def export_saved_model(model: keras.Model, export_base: str | os.PathLike, version: int | None = None) -> Path:
-    """Writes `model` with its serving signature to `<export_base>/<version>` and returns that path.
+def latest_version(path: str | os.PathLike) -> Path:
+    """A SavedModel directory itself, or the highest numeric version under a base directory (as TF Serving picks)."""
+    path = Path(path)
+    if (path / "saved_model.pb").is_file():
+        return path
+    if not path.is_dir():
+        raise MnistTfError(f"no SavedModel at {path}: no such directory")
+    versions = [version for version in _versions(path) if (path / str(version) / "saved_model.pb").is_file()]
+    if not versions:
+        raise MnistTfError(f"no SavedModel at {path}: neither saved_model.pb nor numbered version directories")
+    return path / str(max(versions))
 
-    The SavedModel is written to a hidden temporary directory beside the target and renamed into place, so a
-    server watching `export_base` never sees a half-written version, and a failure leaves earlier ones untouched.
+
+def load(path: str | os.PathLike) -> tuple[Path, Any]:
+    """(the version directory, the loaded SavedModel) for a SavedModel or base directory; needs only TensorFlow."""
+    path = latest_version(path)
+    try:
+        return path, tf.saved_model.load(os.fspath(path))
+    except (OSError, ValueError, tf.errors.OpError) as e:
+        raise MnistTfError(f"cannot load the SavedModel at {path}: {str(e).strip().splitlines()[0]}") from None
+
+
+def export_saved_model(
+    model: keras.Model,
+    export_base: str | os.PathLike,
+    version: int | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Path:
+    """Writes `model` with its signatures to `<export_base>/<version>` (default: the next one); returns that path.
+
+    Everything is written to a hidden temporary directory beside the target and renamed into place at the end, so
+    a server watching `export_base` never sees a half-written version (it ignores non-numeric names), and a
+    failure leaves earlier versions untouched.
     """
     base = Path(export_base)
     try:
@@ -38,28 +78,88 @@ def export_saved_model(model: keras.Model, export_base: str | os.PathLike, versi
     except OSError as e:
         raise MnistTfError(f"cannot create export directory {base}: {e.strerror}") from None
     version = next_version(base) if version is None else version
+    if version < 1:
+        raise MnistTfError(f"--version must be a positive integer, got {version}")
     target = base / str(version)
     if target.exists():
         raise MnistTfError(f"{target} already exists; versions are never overwritten")
-    rows, cols = model.input_shape[1:3]
-
-    @tf.function
-    def serve(images: tf.Tensor) -> dict[str, tf.Tensor]:
-        logits = model(normalize_images(images[..., tf.newaxis]), training=False)
-        probabilities = tf.nn.softmax(tf.cast(logits, tf.float32))
-        return {"probabilities": probabilities, "classes": tf.argmax(probabilities, axis=-1)}
-
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint(
-        "serving_default", serve, input_signature=[tf.TensorSpec([None, rows, cols], tf.uint8, name="images")]
-    )
+    rows, cols = model.input_shape[1:3]  # square in every data set here, as MNIST-style preprocessing makes them
     staging = Path(tempfile.mkdtemp(dir=base, prefix=f".tmp-{version}-"))
     try:
-        archive.write_out(os.fspath(staging), verbose=False)
+        _archive(model, rows, cols).write_out(os.fspath(staging), verbose=False)
+        extra = staging / "assets.extra"
+        extra.mkdir()
+        _write_warmup_requests(extra / WARMUP_FILE, rows, cols)
+        metadata = {**(metadata or {}), "image_shape": list(model.input_shape[1:])}
+        (extra / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
         staging.rename(target)
     except OSError as e:
         raise MnistTfError(f"could not export the SavedModel to {target}: {e.strerror or e}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def predict(model: keras.Model, images: tf.Tensor) -> dict[str, tf.Tensor]:
+    """What both signatures serve for uint8 [batch, rows, cols, 1] pixels: normalization happens here, in-graph."""
+    logits = model(normalize_images(images), training=False)
+    probabilities = tf.nn.softmax(tf.cast(logits, tf.float32))
+    return {"probabilities": probabilities, "classes": tf.argmax(probabilities, axis=-1)}
+
+
+def _archive(model: keras.Model, rows: int, cols: int) -> keras.export.ExportArchive:
+    def serve_images(images: tf.Tensor) -> dict[str, tf.Tensor]:
+        return predict(model, _as_image_batch(images, rows, cols))
+
+    def serve_image_bytes(image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
+        images = preprocess.preprocess_batch(image_bytes, rows)
+        return {**predict(model, images[..., tf.newaxis]), "preprocessed": images}
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(SERVING_DEFAULT, serve_images, input_signature=[tf.TensorSpec(None, tf.uint8, name="images")])
+    archive.add_endpoint(
+        IMAGE_BYTES, serve_image_bytes, input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")]
+    )
+    return archive
+
+
+def _as_image_batch(images: tf.Tensor, rows: int, cols: int) -> tf.Tensor:
+    """uint8 [batch, rows, cols] or [batch, rows, cols, 1] -> [batch, rows, cols, 1]; any other shape fails clearly."""
+    shape = tf.shape(images)
+    rank = tf.rank(images)
+    padded = tf.concat([shape, [1, 1, 1]], axis=0)[1:4]  # [rows, cols, channels], channels 1 for rank 3
+    fits = tf.logical_and(
+        tf.logical_or(tf.equal(rank, 3), tf.equal(rank, 4)), tf.reduce_all(tf.equal(padded, [rows, cols, 1]))
+    )
+    check = tf.debugging.Assert(
+        fits, [f"images must be uint8 [batch, {rows}, {cols}] or [batch, {rows}, {cols}, 1], got shape", shape]
+    )
+    with tf.control_dependencies([check]):
+        return tf.reshape(images, [-1, rows, cols, 1])
+
+
+def _write_warmup_requests(path: Path, rows: int, cols: int) -> None:
+    """One `PredictionLog` per signature and input form, so TF Serving traces every path before real traffic."""
+    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
+    digit = np.zeros((rows, cols), np.uint8)
+    digit[rows // 4 : rows - rows // 4, cols // 2 - 1 : cols // 2 + 1] = 255  # a "1"
+    on_paper = tf.constant(255 - digit[..., np.newaxis])
+    requests = [
+        (SERVING_DEFAULT, "images", digit[np.newaxis]),
+        (SERVING_DEFAULT, "images", digit[np.newaxis, ..., np.newaxis]),
+        (IMAGE_BYTES, "image_bytes", np.array([tf.io.encode_png(on_paper).numpy()], dtype=object)),
+        (IMAGE_BYTES, "image_bytes", np.array([tf.io.encode_jpeg(on_paper).numpy()], dtype=object)),
+    ]
+    with tf.io.TFRecordWriter(os.fspath(path)) as writer:
+        for signature, input_name, value in requests:
+            request = predict_pb2.PredictRequest()
+            request.model_spec.signature_name = signature
+            request.inputs[input_name].CopyFrom(tf.make_tensor_proto(value))
+            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
+
+
+def _versions(base: Path) -> list[int]:
+    return [int(p.name) for p in base.iterdir() if p.name.isdigit()] if base.is_dir() else []

@@ -22,10 +22,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mnist_tf import data, distribute, models, optimizers
+from mnist_tf import checkpoints, data, distribute, models, optimizers
 from mnist_tf.config import Config
 from mnist_tf.console import ConsoleReporter
-from mnist_tf.errors import MnistTfError, first_line
+from mnist_tf.errors import MnistTfError
 from mnist_tf.export import export_saved_model
 from mnist_tf.files import write_json_atomic
 from mnist_tf.summaries import Summaries
@@ -166,9 +166,12 @@ def _run(
         model, optimizer, strategy, config.batch_size, config.weight_decay, distribute.use_jit(config.jit_compile)
     )
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epochs_done=epochs_done)
-    manager = _checkpoint_manager(checkpoint, output_dir)
-    resumed_from = tf.train.latest_checkpoint(os.path.join(config.model_dir, "checkpoints"))
-    first_epoch = _restore(checkpoint, resumed_from)
+    manager = checkpoints.manager(checkpoint, output_dir)
+    checkpoints.write_config(output_dir, config, splits.image_shape)
+    resumed_from = checkpoints.latest(config.model_dir)
+    if resumed_from:
+        checkpoints.restore(checkpoint, resumed_from)
+    first_epoch = int(epochs_done.numpy())
 
     validation = data.eval_dataset(splits.validation, config.eval_batch_size) if splits.validation else None
     train_batches = data.train_dataset(splits.train, config.batch_size, config.seed, first_epoch)
@@ -200,7 +203,8 @@ def _run(
     export_path = None
     if config.export_dir:
         export_base = Path(config.export_dir) if chief else output_dir / "export"
-        export_path = export_saved_model(model, export_base / config.model)
+        metadata = {"config": dataclasses.asdict(config), "test_accuracy": test_accuracy, "test_loss": test_loss}
+        export_path = export_saved_model(model, export_base / config.model, metadata=metadata)
     trained_images = (config.epochs - first_epoch) * steps_per_epoch * config.batch_size
     results = {
         "model": config.model,
@@ -270,27 +274,6 @@ def _train_epoch(
         last = f"the last good checkpoint is {last}" if last else "no checkpoint was written"
         raise MnistTfError(f"training loss became {loss} in epoch {epoch + 1}; try a lower --learning_rate ({last})")
     return EpochResult(epoch + 1, loss, accuracy, None, None, seconds, steps * config.batch_size / seconds)
-
-
-def _checkpoint_manager(checkpoint: tf.train.Checkpoint, model_dir: Path) -> tf.train.CheckpointManager:
-    try:
-        model_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise MnistTfError(f"cannot create --model_dir {model_dir}: {e.strerror}") from None
-    return tf.train.CheckpointManager(checkpoint, os.fspath(model_dir / "checkpoints"), max_to_keep=3)
-
-
-def _restore(checkpoint: tf.train.Checkpoint, path: str | None) -> int:
-    """Restores the checkpoint at `path`, if any; returns the number of epochs it had completed."""
-    if not path:
-        return 0
-    try:
-        checkpoint.restore(path).assert_existing_objects_matched()
-    except (AssertionError, ValueError, tf.errors.OpError) as e:
-        raise MnistTfError(
-            f"{path} does not fit this model ({first_line(e)}); use a new --model_dir to start over"
-        ) from None
-    return int(checkpoint.epochs_done.numpy())
 
 
 def _header(

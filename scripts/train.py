@@ -10,30 +10,16 @@ import dataclasses
 import sys
 import time
 
-from absl import app, flags, logging
+import common
+from absl import app, flags
 
 from mnist_tf import config as config_lib
 from mnist_tf import train
-from mnist_tf.errors import MnistTfError
 
 _defaults = config_lib.Config()
 
 flags.DEFINE_enum("model", _defaults.model, config_lib.MODELS, "Architecture to train.")
-flags.DEFINE_enum("dataset", _defaults.dataset, config_lib.DATASETS, "Data set (tfds name).")
-flags.DEFINE_string(
-    "data_dir",
-    None,
-    "Folder with the four LeCun IDX files (train-images-idx3-ubyte.gz ...), gzipped or not: trains offline. "
-    "Defaults to $MNIST_TF_DATA_DIR.",
-)
-flags.DEFINE_enum(
-    "source",
-    _defaults.source,
-    config_lib.SOURCES,
-    "Where data comes from: idx (--data_dir), tfds (tensorflow-datasets; with --data_dir, tfds builds its copy "
-    "from those files instead of downloading), auto (idx when a data dir is given, else tfds).",
-)
-flags.DEFINE_string("tfds_data_dir", None, "tensorflow-datasets cache folder (default: tfds's own).")
+common.define_data_flags()
 flags.DEFINE_string("model_dir", None, "Checkpoints, TensorBoard logs, results.json. Default runs/<model>/<time>.")
 flags.DEFINE_string(
     "export_dir", _defaults.export_dir, "SavedModels go to <export_dir>/<model>/<version>; empty: no export."
@@ -109,16 +95,13 @@ def config_from_flags() -> config_lib.Config:
     return config_lib.Config(**values)
 
 
+@common.user_errors_exit
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    logging.set_verbosity(logging.ERROR)  # tfds and absl warnings are noise here; errors still show
     config = config_from_flags()
     try:
         train.run(config)
-    except MnistTfError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
     except KeyboardInterrupt:
         print(
             f"\ninterrupted; run the same command with --model_dir={config.model_dir} to resume from the last "

@@ -76,14 +76,13 @@ def idx_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_idx_dir(tmp_path_factory.mktemp("idx"))
 
 
-@pytest.fixture
-def tiny_config(idx_dir: Path, tmp_path: Path) -> Config:
-    """A run of a few seconds on the generated data."""
+def tiny_config_in(idx_dir: Path, root: Path) -> Config:
+    """A run of a few seconds on the generated data, writing under `root`."""
     return Config(
         model="mlp",
         data_dir=str(idx_dir),
-        model_dir=str(tmp_path / "run"),
-        export_dir=str(tmp_path / "saved_models"),
+        model_dir=str(root / "run"),
+        export_dir=str(root / "saved_models"),
         epochs=2,
         batch_size=50,
         eval_batch_size=128,
@@ -91,3 +90,15 @@ def tiny_config(idx_dir: Path, tmp_path: Path) -> Config:
         hidden_units=(64,),
         learning_rate=3e-3,
     )
+
+
+@pytest.fixture
+def tiny_config(idx_dir: Path, tmp_path: Path) -> Config:
+    return tiny_config_in(idx_dir, tmp_path)
+
+
+@pytest.fixture(scope="session")
+def exported_run(idx_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The results of one tiny run, trained and exported once and shared: tests must not write into it."""
+    results, _ = quiet_run(tiny_config_in(idx_dir, tmp_path_factory.mktemp("exported")))
+    return results

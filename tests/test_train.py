@@ -3,15 +3,13 @@
 import dataclasses
 import io
 import json
-import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import checkpoint_weights, make_digits, quiet_run
+from conftest import checkpoint_weights, quiet_run
 
 from mnist_tf import data, train
 from mnist_tf.config import OPTIMIZERS
@@ -59,26 +57,6 @@ def test_progress_bar_on_a_terminal(tiny_config, monkeypatch):
     steps = data.steps_per_epoch(data.load(data_dir=tiny_config.data_dir, validation_size=200).train, 50)
     assert f"\repoch 1/1 [{'=' * 24}] {steps}/{steps}  loss " in output
     assert "\r\033[Kepoch 1/1  loss" in output  # the bar is cleared before the epoch line
-
-
-def test_exported_saved_model_serves_raw_pixels_without_our_code(tiny_config, tmp_path):
-    results, _ = quiet_run(tiny_config)
-    images, labels = make_digits(16, seed=9)
-    np.save(tmp_path / "images.npy", images)
-    # A fresh interpreter that imports only TensorFlow: what TF Serving or a user's script would do.
-    script = textwrap.dedent(f"""
-        import numpy as np, tensorflow as tf
-        model = tf.saved_model.load({results["export_dir"]!r})
-        outputs = model.signatures["serving_default"](images=tf.constant(np.load({str(tmp_path / "images.npy")!r})))
-        np.save({str(tmp_path / "probabilities.npy")!r}, outputs["probabilities"].numpy())
-        np.save({str(tmp_path / "classes.npy")!r}, outputs["classes"].numpy())
-    """)
-    subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
-    probabilities, classes = np.load(tmp_path / "probabilities.npy"), np.load(tmp_path / "classes.npy")
-    assert probabilities.shape == (16, 10) and probabilities.dtype == np.float32
-    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
-    assert classes.dtype == np.int64 and (classes == probabilities.argmax(axis=1)).all()
-    assert (classes == labels).mean() > 0.8
 
 
 def test_second_export_gets_the_next_version(tiny_config):

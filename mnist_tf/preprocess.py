@@ -1,0 +1,111 @@
+"""MNIST-style preprocessing of photos and scans of digits, in TensorFlow ops.
+
+One implementation serves the SavedModel's `image_bytes` signature and, through it, `scripts/predict.py`, so a
+server and the command line can never disagree. The steps follow how MNIST itself was made (LeCun et al.):
+
+  decode PNG/JPEG/GIF/BMP -> grayscale (transparency composited over white) -> light ink on a dark background
+  (inverted when the border is light) -> contrast stretched from the background level to the strongest ink ->
+  cropped to the ink -> resized to fit a 20x20 box, keeping the aspect ratio -> placed in 28x28 with the ink's
+  center of mass at the center.
+
+Every step is shape-agnostic graph code: images of any size and channel count go through one traced function.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from mnist_tf.errors import MnistTfError
+
+IMAGE_FORMATS = "PNG, JPEG, GIF or BMP"
+_INK_THRESHOLD = 0.25  # of the strongest ink, after the contrast stretch: what counts as the digit when cropping
+_LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as `tf.image.rgb_to_grayscale`
+
+
+def check_decodable(encoded: bytes) -> None:
+    """Raises MnistTfError unless `encoded` decodes as an image: lets a caller drop one bad file, not a batch."""
+    if not encoded:
+        raise MnistTfError("empty file")
+    try:
+        tf.io.decode_image(encoded, expand_animations=False)
+    except tf.errors.InvalidArgumentError:
+        raise MnistTfError(f"not a {IMAGE_FORMATS} image (or a damaged one)") from None
+
+
+def decode_grayscale(encoded: tf.Tensor) -> tf.Tensor:
+    """Encoded image bytes -> float32 [height, width] in [0, 1], 0 black; transparent pixels read as white."""
+    image = tf.io.decode_image(encoded, expand_animations=False, dtype=tf.float32)  # [h, w, 1|2|3|4]
+    channels = tf.shape(image)[-1]
+    has_alpha = tf.equal(channels % 2, 0)  # gray+alpha or RGBA
+    alpha = tf.cond(has_alpha, lambda: image[..., -1], lambda: tf.ones_like(image[..., 0]))
+    color = image[..., : channels - tf.cast(has_alpha, tf.int32)]
+    gray = tf.cond(
+        tf.equal(tf.shape(color)[-1], 3),
+        lambda: tf.tensordot(color, tf.constant(_LUMA), axes=1),
+        lambda: color[..., 0],
+    )
+    return gray * alpha + (1.0 - alpha)
+
+
+def to_mnist(gray: tf.Tensor, size: int = 28) -> tf.Tensor:
+    """A grayscale image [h, w] in [0, 1] (any polarity) -> uint8 [size, size] light-on-dark, MNIST-centered.
+
+    A blank image (no ink at all) becomes all zeros rather than an error: a server must answer every request.
+    """
+    box = max(1, round(size * 20 / 28))
+    border = tf.concat([gray[0, :], gray[-1, :], gray[:, 0], gray[:, -1]], axis=0)
+    background = _median(border)
+    light_background = background > 0.5
+    ink = tf.where(light_background, 1.0 - gray, gray)
+    background = tf.where(light_background, 1.0 - background, background)
+    contrast = tf.reduce_max(ink) - background
+    ink = tf.where(contrast > 1e-3, tf.clip_by_value((ink - background) / tf.maximum(contrast, 1e-3), 0.0, 1.0), 0.0)
+
+    rows = tf.where(tf.reduce_max(ink, axis=1) >= _INK_THRESHOLD)[:, 0]
+    cols = tf.where(tf.reduce_max(ink, axis=0) >= _INK_THRESHOLD)[:, 0]
+    blank = tf.equal(tf.size(rows), 0)
+    digit = tf.cond(blank, lambda: tf.zeros([1, 1]), lambda: _crop(ink, rows, cols))
+
+    height, width = tf.shape(digit)[0], tf.shape(digit)[1]
+    scale = box / tf.cast(tf.maximum(height, width), tf.float32)
+    new_size = tf.maximum(1, tf.cast(tf.round(tf.cast(tf.stack([height, width]), tf.float32) * scale), tf.int32))
+    digit = tf.image.resize(digit[..., tf.newaxis], new_size, method="bilinear", antialias=True)[..., 0]
+    digit = tf.clip_by_value(digit, 0.0, 1.0)
+
+    top = _centering_offset(tf.reduce_sum(digit, axis=1), size)
+    left = _centering_offset(tf.reduce_sum(digit, axis=0), size)
+    placed = tf.pad(digit, [[top, size - new_size[0] - top], [left, size - new_size[1] - left]])
+    placed = tf.ensure_shape(placed, [size, size])
+    return tf.cast(tf.round(placed * 255.0), tf.uint8)
+
+
+def preprocess(encoded: tf.Tensor, size: int = 28) -> tf.Tensor:
+    """Encoded image bytes (a scalar string) -> uint8 [size, size], ready for the `serving_default` signature."""
+    return to_mnist(decode_grayscale(encoded), size)
+
+
+def preprocess_batch(encoded: tf.Tensor, size: int = 28) -> tf.Tensor:
+    """A vector of encoded images -> uint8 [batch, size, size]."""
+    return tf.map_fn(
+        lambda image: preprocess(image, size), encoded, fn_output_signature=tf.TensorSpec([size, size], tf.uint8)
+    )
+
+
+def _median(values: tf.Tensor) -> tf.Tensor:
+    return tf.sort(values)[tf.size(values) // 2]
+
+
+def _crop(image: tf.Tensor, rows: tf.Tensor, cols: tf.Tensor) -> tf.Tensor:
+    return image[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def _centering_offset(mass: tf.Tensor, size: int) -> tf.Tensor:
+    """Where to place a profile of `len(mass)` pixels so that its center of mass lands on pixel `size // 2`.
+
+    Pixel 14 of 28 (counting from 0) is where MNIST's own centers of mass sit (measured on its test set).
+    """
+    length = tf.shape(mass)[0]
+    total = tf.reduce_sum(mass)
+    center = tf.reduce_sum(mass * tf.range(tf.cast(length, tf.float32))) / tf.maximum(total, 1e-6)
+    offset = tf.cast(tf.round(size // 2 - center), tf.int32)
+    return tf.clip_by_value(offset, 0, size - length)

@@ -1,0 +1,98 @@
+r"""Evaluates a SavedModel or a training run's checkpoint on the test split.
+
+Prints accuracy, per-class precision and recall, the confusion matrix and the most confident mistakes; the data
+set is the one the model was trained on unless the data flags say otherwise.
+
+python scripts/evaluate.py --saved_model=saved_models/lenet            # its highest version
+python scripts/evaluate.py --model_dir=runs/lenet/20261122-101500 --report=report.json
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from typing import Any
+
+import common
+import numpy as np
+import tensorflow as tf
+from absl import app, flags
+
+from mnist_tf import checkpoints, data, evaluation, export
+from mnist_tf.errors import MnistTfError
+from mnist_tf.files import write_json_atomic
+
+flags.DEFINE_string("saved_model", None, "A SavedModel directory, or a base directory (its highest version).")
+flags.DEFINE_string("model_dir", None, "A training run's directory: evaluates its latest checkpoint.")
+common.define_data_flags()
+flags.DEFINE_integer("batch_size", 1000, "Images per prediction call.", lower_bound=1)
+flags.DEFINE_integer("num_mistakes", 10, "How many of the most confident mistakes to list.", lower_bound=0)
+flags.DEFINE_string("report", None, "Also write the report as JSON to this file.")
+flags.mark_flags_as_mutual_exclusive(["saved_model", "model_dir"], required=True)
+FLAGS = flags.FLAGS
+
+Predict = Callable[[np.ndarray], np.ndarray]
+
+
+def from_saved_model(path: str) -> tuple[str, dict[str, Any], Predict]:
+    """(what is evaluated, its training config, uint8 images -> probabilities) through `serving_default`."""
+    version_dir, loaded = export.load(path)
+    metadata_file = version_dir / "assets.extra" / export.METADATA_FILE
+    metadata = json.loads(metadata_file.read_text()) if metadata_file.is_file() else {}
+    signature = loaded.signatures[export.SERVING_DEFAULT]
+
+    def predict(images: np.ndarray) -> np.ndarray:
+        try:
+            return signature(images=tf.constant(images))["probabilities"].numpy()
+        except tf.errors.InvalidArgumentError as e:
+            raise MnistTfError(f"{version_dir} rejects these images: {_assertion(e)}") from None
+
+    return str(version_dir), metadata.get("config", {}), predict
+
+
+def from_checkpoint(model_dir: str) -> tuple[str, dict[str, Any], Predict]:
+    """(what is evaluated, its training config, uint8 images -> probabilities) from the latest checkpoint."""
+    model, config, checkpoint = checkpoints.load_model(model_dir)
+    serve = tf.function(lambda images: export.predict(model, images)["probabilities"])
+
+    def predict(images: np.ndarray) -> np.ndarray:
+        if images.shape[1:] != model.input_shape[1:]:
+            raise MnistTfError(f"{checkpoint} takes images {model.input_shape[1:]}, not {images.shape[1:]}")
+        return serve(tf.constant(images)).numpy()
+
+    return checkpoint, dataclasses.asdict(config), predict
+
+
+def _assertion(error: tf.errors.OpError) -> str:
+    """The message of the in-graph assertion that failed, not TensorFlow's page of context around it."""
+    for line in str(error).splitlines():
+        if line.startswith("assertion failed:"):
+            return line.removeprefix("assertion failed:").strip()
+    return str(error).strip().splitlines()[0]
+
+
+@common.user_errors_exit
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    source, trained_with, predict = (
+        from_saved_model(FLAGS.saved_model) if FLAGS.saved_model else from_checkpoint(FLAGS.model_dir)
+    )
+    options = {
+        name: getattr(FLAGS, name) if FLAGS[name].present else trained_with.get(name, getattr(FLAGS, name))
+        for name in common.DATA_FLAGS
+    }
+    test = data.load(**options).test
+    probabilities = evaluation.predict_in_batches(predict, test.images, FLAGS.batch_size)
+    report = evaluation.report(test.labels, probabilities, FLAGS.num_mistakes)
+    print(f"evaluated {source} on {options['dataset']} test")
+    for line in report.lines():
+        print(line)
+    if FLAGS.report:
+        write_json_atomic(FLAGS.report, {"model": source, "dataset": options["dataset"], **report.to_dict()})
+        print(f"report: {FLAGS.report}")
+
+
+if __name__ == "__main__":
+    app.run(main)

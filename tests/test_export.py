@@ -1,0 +1,232 @@
+"""SavedModels as TF Serving and plain TensorFlow users get them: signatures, warmup, versions, atomic writes."""
+
+from __future__ import annotations
+
+import base64
+import errno
+import json
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import REPO, make_digits
+
+from mnist_tf import checkpoints, export, preprocess
+from mnist_tf.errors import MnistTfError
+
+SAVED_MODEL_CLI = str(Path(sys.executable).parent / "saved_model_cli")
+EXPORT = [sys.executable, str(REPO / "scripts" / "export.py")]
+
+
+def digits_as_png(images: np.ndarray, light_background: bool = True) -> list[bytes]:
+    """MNIST-style images as PNG files of a person's digit: dark ink on paper, three times the size."""
+    pngs = []
+    for image in images:
+        big = np.kron(image, np.ones((3, 3), np.uint8))
+        big = 255 - big if light_background else big
+        pngs.append(tf.io.encode_png(big[..., np.newaxis]).numpy())
+    return pngs
+
+
+@pytest.fixture(scope="module")
+def served(exported_run):
+    return tf.saved_model.load(exported_run["export_dir"])
+
+
+def test_a_fresh_tensorflow_process_serves_both_signatures_like_the_trained_model(exported_run, tmp_path):
+    images, _ = make_digits(16, seed=9)
+    pngs = digits_as_png(images[:5])
+    np.save(tmp_path / "images.npy", images)
+    np.save(tmp_path / "pngs.npy", np.array(pngs, dtype=object), allow_pickle=True)
+    # What TF Serving or a user's script does: import TensorFlow (nothing of ours) and load the directory.
+    script = textwrap.dedent(f"""
+        import sys
+        import numpy as np
+        import tensorflow as tf
+        before = set(sys.modules)
+        model = tf.saved_model.load({exported_run["export_dir"]!r})
+        images = np.load({str(tmp_path / "images.npy")!r})
+        rank3 = model.signatures["serving_default"](images=tf.constant(images))
+        rank4 = model.signatures["serving_default"](images=tf.constant(images[..., np.newaxis]))
+        pngs = np.load({str(tmp_path / "pngs.npy")!r}, allow_pickle=True).tolist()
+        from_bytes = model.signatures["image_bytes"](image_bytes=tf.constant(pngs))
+        assert "mnist_tf" not in sys.modules
+        assert not [m for m in set(sys.modules) - before if m.startswith("keras")], "loading needed Keras"
+        np.savez({str(tmp_path / "out.npz")!r},
+                 rank3_probabilities=rank3["probabilities"].numpy(), rank3_classes=rank3["classes"].numpy(),
+                 rank4_probabilities=rank4["probabilities"].numpy(),
+                 bytes_probabilities=from_bytes["probabilities"].numpy(),
+                 preprocessed=from_bytes["preprocessed"].numpy())
+    """)
+    subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
+    out = np.load(tmp_path / "out.npz")
+
+    model, _, _ = checkpoints.load_model(exported_run["flags"]["model_dir"])
+    expected = export.predict(model, images[..., np.newaxis])["probabilities"].numpy()
+    np.testing.assert_allclose(out["rank3_probabilities"], expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(out["rank4_probabilities"], out["rank3_probabilities"])
+    assert out["rank3_probabilities"].dtype == np.float32 and out["rank3_probabilities"].shape == (16, 10)
+    np.testing.assert_array_equal(out["rank3_classes"], expected.argmax(axis=1))
+    preprocessed = preprocess.preprocess_batch(tf.constant(pngs)).numpy()
+    np.testing.assert_array_equal(out["preprocessed"], preprocessed)
+    expected_bytes = export.predict(model, preprocessed[..., np.newaxis])["probabilities"].numpy()
+    np.testing.assert_allclose(out["bytes_probabilities"], expected_bytes, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(2, 27, 28), (2, 28, 28, 3), (28, 28), (1, 28, 28, 1, 1)])
+def test_serving_default_names_the_shapes_it_takes(served, shape):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape("images must be uint8 [batch, 28, 28] or")):
+        served.signatures["serving_default"](images=tf.zeros(shape, tf.uint8))
+
+
+def test_serving_default_takes_only_uint8(served):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="expected to be a uint8 tensor but is a float"):
+        served.signatures["serving_default"](images=tf.zeros([1, 28, 28], tf.float32))
+
+
+def test_saved_model_cli_shows_the_signatures_and_runs_them(exported_run, served):
+    shown = subprocess.run(
+        [SAVED_MODEL_CLI, "show", "--all", "--dir", exported_run["export_dir"]],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    for signature, input_line, dtype in (
+        ("serving_default", "inputs['images'] tensor_info:", "DT_UINT8"),
+        ("image_bytes", "inputs['image_bytes'] tensor_info:", "DT_STRING"),
+    ):
+        block = shown.split(f"signature_def['{signature}']:")[1].split("signature_def[")[0]
+        assert input_line in block and dtype in block
+        assert "outputs['probabilities']" in block and "outputs['classes']" in block
+        assert "Method name is: tensorflow/serving/predict" in block
+
+    images, _ = make_digits(3, seed=4)
+    literal = str(images.tolist()).replace(" ", "")  # --input_exprs takes Python literals only (no numpy calls)
+    ran = subprocess.run(
+        [
+            *(SAVED_MODEL_CLI, "run", "--dir", exported_run["export_dir"], "--tag_set", "serve"),
+            *("--signature_def", "serving_default", "--input_exprs", f"images={literal}"),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    classes = re.search(r"Result for output key classes:\n\[([\d ]+)\]", ran).group(1).split()
+    expected = served.signatures["serving_default"](images=tf.constant(images))["classes"].numpy()
+    assert [int(c) for c in classes] == expected.tolist()
+
+
+def test_warmup_requests_are_prediction_logs_the_model_answers(exported_run, served):
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    path = Path(exported_run["export_dir"]) / "assets.extra" / export.WARMUP_FILE
+    signatures_seen = []
+    for record in tf.data.TFRecordDataset(str(path)).as_numpy_iterator():
+        request = prediction_log_pb2.PredictionLog.FromString(record).predict_log.request
+        inputs = {name: tf.constant(tf.make_ndarray(proto)) for name, proto in request.inputs.items()}
+        outputs = served.signatures[request.model_spec.signature_name](**inputs)
+        assert outputs["probabilities"].shape == (1, 10)
+        signatures_seen.append(request.model_spec.signature_name)
+    assert sorted(signatures_seen) == ["image_bytes", "image_bytes", "serving_default", "serving_default"]
+
+
+def test_metadata_says_how_the_model_was_trained(exported_run):
+    metadata = json.loads((Path(exported_run["export_dir"]) / "assets.extra" / export.METADATA_FILE).read_text())
+    assert metadata["config"]["model"] == "mlp" and metadata["image_shape"] == [28, 28, 1]
+    assert metadata["test_accuracy"] == exported_run["test_accuracy"]
+
+
+def test_the_readme_rest_request_body_runs_against_the_model(served):
+    """The README's TF Serving REST body names a real signature and input, and is answered."""
+    (block,) = re.findall(r"```json\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+    body = json.loads(block)
+    signature = served.signatures[body["signature_name"]]
+    (input_name,) = signature.structured_input_signature[1]
+    # TF Serving's REST API turns each {"b64": ...} into the decoded bytes of a string tensor.
+    instances = [base64.b64decode(instance["b64"]) for instance in body["instances"]]
+    outputs = signature(**{input_name: tf.constant(instances)})
+    assert outputs["probabilities"].shape == (1, 10) and outputs["preprocessed"].numpy().max() == 255
+
+
+def test_a_failed_export_leaves_earlier_versions_and_no_debris(exported_run, tmp_path, monkeypatch):
+    model, _, _ = checkpoints.load_model(exported_run["flags"]["model_dir"])
+    base = tmp_path / "mlp"
+    first = export.export_saved_model(model, base)
+
+    def disk_full(*_):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(export, "_write_warmup_requests", disk_full)
+    with pytest.raises(MnistTfError, match=r"could not export the SavedModel to .*/mlp/2: No space left on device"):
+        export.export_saved_model(model, base)
+    assert [p.name for p in base.iterdir()] == ["1"]
+    assert tf.saved_model.load(str(first)).signatures["serving_default"] is not None
+
+
+def test_a_crash_mid_export_leaves_no_new_version(exported_run, tmp_path):
+    """SIGKILL while the SavedModel is being written: TF Serving must never see a version directory."""
+    base = tmp_path / "mlp"
+    script = textwrap.dedent(f"""
+        import os, signal
+        from mnist_tf import checkpoints, export
+        model, _, _ = checkpoints.load_model({exported_run["flags"]["model_dir"]!r})
+        export.export_saved_model(model, {str(base)!r})
+        export._write_warmup_requests = lambda *_: os.kill(os.getpid(), signal.SIGKILL)
+        export.export_saved_model(model, {str(base)!r})
+    """)
+    crashed = subprocess.run([sys.executable, "-c", script], capture_output=True)
+    assert crashed.returncode == -signal.SIGKILL
+    assert sorted(p.name for p in base.iterdir() if not p.name.startswith(".")) == ["1"]
+    assert export.latest_version(base) == base / "1" and export.next_version(base) == 2
+
+
+def test_export_script_writes_the_next_or_the_given_version(exported_run, tmp_path):
+    model_dir = exported_run["flags"]["model_dir"]
+    run = [*EXPORT, f"--model_dir={model_dir}", f"--export_dir={tmp_path}"]
+    first = subprocess.run(run, capture_output=True, text=True, check=True)
+    assert first.stdout.strip().endswith(f"to {tmp_path}/mlp/1")
+    assert subprocess.run([*run, "--version=7", "--name=digits"], capture_output=True, text=True).returncode == 0
+    assert export.latest_version(tmp_path / "digits") == tmp_path / "digits" / "7"
+    metadata = json.loads((tmp_path / "digits" / "7" / "assets.extra" / export.METADATA_FILE).read_text())
+    assert metadata["checkpoint"] == checkpoints.latest(model_dir)
+
+    again = subprocess.run([*run, "--version=7", "--name=digits"], capture_output=True, text=True)
+    assert again.returncode == 1
+    assert again.stderr.strip().splitlines() == [
+        f"error: {tmp_path}/digits/7 already exists; versions are never overwritten"
+    ]
+
+
+@pytest.mark.parametrize(
+    "model_dir, message",
+    [
+        ("missing", "config.json not found: --model_dir must be a training run's directory"),
+        ("empty", "no checkpoint in"),
+    ],
+)
+def test_export_script_reports_a_run_it_cannot_export(exported_run, tmp_path, model_dir, message):
+    if model_dir == "empty":
+        (tmp_path / "empty").mkdir()
+        (tmp_path / "empty" / checkpoints.CONFIG_FILE).write_text(
+            (Path(exported_run["flags"]["model_dir"]) / checkpoints.CONFIG_FILE).read_text()
+        )
+    result = subprocess.run([*EXPORT, f"--model_dir={tmp_path / model_dir}"], capture_output=True, text=True)
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: ") and message in line
+
+
+def test_latest_version_picks_the_highest_complete_version(tmp_path):
+    for version in ("1", "3", "12"):
+        (tmp_path / version).mkdir()
+        (tmp_path / version / "saved_model.pb").write_bytes(b"")
+    (tmp_path / "20").mkdir()  # no saved_model.pb: not a version (yet)
+    assert export.latest_version(tmp_path) == tmp_path / "12"
+    with pytest.raises(MnistTfError, match=r"no SavedModel at .*: no such directory"):
+        export.latest_version(tmp_path / "nowhere")

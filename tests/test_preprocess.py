@@ -1,0 +1,105 @@
+"""MNIST-style preprocessing of image files (mnist_tf/preprocess.py), on images the tests draw themselves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import REAL_MNIST, requires_real_mnist
+
+from mnist_tf import idx, preprocess
+from mnist_tf.errors import MnistTfError
+
+
+def stroke_image(height: int, width: int, light_background: bool) -> np.ndarray:
+    """A thick off-center "L" on a canvas of the given size: ink 255 on 0 (or 0 on 255), uint8 [h, w]."""
+    image = np.zeros((height, width), np.uint8)
+    top, left = height // 5, width // 6
+    image[top : top + height // 2, left : left + max(2, width // 12)] = 255
+    image[top + height // 2 - max(2, height // 12) : top + height // 2, left : left + width // 3] = 255
+    return 255 - image if light_background else image
+
+
+def encode(image: np.ndarray, fmt: str) -> bytes:
+    """uint8 [h, w] grayscale -> PNG/JPEG bytes in the requested channel layout."""
+    gray = image[..., np.newaxis]
+    layouts = {
+        "png_gray": lambda: tf.io.encode_png(gray),
+        "png_rgb": lambda: tf.io.encode_png(np.repeat(gray, 3, axis=-1)),
+        "png_gray_alpha": lambda: tf.io.encode_png(np.concatenate([gray, np.full_like(gray, 255)], axis=-1)),
+        "png_rgba": lambda: tf.io.encode_png(np.concatenate([np.repeat(gray, 3, -1), np.full_like(gray, 255)], -1)),
+        "jpeg_rgb": lambda: tf.io.encode_jpeg(np.repeat(gray, 3, axis=-1), quality=95),
+        "jpeg_gray": lambda: tf.io.encode_jpeg(gray, quality=95),
+    }
+    return layouts[fmt]().numpy()
+
+
+def center_of_mass(image: np.ndarray) -> np.ndarray:
+    rows, cols = np.indices(image.shape)
+    mass = image.astype(np.float64)
+    return np.array([(rows * mass).sum(), (cols * mass).sum()]) / mass.sum()
+
+
+@pytest.mark.parametrize("fmt", ["png_gray", "png_rgb", "png_gray_alpha", "png_rgba", "jpeg_rgb", "jpeg_gray"])
+@pytest.mark.parametrize("size", [(28, 28), (120, 90), (400, 700)])
+@pytest.mark.parametrize("light_background", [False, True])
+def test_any_image_becomes_a_centered_light_on_dark_28x28_digit(fmt, size, light_background):
+    out = preprocess.preprocess(encode(stroke_image(*size, light_background), fmt)).numpy()
+    assert out.shape == (28, 28) and out.dtype == np.uint8
+    ink_rows, ink_cols = np.nonzero(out > 64)
+    assert max(np.ptp(ink_rows), np.ptp(ink_cols)) + 1 <= 21  # fitted to the 20x20 box (one pixel of antialiasing)
+    assert max(np.ptp(ink_rows), np.ptp(ink_cols)) + 1 >= 18  # ... and filling it
+    np.testing.assert_allclose(center_of_mass(out), [14, 14], atol=1.0)
+    assert out.max() >= 250 and np.median(out) == 0  # strongest ink 255, background 0, whatever the polarity
+
+
+def test_both_polarities_give_the_same_image():
+    dark_on_light = preprocess.preprocess(encode(stroke_image(150, 100, True), "png_gray")).numpy()
+    light_on_dark = preprocess.preprocess(encode(stroke_image(150, 100, False), "png_gray")).numpy()
+    np.testing.assert_array_equal(dark_on_light, light_on_dark)
+
+
+def test_transparent_background_reads_as_paper():
+    """A black stroke on a fully transparent canvas (what drawing apps export) is ink on white paper."""
+    rgba = np.zeros((60, 60, 4), np.uint8)
+    rgba[10:50, 28:33, 3] = 255  # black, opaque stroke; everything else transparent black
+    out = preprocess.preprocess(tf.io.encode_png(rgba).numpy()).numpy()
+    assert out.max() == 255 and np.median(out) == 0
+    np.testing.assert_allclose(center_of_mass(out), [14, 14], atol=1.0)
+
+
+def test_blank_and_tiny_images_give_an_answer_not_an_error():
+    assert preprocess.preprocess(encode(np.full((40, 40), 255, np.uint8), "png_gray")).numpy().max() == 0
+    dot = preprocess.preprocess(encode(np.array([[0, 0], [0, 255]], np.uint8), "png_gray")).numpy()
+    assert dot.max() == 255 and (dot > 0).sum() == 400  # one ink pixel, scaled to fill the box
+
+
+def test_batch_of_mixed_sizes_equals_one_by_one():
+    images = [encode(stroke_image(h, w, h % 2 == 0), "png_rgb") for h, w in [(28, 28), (64, 200), (301, 77)]]
+    batch = preprocess.preprocess_batch(tf.constant(images)).numpy()
+    for image, row in zip(images, batch, strict=True):
+        np.testing.assert_array_equal(preprocess.preprocess(image).numpy(), row)
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [(b"", "empty file"), (b"hello, world", "not a PNG, JPEG, GIF or BMP image"), (b"\x89PNG\r\n\x1a\n", "damaged")],
+)
+def test_undecodable_bytes_are_a_clear_error(data, message):
+    with pytest.raises(MnistTfError, match=message):
+        preprocess.check_decodable(data)
+
+
+def test_a_good_image_passes_the_check():
+    preprocess.check_decodable(encode(stroke_image(30, 30, True), "jpeg_rgb"))
+
+
+@requires_real_mnist
+def test_mnist_test_digits_come_back_almost_unchanged():
+    """MNIST digits are already MNIST-style: preprocessing them again must be (nearly) the identity."""
+    images, _ = idx.load_split(REAL_MNIST, "test")
+    images = images[:300]
+    encoded = tf.constant([tf.io.encode_png(image[..., np.newaxis]).numpy() for image in images])
+    out = preprocess.preprocess_batch(encoded).numpy().astype(np.int64)
+    mean_abs_difference = np.abs(out - images).mean()
+    assert mean_abs_difference < 1.0  # of 255; measured 0.28
