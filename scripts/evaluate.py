@@ -26,6 +26,7 @@ from mnist_tf.files import write_json_atomic
 flags.DEFINE_string("saved_model", None, "A SavedModel directory, or a base directory (its highest version).")
 flags.DEFINE_string("model_dir", None, "A training run's directory: evaluates its latest checkpoint.")
 common.define_data_flags()
+flags.adopt_module_key_flags(common)  # --helpshort lists them with this script's own flags
 flags.DEFINE_integer("batch_size", 1000, "Images per prediction call.", lower_bound=1)
 flags.DEFINE_integer("num_mistakes", 10, "How many of the most confident mistakes to list.", lower_bound=0)
 flags.DEFINE_string("report", None, "Also write the report as JSON to this file.")

@@ -20,6 +20,7 @@ _defaults = config_lib.Config()
 
 flags.DEFINE_enum("model", _defaults.model, config_lib.MODELS, "Architecture to train.")
 common.define_data_flags()
+flags.adopt_module_key_flags(common)  # --helpshort lists them with this script's own flags
 flags.DEFINE_string("model_dir", None, "Checkpoints, TensorBoard logs, results.json. Default runs/<model>/<time>.")
 flags.DEFINE_string(
     "export_dir", _defaults.export_dir, "SavedModels go to <export_dir>/<model>/<version>; empty: no export."

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -103,3 +105,7 @@ def test_mnist_test_digits_come_back_almost_unchanged():
     out = preprocess.preprocess_batch(encoded).numpy().astype(np.int64)
     mean_abs_difference = np.abs(out - images).mean()
     assert mean_abs_difference < 1.0  # of 255; measured 0.28
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))

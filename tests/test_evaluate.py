@@ -1,0 +1,90 @@
+"""scripts/evaluate.py and mnist_tf.evaluation: the numbers, their consistency, and clear failures."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import REPO
+
+from mnist_tf import evaluation
+
+EVALUATE = [sys.executable, str(REPO / "scripts" / "evaluate.py")]
+
+
+def evaluate(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*EVALUATE, *args], capture_output=True, text=True)
+
+
+def test_report_by_hand():
+    labels = np.array([0, 0, 1, 2, 2])
+    probabilities = np.array(
+        [
+            [0.9, 0.1, 0.0],  # right
+            [0.3, 0.7, 0.0],  # 0 read as 1, confidence 0.7
+            [0.2, 0.8, 0.0],  # right
+            [0.05, 0.0, 0.95],  # right
+            [0.9, 0.0, 0.1],  # 2 read as 0, confidence 0.9: the worst mistake
+        ]
+    )
+    report = evaluation.report(labels, probabilities, num_mistakes=5)
+    np.testing.assert_array_equal(report.confusion, [[1, 1, 0], [0, 1, 0], [1, 0, 1]])
+    assert report.accuracy == pytest.approx(3 / 5)
+    np.testing.assert_allclose(report.precision, [1 / 2, 1 / 2, 1])
+    np.testing.assert_allclose(report.recall, [1 / 2, 1, 1 / 2])
+    assert report.loss == pytest.approx(-np.log([0.9, 0.3, 0.8, 0.95, 0.1]).mean())
+    assert [(m.index, m.label, m.predicted) for m in report.mistakes] == [(4, 2, 0), (1, 0, 1)]
+    assert report.mistakes[0].confidence == pytest.approx(0.9)
+
+
+def test_a_class_never_predicted_has_zero_precision_not_nan():
+    report = evaluation.report(np.array([0, 1]), np.array([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]))
+    np.testing.assert_array_equal(report.precision, [0.5, 0.0, 0.0])
+    np.testing.assert_array_equal(report.recall, [1.0, 0.0, 0.0])
+
+
+@pytest.mark.parametrize("source", ["saved_model", "model_dir"])
+def test_evaluates_on_the_data_the_model_was_trained_on(exported_run, tmp_path, source):
+    target = exported_run["export_dir"] if source == "saved_model" else exported_run["flags"]["model_dir"]
+    result = evaluate(f"--{source}={target}", f"--report={tmp_path / 'report.json'}", "--num_mistakes=4")
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["accuracy"] == pytest.approx(exported_run["test_accuracy"], abs=1e-6)
+    assert report["loss"] == pytest.approx(exported_run["test_loss"], rel=1e-4)
+    confusion = np.array(report["confusion_matrix"])
+    assert confusion.shape == (10, 10) and confusion.sum() == report["examples"] == 300
+    assert np.trace(confusion) / 300 == pytest.approx(report["accuracy"])
+    np.testing.assert_array_equal(confusion.sum(axis=1), report["support"])
+    mistakes = report["mistakes"]
+    assert len(mistakes) == min(4, 300 - np.trace(confusion))
+    assert all(m["label"] != m["predicted"] for m in mistakes)
+    assert [m["confidence"] for m in mistakes] == sorted((m["confidence"] for m in mistakes), reverse=True)
+    assert f"accuracy {report['accuracy']:.4f}" in result.stdout
+    assert "confusion matrix (rows: true label, columns: predicted)" in result.stdout
+
+
+def test_data_flags_override_the_training_data(exported_run, tmp_path):
+    result = evaluate(f"--saved_model={exported_run['export_dir']}", f"--data_dir={tmp_path / 'nowhere'}")
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: ") and str(tmp_path / "nowhere") in line
+
+
+def test_a_missing_model_is_one_line(tmp_path):
+    result = evaluate(f"--saved_model={tmp_path}")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: no SavedModel at {tmp_path}: neither saved_model.pb nor numbered version directories"
+    ]
+
+
+def test_saved_model_and_model_dir_are_exclusive(tmp_path):
+    result = evaluate(f"--saved_model={tmp_path}", f"--model_dir={tmp_path}")
+    assert result.returncode == 1 and "of (saved_model, model_dir) must have a value" in result.stderr
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))
