@@ -25,7 +25,7 @@ import tensorflow as tf
 
 from mnist_tf import preprocess
 from mnist_tf.data import normalize_images
-from mnist_tf.errors import MnistTfError
+from mnist_tf.errors import MnistTfError, first_line
 
 SERVING_DEFAULT = "serving_default"
 IMAGE_BYTES = "image_bytes"
@@ -57,7 +57,7 @@ def load(path: str | os.PathLike) -> tuple[Path, Any]:
     try:
         return path, tf.saved_model.load(os.fspath(path))
     except (OSError, ValueError, tf.errors.OpError) as e:
-        raise MnistTfError(f"cannot load the SavedModel at {path}: {str(e).strip().splitlines()[0]}") from None
+        raise MnistTfError(f"cannot load the SavedModel at {path}: {first_line(e)}") from None
 
 
 def export_saved_model(

@@ -102,3 +102,20 @@ def exported_run(idx_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
     """The results of one tiny run, trained and exported once and shared: tests must not write into it."""
     results, _ = quiet_run(tiny_config_in(idx_dir, tmp_path_factory.mktemp("exported")))
     return results
+
+
+@pytest.fixture(scope="session")
+def mnist_saved_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A small MLP trained one epoch on the real MNIST files (about 97% test accuracy), exported."""
+    root = tmp_path_factory.mktemp("mnist")
+    config = Config(
+        model="mlp",
+        data_dir=str(REAL_MNIST),
+        model_dir=str(root / "run"),
+        export_dir=str(root / "saved_models"),
+        epochs=1,
+        hidden_units=(256,),
+        validation_size=0,
+    )
+    results, _ = quiet_run(config)
+    return results["export_dir"]

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REPO, make_digits
+from conftest import REPO, make_digits, requires_real_mnist
 
 from mnist_tf import checkpoints, export, preprocess
 from mnist_tf.errors import MnistTfError
@@ -142,16 +142,25 @@ def test_metadata_says_how_the_model_was_trained(exported_run):
     assert metadata["test_accuracy"] == exported_run["test_accuracy"]
 
 
-def test_the_readme_rest_request_body_runs_against_the_model(served):
-    """The README's TF Serving REST body names a real signature and input, and is answered."""
-    (block,) = re.findall(r"```json\n(.*?)```", (REPO / "README.md").read_text(), re.S)
-    body = json.loads(block)
-    signature = served.signatures[body["signature_name"]]
-    (input_name,) = signature.structured_input_signature[1]
-    # TF Serving's REST API turns each {"b64": ...} into the decoded bytes of a string tensor.
-    instances = [base64.b64decode(instance["b64"]) for instance in body["instances"]]
-    outputs = signature(**{input_name: tf.constant(instances)})
-    assert outputs["probabilities"].shape == (1, 10) and outputs["preprocessed"].numpy().max() == 255
+@pytest.mark.parametrize("model", ["tiny", pytest.param("mnist", marks=[pytest.mark.slow, requires_real_mnist])])
+def test_the_readme_rest_request_bodies_get_the_digit_they_show(exported_run, model, request):
+    """The README's TF Serving REST bodies (a PNG of a 7, and that 7 as pixels) name real signatures and inputs,
+    and a model trained on MNIST reads the 7 in both (the tiny model, trained on blobs, only has to answer)."""
+    path = exported_run["export_dir"] if model == "tiny" else request.getfixturevalue("mnist_saved_model")
+    served = tf.saved_model.load(path)
+    blocks = re.findall(r"```json\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+    assert len(blocks) == 2
+    for body in map(json.loads, blocks):
+        signature = served.signatures[body.get("signature_name", "serving_default")]
+        (input_name,) = signature.structured_input_signature[1]
+        if input_name == "image_bytes":  # TF Serving's REST API turns each {"b64": ...} into a string's bytes
+            inputs = tf.constant([base64.b64decode(instance["b64"]) for instance in body["instances"]])
+        else:
+            inputs = tf.constant(body["instances"], tf.uint8)
+        outputs = signature(**{input_name: inputs})
+        assert outputs["probabilities"].shape == (1, 10)
+        if model == "mnist":
+            assert outputs["classes"].numpy().tolist() == [7]
 
 
 def test_a_failed_export_leaves_earlier_versions_and_no_debris(exported_run, tmp_path, monkeypatch):

@@ -9,10 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REAL_MNIST, REPO, make_digits, quiet_run, requires_real_mnist
+from conftest import REAL_MNIST, REPO, make_digits, requires_real_mnist
 
 from mnist_tf import idx
-from mnist_tf.config import Config
 
 PREDICT = [sys.executable, str(REPO / "scripts" / "predict.py")]
 
@@ -88,23 +87,6 @@ def test_a_missing_saved_model_is_one_line(tmp_path):
     result = predict(f"--saved_model={tmp_path / 'nothing'}", str(tmp_path / "x.png"))
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [f"error: no SavedModel at {tmp_path / 'nothing'}: no such directory"]
-
-
-@pytest.fixture(scope="module")
-def mnist_saved_model(tmp_path_factory) -> str:
-    """A small MLP trained one epoch on the real MNIST files (about 97% test accuracy), exported."""
-    root = tmp_path_factory.mktemp("mnist")
-    config = Config(
-        model="mlp",
-        data_dir=str(REAL_MNIST),
-        model_dir=str(root / "run"),
-        export_dir=str(root / "saved_models"),
-        epochs=1,
-        hidden_units=(256,),
-        validation_size=0,
-    )
-    results, _ = quiet_run(config)
-    return results["export_dir"]
 
 
 @pytest.mark.slow
