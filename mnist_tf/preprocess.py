@@ -52,31 +52,9 @@ def to_mnist(gray: tf.Tensor, size: int = 28) -> tf.Tensor:
 
     A blank image (no ink at all) becomes all zeros rather than an error: a server must answer every request.
     """
-    box = max(1, round(size * 20 / 28))
-    border = tf.concat([gray[0, :], gray[-1, :], gray[:, 0], gray[:, -1]], axis=0)
-    background = _median(border)
-    light_background = background > 0.5
-    ink = tf.where(light_background, 1.0 - gray, gray)
-    background = tf.where(light_background, 1.0 - background, background)
-    contrast = tf.reduce_max(ink) - background
-    ink = tf.where(contrast > 1e-3, tf.clip_by_value((ink - background) / tf.maximum(contrast, 1e-3), 0.0, 1.0), 0.0)
-
-    rows = tf.where(tf.reduce_max(ink, axis=1) >= _INK_THRESHOLD)[:, 0]
-    cols = tf.where(tf.reduce_max(ink, axis=0) >= _INK_THRESHOLD)[:, 0]
-    blank = tf.equal(tf.size(rows), 0)
-    digit = tf.cond(blank, lambda: tf.zeros([1, 1]), lambda: _crop(ink, rows, cols))
-
-    height, width = tf.shape(digit)[0], tf.shape(digit)[1]
-    scale = box / tf.cast(tf.maximum(height, width), tf.float32)
-    new_size = tf.maximum(1, tf.cast(tf.round(tf.cast(tf.stack([height, width]), tf.float32) * scale), tf.int32))
-    digit = tf.image.resize(digit[..., tf.newaxis], new_size, method="bilinear", antialias=True)[..., 0]
-    digit = tf.clip_by_value(digit, 0.0, 1.0)
-
-    top = _centering_offset(tf.reduce_sum(digit, axis=1), size)
-    left = _centering_offset(tf.reduce_sum(digit, axis=0), size)
-    placed = tf.pad(digit, [[top, size - new_size[0] - top], [left, size - new_size[1] - left]])
-    placed = tf.ensure_shape(placed, [size, size])
-    return tf.cast(tf.round(placed * 255.0), tf.uint8)
+    box = max(1, round(size * 20 / 28))  # MNIST fits digits in 20x20 of 28x28
+    digit = _fit_in_box(_crop_to_ink(_light_ink_on_dark(gray)), box)
+    return tf.cast(tf.round(_place_by_center_of_mass(digit, size) * 255.0), tf.uint8)
 
 
 def preprocess(encoded: tf.Tensor, size: int = 28) -> tf.Tensor:
@@ -91,12 +69,47 @@ def preprocess_batch(encoded: tf.Tensor, size: int = 28) -> tf.Tensor:
     )
 
 
+def _light_ink_on_dark(gray: tf.Tensor) -> tf.Tensor:
+    """Inverts an image whose border (the paper) is light; stretches background..strongest ink to 0..1."""
+    border = tf.concat([gray[0, :], gray[-1, :], gray[:, 0], gray[:, -1]], axis=0)
+    background = _median(border)
+    light_background = background > 0.5
+    ink = tf.where(light_background, 1.0 - gray, gray)
+    background = tf.where(light_background, 1.0 - background, background)
+    contrast = tf.reduce_max(ink) - background
+    stretched = tf.clip_by_value((ink - background) / tf.maximum(contrast, 1e-3), 0.0, 1.0)
+    return tf.where(contrast > 1e-3, stretched, 0.0)
+
+
+def _crop_to_ink(ink: tf.Tensor) -> tf.Tensor:
+    """The bounding box of the pixels that count as ink; a single blank pixel when there are none."""
+    rows = tf.where(tf.reduce_max(ink, axis=1) >= _INK_THRESHOLD)[:, 0]
+    cols = tf.where(tf.reduce_max(ink, axis=0) >= _INK_THRESHOLD)[:, 0]
+    return tf.cond(
+        tf.equal(tf.size(rows), 0),
+        lambda: tf.zeros([1, 1]),
+        lambda: ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1],
+    )
+
+
+def _fit_in_box(digit: tf.Tensor, box: int) -> tf.Tensor:
+    """Resizes so the longer side is `box` pixels, keeping the aspect ratio (antialiased when shrinking)."""
+    shape = tf.cast(tf.shape(digit), tf.float32)
+    new_size = tf.maximum(1, tf.cast(tf.round(shape * box / tf.reduce_max(shape)), tf.int32))
+    resized = tf.image.resize(digit[..., tf.newaxis], new_size, method="bilinear", antialias=True)[..., 0]
+    return tf.clip_by_value(resized, 0.0, 1.0)
+
+
+def _place_by_center_of_mass(digit: tf.Tensor, size: int) -> tf.Tensor:
+    top = _centering_offset(tf.reduce_sum(digit, axis=1), size)
+    left = _centering_offset(tf.reduce_sum(digit, axis=0), size)
+    height, width = tf.shape(digit)[0], tf.shape(digit)[1]
+    placed = tf.pad(digit, [[top, size - height - top], [left, size - width - left]])
+    return tf.ensure_shape(placed, [size, size])
+
+
 def _median(values: tf.Tensor) -> tf.Tensor:
     return tf.sort(values)[tf.size(values) // 2]
-
-
-def _crop(image: tf.Tensor, rows: tf.Tensor, cols: tf.Tensor) -> tf.Tensor:
-    return image[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
 
 
 def _centering_offset(mass: tf.Tensor, size: int) -> tf.Tensor:
