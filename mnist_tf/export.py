@@ -133,7 +133,9 @@ def _as_image_batch(images: tf.Tensor, rows: int, cols: int) -> tf.Tensor:
         tf.logical_or(tf.equal(rank, 3), tf.equal(rank, 4)), tf.reduce_all(tf.equal(padded, [rows, cols, 1]))
     )
     check = tf.debugging.Assert(
-        fits, [f"images must be uint8 [batch, {rows}, {cols}] or [batch, {rows}, {cols}, 1], got shape", shape]
+        fits,
+        [f"images must be uint8 [batch, {rows}, {cols}] or [batch, {rows}, {cols}, 1], got shape", shape],
+        summarize=8,  # every dimension of the shape, not just the first three
     )
     with tf.control_dependencies([check]):
         return tf.reshape(images, [-1, rows, cols, 1])

@@ -20,7 +20,7 @@ import tensorflow as tf
 from absl import app, flags
 
 from mnist_tf import checkpoints, data, evaluation, export
-from mnist_tf.errors import MnistTfError
+from mnist_tf.errors import MnistTfError, first_line
 from mnist_tf.files import write_json_atomic
 
 flags.DEFINE_string("saved_model", None, "A SavedModel directory, or a base directory (its highest version).")
@@ -68,9 +68,10 @@ def from_checkpoint(model_dir: str) -> tuple[str, dict[str, Any], Predict]:
 def _assertion(error: tf.errors.OpError) -> str:
     """The message of the in-graph assertion that failed, not TensorFlow's page of context around it."""
     for line in str(error).splitlines():
-        if line.startswith("assertion failed:"):
-            return line.removeprefix("assertion failed:").strip()
-    return str(error).strip().splitlines()[0]
+        if line.startswith("assertion failed: ["):  # "assertion failed: [message] [data]"
+            message, _, data = line.removeprefix("assertion failed: [").rpartition("] [")
+            return f"{message} [{data}"
+    return first_line(error)
 
 
 @common.user_errors_exit

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import REPO
 
-from mnist_tf import evaluation
+from mnist_tf import evaluation, idx
 
 EVALUATE = [sys.executable, str(REPO / "scripts" / "evaluate.py")]
 
@@ -71,6 +71,25 @@ def test_data_flags_override_the_training_data(exported_run, tmp_path):
     assert result.returncode == 1
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("error: ") and str(tmp_path / "nowhere") in line
+
+
+@pytest.mark.parametrize("source", ["saved_model", "model_dir"])
+def test_images_of_another_size_are_one_line(exported_run, tmp_path, source):
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        images_name, labels_name = idx.SPLIT_FILES[split]
+        idx.write_idx(tmp_path / images_name, rng.integers(0, 256, (20, 10, 10), dtype=np.uint8))
+        idx.write_idx(tmp_path / labels_name, rng.integers(0, 10, 20, dtype=np.uint8))
+    target = exported_run["export_dir"] if source == "saved_model" else exported_run["flags"]["model_dir"]
+    result = evaluate(f"--{source}={target}", f"--data_dir={tmp_path}")
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    expected = {
+        "saved_model": "rejects these images: images must be uint8 [batch, 28, 28] or [batch, 28, 28, 1], got shape"
+        " [20 10 10 1]",
+        "model_dir": "takes images (28, 28, 1), not (10, 10, 1)",
+    }
+    assert expected[source] in line
 
 
 def test_a_missing_model_is_one_line(tmp_path):
