@@ -51,7 +51,11 @@ def test_prints_the_top_k_digits_the_image_bytes_signature_gives(exported_run, t
         for i, image in enumerate(images)
     ]
     result = predict(
-        f"--saved_model={exported_run['export_dir']}", "--top_k=3", f"--preprocessed_dir={tmp_path / 'seen'}", *paths
+        f"--saved_model={exported_run['export_dir']}",
+        "--top_k=3",
+        "--batch_size=3",  # two batches: numbering of the saved images runs across them
+        f"--preprocessed_dir={tmp_path / 'seen'}",
+        *paths,
     )
     assert result.returncode == 0, result.stderr
     answers = parse(result.stdout)
