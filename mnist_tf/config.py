@@ -21,6 +21,7 @@ ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "gelu")
 STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "tpu")
 DTYPES = ("float32", "bfloat16", "float16")
 JIT_COMPILE = ("auto", "on", "off")
+HISTOGRAMS = ("weights", "gradients")
 
 # Per-model defaults for values whose good setting depends on the architecture.
 MODEL_DEFAULTS = {
@@ -61,6 +62,9 @@ class Config:
     dtype: str = "float32"
     steps_per_loop: int = 1
     jit_compile: str = "auto"
+    log_every_steps: int = 100
+    histograms: tuple[str, ...] = ()
+    profile_steps: tuple[int, ...] = ()
 
     def resolve(self) -> Config:
         """Returns a copy with model defaults filled in, after checking every value; raises MnistTfError."""
@@ -115,6 +119,16 @@ class Config:
             raise MnistTfError("--num_gpus applies to --strategy=one_device or mirrored")
         if self.tpu and self.strategy != "tpu":
             raise MnistTfError("--tpu applies to --strategy=tpu")
+        if self.log_every_steps < 0:
+            raise MnistTfError(f"--log_every_steps must be 0 (per epoch only) or more, got {self.log_every_steps}")
+        for kind in self.histograms:
+            _check_choice("histograms", kind, HISTOGRAMS)
+        if self.profile_steps and (
+            len(self.profile_steps) != 2 or not 1 <= self.profile_steps[0] <= self.profile_steps[1]
+        ):
+            raise MnistTfError(
+                f"--profile_steps is FIRST,LAST global steps with 1 <= FIRST <= LAST, got {list(self.profile_steps)}"
+            )
         if self.source == "idx" and not self.data_dir:
             raise MnistTfError("--source=idx needs --data_dir (a folder with the four IDX files)")
 

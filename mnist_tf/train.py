@@ -22,13 +22,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mnist_tf import checkpoints, data, distribute, models, optimizers
+from mnist_tf import checkpoints, data, distribute, evaluation, models, optimizers
 from mnist_tf.config import Config
 from mnist_tf.console import ConsoleReporter
 from mnist_tf.errors import MnistTfError
 from mnist_tf.export import export_saved_model
 from mnist_tf.files import write_json_atomic
-from mnist_tf.summaries import Summaries
+from mnist_tf.summaries import MISTAKE_IMAGES, StepProfiler, Summaries
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +40,34 @@ class EpochResult:
     validation_accuracy: float | None
     seconds: float  # training only, without validation
     images_per_second: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    loss: float
+    accuracy: float
+    confusion: np.ndarray  # int [classes, classes]: rows are true labels, columns predictions
+
+
+class ConfusionMatrix(keras.metrics.Metric):
+    """Counts of (true label, predicted class) pairs, summed across replicas; float32 so TPUs can hold it."""
+
+    def __init__(self, classes: int, name: str = "confusion_matrix") -> None:
+        super().__init__(name=name)
+        self.classes = classes
+        self.matrix = self.add_variable(shape=(classes, classes), initializer="zeros", name="matrix")
+
+    def update_state(self, labels: tf.Tensor, logits: tf.Tensor, sample_weight: tf.Tensor | None = None) -> None:
+        predicted = tf.argmax(logits, axis=-1)
+        self.matrix.assign_add(
+            tf.math.confusion_matrix(labels, predicted, self.classes, weights=sample_weight, dtype=tf.float32)
+        )
+
+    def result(self) -> tf.Tensor:
+        return tf.convert_to_tensor(self.matrix)
+
+    def reset_state(self) -> None:
+        self.matrix.assign(tf.zeros_like(self.matrix))
 
 
 class Trainer:
@@ -72,6 +100,7 @@ class Trainer:
             self.train_accuracy = keras.metrics.SparseCategoricalAccuracy("accuracy")
             self.eval_loss = keras.metrics.Mean("loss")
             self.eval_accuracy = keras.metrics.SparseCategoricalAccuracy("accuracy")
+            self.eval_confusion = ConfusionMatrix(model.output_shape[-1])
         self._kernels = [v for v in model.trainable_variables if len(v.shape) >= 2]
         # XLA compiles the forward/backward pass only: the optimizer update may synchronize replicas.
         self._gradients = self._loss_and_gradients
@@ -102,6 +131,7 @@ class Trainer:
         per_example_loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
         self.eval_loss.update_state(per_example_loss, sample_weight=weights)
         self.eval_accuracy.update_state(labels, logits, sample_weight=weights)
+        self.eval_confusion.update_state(labels, logits, sample_weight=weights)
 
     def train(self, iterator: Any, steps: int = 1) -> None:
         """`steps` optimizer steps on the next global batches of a distributed iterator, in one call.
@@ -120,15 +150,47 @@ class Trainer:
         for batch in dataset:
             self.strategy.run(self._replica_eval_step, args=batch)
 
-    def evaluate(self, dataset: tf.data.Dataset) -> tuple[float, float]:
-        """(mean loss, accuracy) over the examples of a `data.eval_dataset` (padding excluded)."""
-        self.eval_loss.reset_state()
-        self.eval_accuracy.reset_state()
+    def evaluate(self, dataset: tf.data.Dataset) -> Evaluation:
+        """Loss, accuracy and confusion matrix over the examples of a `data.eval_dataset` (padding excluded)."""
+        for metric in (self.eval_loss, self.eval_accuracy, self.eval_confusion):
+            metric.reset_state()
         self._evaluate(distribute.distribute_dataset(self.strategy, dataset))
-        return float(self.eval_loss.result()), float(self.eval_accuracy.result())
+        confusion = np.rint(self.eval_confusion.result()).astype(np.int64)
+        return Evaluation(float(self.eval_loss.result()), float(self.eval_accuracy.result()), confusion)
 
     def train_metrics(self) -> tuple[float, float]:
+        """Mean loss and accuracy since the last reset."""
         return float(self.train_loss.result()), float(self.train_accuracy.result())
+
+    def train_totals(self) -> np.ndarray:
+        """[summed loss, correct predictions, examples] since the last reset.
+
+        The difference of two readings gives the loss and accuracy of just the steps in between, at no cost to
+        the train step (`_Loop` logs `step_loss` and `step_accuracy` this way).
+        """
+        return np.array(
+            [float(v.numpy()) for v in (self.train_loss.total, self.train_accuracy.total, self.train_loss.count)]
+        )
+
+    def gradients(self, images: tf.Tensor, labels: tf.Tensor) -> dict[str, np.ndarray]:
+        """Gradients of the mean loss on one batch with dropout off, by variable path: for histograms.
+
+        Outside the train step, so it costs nothing when unused, and without dropout, so it draws no random
+        numbers and training stays bit-identical with or without it.
+        """
+        gradients = self._probe_gradients(images, labels)
+        first_replica = [self.strategy.experimental_local_results(g)[0] for g in gradients]
+        return {v.path: g.numpy() for v, g in zip(self.model.trainable_variables, first_replica, strict=True)}
+
+    @tf.function
+    def _probe_gradients(self, images: tf.Tensor, labels: tf.Tensor) -> list[Any]:
+        def replica_gradients(images: tf.Tensor, labels: tf.Tensor) -> list[tf.Tensor]:
+            with tf.GradientTape() as tape:
+                logits = tf.cast(self.model(images, training=False), tf.float32)
+                loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+            return tape.gradient(loss, self.model.trainable_variables)
+
+        return self.strategy.run(replica_gradients, args=(images, labels))
 
     def reset_train_metrics(self) -> None:
         self.train_loss.reset_state()
@@ -158,9 +220,12 @@ def _run(
 ) -> dict[str, Any]:
     splits = data.load(config.dataset, config.data_dir, config.source, config.validation_size, config.tfds_data_dir)
     steps_per_epoch = data.steps_per_epoch(splits.train, config.batch_size)
+    total_steps = config.epochs * steps_per_epoch
+    if config.profile_steps and config.profile_steps[1] > total_steps:
+        raise MnistTfError(f"--profile_steps={config.profile_steps[1]} is past the run's last step, {total_steps}")
     with strategy.scope():
         model = models.build(config, splits.image_shape, distribute.dtype_policy(config.dtype))
-        optimizer = optimizers.make(config, total_steps=config.epochs * steps_per_epoch)
+        optimizer = optimizers.make(config, total_steps=total_steps)
         epochs_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="epochs_done")
     trainer = Trainer(
         model, optimizer, strategy, config.batch_size, config.weight_decay, distribute.use_jit(config.jit_compile)
@@ -176,30 +241,42 @@ def _run(
     validation = data.eval_dataset(splits.validation, config.eval_batch_size) if splits.validation else None
     train_batches = data.train_dataset(splits.train, config.batch_size, config.seed, first_epoch)
     train_iterator = iter(distribute.distribute_dataset(strategy, train_batches))
+    # The first batch of the run, from its own iterator: shown in TensorBoard, and the gradient histograms' batch.
+    first_batch = next(iter(train_batches.take(1)))
     reporter.start(_header(config, splits, strategy, steps_per_epoch, first_epoch, resumed_from), model)
-    summaries = Summaries(output_dir)
+    summaries = Summaries(output_dir, enabled=chief)
+    summaries.hparams(config)
+    summaries.inputs(first_epoch * steps_per_epoch, *(tensor.numpy() for tensor in first_batch))
+    profiler = StepProfiler(output_dir / "train", config.profile_steps, enabled=chief)
+    loop = _Loop(trainer, train_iterator, config, steps_per_epoch, reporter, manager, summaries, profiler)
     run_start = time.perf_counter()
     train_seconds = 0.0
     try:
         for epoch in range(first_epoch, config.epochs):
-            result = _train_epoch(trainer, train_iterator, epoch, config, steps_per_epoch, reporter, manager)
-            if validation is not None:
-                validation_loss, validation_accuracy = trainer.evaluate(validation)
+            result = loop.train_epoch(epoch)
+            validated = trainer.evaluate(validation) if validation is not None else None
+            if validated is not None:
                 result = dataclasses.replace(
-                    result, validation_loss=validation_loss, validation_accuracy=validation_accuracy
+                    result, validation_loss=validated.loss, validation_accuracy=validated.accuracy
                 )
             train_seconds += result.seconds
             epochs_done.assign(epoch + 1)
             manager.save(checkpoint_number=epoch + 1)
-            _write_epoch_summaries(summaries, result, float(optimizer.learning_rate), steps_per_epoch)
+            step = (epoch + 1) * steps_per_epoch
+            _write_epoch_summaries(summaries, trainer, step, result, validated, first_batch, config, splits.image_shape)
             elapsed = time.perf_counter() - run_start
             eta = elapsed / (epoch + 1 - first_epoch) * (config.epochs - epoch - 1)
             reporter.epoch_end(result, config.epochs, elapsed, eta)
 
-        test_loss, test_accuracy = trainer.evaluate(data.eval_dataset(splits.test, config.eval_batch_size))
-        summaries.scalars("test", config.epochs * steps_per_epoch, {"loss": test_loss, "accuracy": test_accuracy})
+        test = trainer.evaluate(data.eval_dataset(splits.test, config.eval_batch_size))
+        summaries.scalars("test", total_steps, {"epoch_loss": test.loss, "epoch_accuracy": test.accuracy})
+        summaries.confusion("test", total_steps, test.confusion)
+        if summaries.enabled:
+            _write_mistakes(summaries, total_steps, model, splits.test, config.eval_batch_size)
     finally:
+        profiler.stop()
         summaries.close()
+    test_loss, test_accuracy = test.loss, test.accuracy
     export_path = None
     if config.export_dir:
         export_base = Path(config.export_dir) if chief else output_dir / "export"
@@ -249,31 +326,61 @@ def _output_dir(model_dir: Path, chief: bool) -> Iterator[Path]:
         shutil.rmtree(temporary, ignore_errors=True)
 
 
-def _train_epoch(
-    trainer: Trainer,
-    iterator: Any,
-    epoch: int,
-    config: Config,
-    steps: int,
-    reporter: ConsoleReporter,
-    manager: tf.train.CheckpointManager,
-) -> EpochResult:
-    trainer.reset_train_metrics()
-    start = time.perf_counter()
-    step = 0
-    while step < steps:
-        calls = min(config.steps_per_loop, steps - step)
-        trainer.train(iterator, calls)
-        step += calls
-        if reporter.wants_progress():
-            reporter.progress(epoch + 1, config.epochs, step, steps, *trainer.train_metrics())
-    loss, accuracy = trainer.train_metrics()  # reading the metrics waits for the last step to finish
-    seconds = time.perf_counter() - start
-    if not math.isfinite(loss):
-        last = manager.latest_checkpoint
-        last = f"the last good checkpoint is {last}" if last else "no checkpoint was written"
-        raise MnistTfError(f"training loss became {loss} in epoch {epoch + 1}; try a lower --learning_rate ({last})")
-    return EpochResult(epoch + 1, loss, accuracy, None, None, seconds, steps * config.batch_size / seconds)
+@dataclasses.dataclass
+class _Loop:
+    """One epoch of training calls, with what happens between them: progress, step summaries, profiling."""
+
+    trainer: Trainer
+    iterator: Any
+    config: Config
+    steps: int  # per epoch
+    reporter: ConsoleReporter
+    manager: tf.train.CheckpointManager
+    summaries: Summaries
+    profiler: StepProfiler
+
+    def train_epoch(self, epoch: int) -> EpochResult:
+        trainer, config = self.trainer, self.config
+        trainer.reset_train_metrics()
+        start = time.perf_counter()
+        window = (np.zeros(3), start)  # train totals and time at the last step summary
+        step = 0
+        while step < self.steps:
+            calls = min(config.steps_per_loop, self.steps - step)
+            first, last = epoch * self.steps + step + 1, epoch * self.steps + step + calls  # global, 1-based
+            self.profiler.before(first, last)
+            with self.summaries.graph(last):
+                trainer.train(self.iterator, calls)
+            self.profiler.after(last)
+            step += calls
+            every = config.log_every_steps
+            # Every worker reads the metrics (a collective under multi-worker); only the chief writes them.
+            if every and last // every > (first - 1) // every:
+                window = self._write_step_summaries(last, *window)
+            if self.reporter.wants_progress():
+                self.reporter.progress(epoch + 1, config.epochs, step, self.steps, *trainer.train_metrics())
+        loss, accuracy = trainer.train_metrics()  # reading the metrics waits for the last step to finish
+        seconds = time.perf_counter() - start
+        if not math.isfinite(loss):
+            last = self.manager.latest_checkpoint
+            last = f"the last good checkpoint is {last}" if last else "no checkpoint was written"
+            raise MnistTfError(
+                f"training loss became {loss} in epoch {epoch + 1}; try a lower --learning_rate ({last})"
+            )
+        return EpochResult(epoch + 1, loss, accuracy, None, None, seconds, self.steps * config.batch_size / seconds)
+
+    def _write_step_summaries(self, step: int, totals: np.ndarray, time_: float) -> tuple[np.ndarray, float]:
+        """Loss and accuracy of the steps since the last step summary; returns the new window start."""
+        now_totals, now = self.trainer.train_totals(), time.perf_counter()
+        loss_sum, correct, examples = now_totals - totals
+        values = {
+            "step_loss": loss_sum / examples,
+            "step_accuracy": correct / examples,
+            "step_learning_rate": float(self.trainer.optimizer.learning_rate),
+            "step_images_per_second": examples / (now - time_),
+        }
+        self.summaries.scalars("train", step, values)
+        return now_totals, now
 
 
 def _header(
@@ -301,17 +408,45 @@ def _header(
     return lines
 
 
-def _write_epoch_summaries(summaries: Summaries, result: EpochResult, lr: float, steps_per_epoch: int) -> None:
-    step = result.epoch * steps_per_epoch
+def _write_epoch_summaries(
+    summaries: Summaries,
+    trainer: Trainer,
+    step: int,
+    result: EpochResult,
+    validation: Evaluation | None,
+    first_batch: tuple[tf.Tensor, tf.Tensor],
+    config: Config,
+    image_shape: tuple[int, int, int],
+) -> None:
     summaries.scalars(
         "train",
         step,
         {
-            "loss": result.train_loss,
-            "accuracy": result.train_accuracy,
-            "learning_rate": lr,
-            "images_per_second": result.images_per_second,
+            "epoch_loss": result.train_loss,
+            "epoch_accuracy": result.train_accuracy,
+            "epoch_learning_rate": float(trainer.optimizer.learning_rate),
+            "epoch_images_per_second": result.images_per_second,
+            "epoch_seconds": result.seconds,
         },
     )
-    if result.validation_loss is not None:
-        summaries.scalars("validation", step, {"loss": result.validation_loss, "accuracy": result.validation_accuracy})
+    if validation is not None:
+        summaries.scalars("validation", step, {"epoch_loss": validation.loss, "epoch_accuracy": validation.accuracy})
+        summaries.confusion("validation", step, validation.confusion)
+    variables = trainer.model.trainable_variables
+    first_kernel = next(v for v in variables if len(v.shape) >= 2)  # layers create their kernel first
+    summaries.first_layer(step, first_kernel.numpy(), image_shape)
+    if "weights" in config.histograms:
+        summaries.histograms(step, "weights", {v.path: v.numpy() for v in variables})
+    if "gradients" in config.histograms:
+        summaries.histograms(step, "gradients", trainer.gradients(*first_batch))
+
+
+def _write_mistakes(summaries: Summaries, step: int, model: keras.Model, test: data.Split, batch_size: int) -> None:
+    """The test images the trained model gets wrong most confidently (one more pass over the test split)."""
+    probabilities = tf.function(lambda x: tf.nn.softmax(tf.cast(model(data.normalize_images(x)), tf.float32)))
+    predicted = evaluation.predict_in_batches(lambda x: probabilities(x).numpy(), test.images, batch_size)
+    report = evaluation.report(test.labels, predicted, num_mistakes=MISTAKE_IMAGES)
+    if report.mistakes:
+        indices = [m.index for m in report.mistakes]
+        predicted_classes = [m.predicted for m in report.mistakes]
+        summaries.mistakes(step, test.images[indices], test.labels[indices], predicted_classes)

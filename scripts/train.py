@@ -68,8 +68,18 @@ flags.DEFINE_integer(
 flags.DEFINE_enum(
     "jit_compile", _defaults.jit_compile, config_lib.JIT_COMPILE, "XLA for the train step; auto: GPU/TPU only."
 )
+flags.DEFINE_integer(
+    "log_every_steps",
+    _defaults.log_every_steps,
+    "TensorBoard: train loss/accuracy of the last N steps every N steps (0: per epoch only).",
+    lower_bound=0,
+)
+flags.DEFINE_list(
+    "histograms", list(_defaults.histograms), "TensorBoard histograms per epoch: weights, gradients, or both."
+)
+flags.DEFINE_list("profile_steps", None, "TensorBoard profile of global steps FIRST,LAST (1-based), e.g. 20,25.")
 
-for _name in ("hidden_units", "filters"):
+for _name in ("hidden_units", "filters", "profile_steps"):
     flags.register_validator(
         _name,
         lambda values: values is None or all(v.strip().isdigit() for v in values),
@@ -92,6 +102,8 @@ def config_from_flags() -> config_lib.Config:
         export_dir=FLAGS.export_dir or None,
         hidden_units=_ints("hidden_units"),
         filters=_ints("filters"),
+        histograms=tuple(FLAGS.histograms),
+        profile_steps=_ints("profile_steps") or (),
     )
     return config_lib.Config(**values)
 

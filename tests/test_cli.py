@@ -61,6 +61,16 @@ def test_trains_with_quiet_logs_and_writes_results(idx_dir, tmp_path):
         (["--data_dir=/nonexistent"], "error: /nonexistent: missing train-images-idx3-ubyte.gz"),
         (["--validation_size=2000", "IDX"], "error: --validation_size=2,000 leaves no training data"),
         (["--model=mlp", "--filters=3,3", "IDX"], "error: --filters applies to lenet only"),
+        (["--log_every_steps=-1"], "flag --log_every_steps=-1: -1 is not"),
+        (["--histograms=weights,activations", "IDX"], "error: --histograms='activations' is not one of: weights"),
+        (["--profile_steps=a,3"], "--profile_steps takes comma-separated positive integers"),
+        (["--profile_steps=5", "IDX"], "error: --profile_steps is FIRST,LAST global steps with 1 <= FIRST <= LAST"),
+        (["--profile_steps=9,3", "IDX"], "error: --profile_steps is FIRST,LAST global steps"),
+        # 1,000 training images in batches of 128: 7 steps per epoch, 56 in 8 epochs.
+        (
+            ["--profile_steps=50,57", "--validation_size=200", "IDX"],
+            "error: --profile_steps=57 is past the run's last step, 56",
+        ),
     ],
 )
 def test_bad_input_is_one_clear_line(idx_dir, tmp_path, args, message):
@@ -133,6 +143,9 @@ def test_helpshort_lists_the_flags():
         "--seed",
         "--validation_size",
         "--layers",
+        "--log_every_steps",
+        "--histograms",
+        "--profile_steps",
     ):
         assert f"  {flag}:" in process.stdout, flag
 

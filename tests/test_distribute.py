@@ -17,7 +17,8 @@ import pytest
 import tensorflow as tf
 from conftest import REPO, checkpoint_weights, quiet_run
 
-from mnist_tf import data, distribute, train
+from mnist_tf import data, distribute, models, optimizers, train
+from mnist_tf.config import Config
 from mnist_tf.errors import MnistTfError
 
 TRAIN = [sys.executable, str(REPO / "scripts" / "train.py")]
@@ -66,6 +67,22 @@ def test_evaluation_counts_every_example_once_when_batches_do_not_divide_it(tiny
     assert results["test_accuracy"] == pytest.approx(np.mean(probabilities.argmax(1) == test.labels), abs=1e-6)
     cross_entropy = -np.log(probabilities[np.arange(len(test)), test.labels])
     assert results["test_loss"] == pytest.approx(cross_entropy.mean(), rel=1e-3)
+
+
+def test_confusion_matrix_counts_each_example_once_across_replicas(idx_dir):
+    strategy = distribute.make_strategy("mirrored")
+    config = Config(model="mlp", hidden_units=(16,)).resolve()
+    with strategy.scope():
+        model = models.build(config, (28, 28, 1), distribute.dtype_policy("float32"))
+        optimizer = optimizers.make(config, total_steps=1)
+    trainer = train.Trainer(model, optimizer, strategy, global_batch_size=50)
+    test = data.load(data_dir=str(idx_dir)).test  # 300 images: batches of 128 end in 84 padding blanks
+    result = trainer.evaluate(data.eval_dataset(test, 128))
+    predicted = model(data.normalize_images(test.images)).numpy().argmax(axis=1)
+    expected = np.zeros((10, 10), np.int64)
+    np.add.at(expected, (test.labels, predicted), 1)
+    np.testing.assert_array_equal(result.confusion, expected)
+    assert result.accuracy == pytest.approx(np.trace(expected) / 300)
 
 
 @pytest.mark.parametrize("flag", ["batch_size", "eval_batch_size"])
@@ -194,6 +211,7 @@ def test_two_worker_processes_train_in_sync_and_only_the_chief_writes(idx_dir, t
     assert sorted(p.name for p in (export_dir / "lenet").iterdir()) == ["1"]
     assert tf.train.latest_checkpoint(str(model_dir / "checkpoints")).endswith("ckpt-6")
     assert all(len(list((model_dir / split).iterdir())) == 1 for split in ("train", "validation", "test"))
+    assert len(list(model_dir.glob("events.out.*"))) == 1  # the chief's hparams, once
     assert "not the chief" in worker_output and list(scratch.iterdir()) == []  # its temporary outputs are gone
 
 
