@@ -26,7 +26,7 @@ from mnist_tf import checkpoints, data, distribute, evaluation, models, optimize
 from mnist_tf.config import Config
 from mnist_tf.console import ConsoleReporter
 from mnist_tf.errors import MnistTfError
-from mnist_tf.export import export_saved_model
+from mnist_tf.export import export_saved_model, predict
 from mnist_tf.files import write_json_atomic
 from mnist_tf.summaries import MISTAKE_IMAGES, StepProfiler, Summaries
 
@@ -101,7 +101,8 @@ class Trainer:
             self.eval_loss = keras.metrics.Mean("loss")
             self.eval_accuracy = keras.metrics.SparseCategoricalAccuracy("accuracy")
             self.eval_confusion = ConfusionMatrix(model.output_shape[-1])
-        self._kernels = [v for v in model.trainable_variables if len(v.shape) >= 2]
+        # Weight decay applies to these; layers create their kernel first, so kernels[0] is the first layer's.
+        self.kernels = [v for v in model.trainable_variables if len(v.shape) >= 2]
         # XLA compiles the forward/backward pass only: the optimizer update may synchronize replicas.
         self._gradients = self._loss_and_gradients
         if jit_compile:
@@ -113,7 +114,7 @@ class Trainer:
             per_example_loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
             loss = tf.nn.compute_average_loss(per_example_loss, global_batch_size=self.global_batch_size)
             if self.weight_decay:
-                l2 = self.weight_decay * tf.add_n([tf.nn.l2_loss(kernel) for kernel in self._kernels])
+                l2 = self.weight_decay * tf.add_n([tf.nn.l2_loss(kernel) for kernel in self.kernels])
                 loss += tf.nn.scale_regularization_loss(l2)
             # float16 scales the loss up so small gradients survive; the optimizer scales them back down.
             loss = self.optimizer.scale_loss(loss)
@@ -433,8 +434,7 @@ def _write_epoch_summaries(
         summaries.scalars("validation", step, {"epoch_loss": validation.loss, "epoch_accuracy": validation.accuracy})
         summaries.confusion("validation", step, validation.confusion)
     variables = trainer.model.trainable_variables
-    first_kernel = next(v for v in variables if len(v.shape) >= 2)  # layers create their kernel first
-    summaries.first_layer(step, first_kernel.numpy(), image_shape)
+    summaries.first_layer(step, trainer.kernels[0].numpy(), image_shape)
     if "weights" in config.histograms:
         summaries.histograms(step, "weights", {v.path: v.numpy() for v in variables})
     if "gradients" in config.histograms:
@@ -443,7 +443,7 @@ def _write_epoch_summaries(
 
 def _write_mistakes(summaries: Summaries, step: int, model: keras.Model, test: data.Split, batch_size: int) -> None:
     """The test images the trained model gets wrong most confidently (one more pass over the test split)."""
-    probabilities = tf.function(lambda x: tf.nn.softmax(tf.cast(model(data.normalize_images(x)), tf.float32)))
+    probabilities = tf.function(lambda images: predict(model, images)["probabilities"])
     predicted = evaluation.predict_in_batches(lambda x: probabilities(x).numpy(), test.images, batch_size)
     report = evaluation.report(test.labels, predicted, num_mistakes=MISTAKE_IMAGES)
     if report.mistakes:
