@@ -1,9 +1,9 @@
 """mnist_tf: the TensorFlow/Keras reference implementation of handwritten-digit recognition (MNIST).
 
-Importing the package quiets TensorFlow's C++ start-up logs (see `console.silence_tensorflow`); set
-TF_CPP_MIN_LOG_LEVEL yourself to see them.
+Importing the package sets up TensorFlow before it loads (`runtime.configure`): oneDNN kernels on x86-64 CPUs
+and quiet C++ start-up logs; set TF_ENABLE_ONEDNN_OPTS or TF_CPP_MIN_LOG_LEVEL yourself to choose otherwise.
 """
 
-from mnist_tf.console import silence_tensorflow
+from mnist_tf import runtime
 
-silence_tensorflow()
+runtime.configure()

@@ -1,45 +1,15 @@
-"""What the user sees in the terminal: quiet TensorFlow start-up, a progress bar, one line per epoch."""
+"""What the user sees in the terminal: a run's header, a progress bar, one line per epoch, the end."""
 
 from __future__ import annotations
 
-import os
 import sys
 import time
-import warnings
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     import keras
 
     from mnist_tf.train import EpochResult
-
-
-def silence_tensorflow() -> None:
-    """Hides TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices, absl pre-init warnings).
-
-    Runs before TensorFlow is first imported. TF_CPP_MIN_LOG_LEVEL defaults to 3 (errors surface as Python
-    exceptions anyway); set it to 0-2 yourself to see the logs, e.g. `TF_CPP_MIN_LOG_LEVEL=0 python scripts/...`.
-    Some lines are written by absl before that level applies, so at level 3 stderr is pointed at /dev/null while
-    TensorFlow imports; a Python error in that window still shows, since it is printed
-    after stderr returns.
-    """
-    # TensorFlow warns about its own tf.data internals whenever a distribution strategy iterates a dataset
-    # inside a tf.function; nothing a user of this project could act on.
-    warnings.filterwarnings("ignore", message="To make it possible to preserve tf.data options", category=UserWarning)
-    if "tensorflow" in sys.modules or os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3") != "3":
-        return
-    sys.stderr.flush()
-    saved_stderr = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        import tensorflow as tf
-
-        tf.get_logger().setLevel("ERROR")
-    finally:
-        os.dup2(saved_stderr, 2)
-        os.close(saved_stderr)
-        os.close(devnull)
 
 
 def format_duration(seconds: float) -> str:
