@@ -41,11 +41,11 @@ class Config:
     tfds_data_dir: str | None = None
     model_dir: str = "runs/latest"
     export_dir: str | None = "saved_models"
-    epochs: int = 8
-    batch_size: int = 128
+    epochs: int = 4
+    batch_size: int = 256
     eval_batch_size: int = 1000
     optimizer: str = "adam"
-    learning_rate: float = 2e-3
+    learning_rate: float = 4e-3
     lr_schedule: str = "one_cycle"
     momentum: float = 0.9
     weight_decay: float = 0.0

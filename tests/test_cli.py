@@ -68,7 +68,7 @@ def test_trains_with_quiet_logs_and_writes_results(idx_dir, tmp_path):
         (["--profile_steps=9,3", "IDX"], "error: --profile_steps is FIRST,LAST global steps"),
         # 1,000 training images in batches of 128: 7 steps per epoch, 56 in 8 epochs.
         (
-            ["--profile_steps=50,57", "--validation_size=200", "IDX"],
+            ["--profile_steps=50,57", "--validation_size=200", "--epochs=8", "--batch_size=128", "IDX"],
             "error: --profile_steps=57 is past the run's last step, 56",
         ),
     ],
