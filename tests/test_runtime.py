@@ -1,0 +1,32 @@
+"""Importing mnist_tf sets TensorFlow up before it loads: oneDNN kernels on x86-64, unless the user chose."""
+
+import os
+import platform
+import subprocess
+import sys
+
+import pytest
+
+SHOW = "import mnist_tf, os; print(os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset'))"
+
+
+def _onednn_after_import(value: str | None) -> str:
+    env = {key: v for key, v in os.environ.items() if key != "TF_ENABLE_ONEDNN_OPTS"}
+    if value is not None:
+        env["TF_ENABLE_ONEDNN_OPTS"] = value
+    process = subprocess.run([sys.executable, "-c", SHOW], capture_output=True, text=True, timeout=120, env=env)
+    assert process.returncode == 0, process.stderr[-2000:]
+    return process.stdout.strip()
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="oneDNN is turned on on x86-64")
+def test_onednn_is_turned_on_by_default_on_x86_64():
+    assert _onednn_after_import(None) == "1"
+
+
+def test_a_users_choice_wins():
+    assert _onednn_after_import("0") == "0"
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))
