@@ -22,11 +22,18 @@ from mnist_tf.errors import MnistTfError, first_line
 from mnist_tf.files import write_json_atomic
 
 CONFIG_FILE = "config.json"
+DIRECTORY = "checkpoints"
 MAX_TO_KEEP = 3
+# Flags that make a different model: a checkpoint of one cannot be resumed as the other.
+ARCHITECTURE = ("model", "layers", "activation", "hidden_units", "filters")
+# Flags that say where things are or what is logged: changing them on resume is not worth a mention.
+_NOT_TRAINING = frozenset(
+    {"model_dir", "export_dir", "data_dir", "source", "tfds_data_dir", "log_every_steps", "histograms", "profile_steps"}
+)
 
 
 def directory(model_dir: str | os.PathLike) -> Path:
-    return Path(model_dir) / "checkpoints"
+    return Path(model_dir) / DIRECTORY
 
 
 def latest(model_dir: str | os.PathLike) -> str | None:
@@ -42,14 +49,54 @@ def manager(checkpoint: tf.train.Checkpoint, model_dir: Path) -> tf.train.Checkp
     return tf.train.CheckpointManager(checkpoint, os.fspath(directory(model_dir)), max_to_keep=MAX_TO_KEEP)
 
 
+def save(manager: tf.train.CheckpointManager, step: int) -> str:
+    """Saves checkpoint number `step`. TF writes it beside the others and only then points `checkpoint` at it, so a
+    failed write (disk full, read-only) leaves the earlier checkpoints as they were: it is reported in one line."""
+    try:
+        return manager.save(checkpoint_number=step)
+    except (OSError, tf.errors.OpError) as e:
+        raise MnistTfError(
+            f"could not save a checkpoint in {manager.directory} ({first_line(e)}); the earlier checkpoints are intact"
+        ) from None
+
+
 def restore(checkpoint: tf.train.Checkpoint, path: str) -> None:
     """Restores `path` into `checkpoint`'s objects, all of which it must hold; a mismatch is one clear line."""
     try:
         checkpoint.restore(path).expect_partial().assert_existing_objects_matched()
-    except (AssertionError, ValueError, tf.errors.OpError) as e:
+    except (AssertionError, ValueError) as e:
+        problem = f"does not fit this run ({first_line(e)})"
+    except (tf.errors.OpError, OSError, IndexError) as e:  # a damaged file: TF's reader raises all three
+        problem = f"cannot be read ({first_line(e)})"
+    else:
+        return
+    raise MnistTfError(f"{path} {problem}; pass --fresh to start over in that --model_dir, or use another one")
+
+
+def changes(model_dir: str | os.PathLike, config: Config, image_shape: tuple[int, ...]) -> list[str]:
+    """How `config` differs from the run whose checkpoints are in `model_dir`, e.g. ["epochs 4 -> 6"].
+
+    Raises MnistTfError if it is another model (architecture or image shape): its checkpoints cannot continue here.
+    Nothing to compare (a run from before config.json existed) is no change.
+    """
+    if not (Path(model_dir) / CONFIG_FILE).exists():
+        return []
+    previous, previous_shape = read_config(model_dir)
+    other = [
+        f"{name} {getattr(previous, name)}" for name in ARCHITECTURE if getattr(previous, name) != getattr(config, name)
+    ]
+    if tuple(previous_shape) != tuple(image_shape):
+        other.append(f"images {'x'.join(map(str, previous_shape))}")
+    if other:
         raise MnistTfError(
-            f"{path} does not fit this model ({first_line(e)}); use a new --model_dir to start over"
-        ) from None
+            f"--model_dir={model_dir} holds checkpoints of another model ({', '.join(other)}); pass --fresh to "
+            "start over there, or use another --model_dir"
+        )
+    return [
+        f"{field.name} {getattr(previous, field.name)} -> {getattr(config, field.name)}"
+        for field in dataclasses.fields(Config)
+        if field.name not in _NOT_TRAINING and getattr(previous, field.name) != getattr(config, field.name)
+    ]
 
 
 def write_config(model_dir: Path, config: Config, image_shape: tuple[int, ...]) -> None:
@@ -74,7 +121,7 @@ def load_model(model_dir: str | os.PathLike) -> tuple[keras.Model, Config, str]:
     config, image_shape = read_config(model_dir)
     path = latest(model_dir)
     if path is None:
-        raise MnistTfError(f"no checkpoint in {directory(model_dir)}: the run has not finished an epoch")
+        raise MnistTfError(f"no checkpoint in {directory(model_dir)}: the run has not saved one yet")
     model = models.build(config, image_shape, distribute.dtype_policy(config.dtype))
     restore(tf.train.Checkpoint(model=model), path)
     return model, config, path

@@ -22,6 +22,7 @@ STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "tpu")
 DTYPES = ("float32", "bfloat16", "float16")
 JIT_COMPILE = ("auto", "on", "off")
 HISTOGRAMS = ("weights", "gradients")
+NAN_POLICIES = ("stop", "skip")
 
 # Per-model defaults for values whose good setting depends on the architecture.
 MODEL_DEFAULTS = {
@@ -65,6 +66,7 @@ class Config:
     log_every_steps: int = 100
     histograms: tuple[str, ...] = ()
     profile_steps: tuple[int, ...] = ()
+    nan_policy: str = "stop"
 
     def resolve(self) -> Config:
         """Returns a copy with model defaults filled in, after checking every value; raises MnistTfError."""
@@ -90,6 +92,7 @@ class Config:
             ("strategy", STRATEGIES),
             ("dtype", DTYPES),
             ("jit_compile", JIT_COMPILE),
+            ("nan_policy", NAN_POLICIES),
         ):
             _check_choice(name, getattr(self, name), choices)
         for name in ("epochs", "batch_size", "eval_batch_size", "steps_per_loop"):

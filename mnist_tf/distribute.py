@@ -77,6 +77,11 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     return strategy.extended.should_checkpoint
 
 
+def barrier(strategy: tf.distribute.Strategy) -> None:
+    """Returns once every worker has reached it: a one-number all-reduce (instant in a single process)."""
+    strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)), axis=None)
+
+
 def per_replica_batch_size(flag: str, global_batch_size: int, strategy: tf.distribute.Strategy) -> int:
     replicas = strategy.num_replicas_in_sync
     if global_batch_size % replicas:

@@ -8,12 +8,20 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from mnist_tf.errors import MnistTfError
+
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
-    """Writes JSON to a temporary file beside `path`, fsyncs it, then renames it over `path`."""
+    """Writes JSON to a temporary file beside `path`, fsyncs it, then renames it over `path`.
+
+    A failed write (read-only or full disk) is a MnistTfError and leaves any earlier `path` as it was.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise MnistTfError(f"could not write {path}: {e.strerror}") from None
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=2, sort_keys=True)
@@ -21,6 +29,9 @@ def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise MnistTfError(f"could not write {path}: {e.strerror}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -69,6 +69,8 @@ def _when_enabled(method: Callable[..., None]) -> Callable[..., None]:
 
 
 class Summaries:
+    RUNS = ("train", "validation", "test")  # the run directories under model_dir
+
     def __init__(self, model_dir: str | os.PathLike, enabled: bool = True) -> None:
         self.model_dir = os.fspath(model_dir)
         self.enabled = enabled

@@ -22,13 +22,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mnist_tf import checkpoints, data, distribute, evaluation, models, optimizers
+from mnist_tf import checkpoints, data, distribute, evaluation, interruption, models, optimizers
 from mnist_tf.config import Config
 from mnist_tf.console import ConsoleReporter
 from mnist_tf.errors import MnistTfError
 from mnist_tf.export import export_saved_model, predict
 from mnist_tf.files import write_json_atomic
 from mnist_tf.summaries import MISTAKE_IMAGES, StepProfiler, Summaries
+
+RESULTS_FILE = "results.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +42,7 @@ class EpochResult:
     validation_accuracy: float | None
     seconds: float  # training only, without validation
     images_per_second: float
+    skipped_steps: int = 0  # steps with a non-finite loss that --nan_policy=skip left out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +79,9 @@ class Trainer:
     The loss of each replica is its examples' summed cross-entropy divided by the *global* batch size, so the
     gradients the strategy sums across replicas are those of the global mean. Metrics are Keras metrics created
     under the strategy's scope and updated inside each replica.
+
+    `step` counts the training steps taken (skipped ones included): with the model, the optimizer and the train
+    metrics it is what a checkpoint must hold for a resumed run to continue exactly where it stopped.
     """
 
     def __init__(
@@ -86,16 +92,20 @@ class Trainer:
         global_batch_size: int,
         weight_decay: float = 0.0,
         jit_compile: bool = False,
+        nan_policy: str = "stop",
     ) -> None:
         self.model = model
         self.optimizer = optimizer
         self.strategy = strategy
         self.global_batch_size = global_batch_size
         self.weight_decay = weight_decay
+        self.skip_non_finite = nan_policy == "skip"
         with strategy.scope():
             # Optimizer slots must exist before the first distributed step: created lazily inside a replica
             # context they break Keras 3 under MirroredStrategy.
             optimizer.build(model.trainable_variables)
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            self.skipped_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_steps")
             self.train_loss = keras.metrics.Mean("loss")
             self.train_accuracy = keras.metrics.SparseCategoricalAccuracy("accuracy")
             self.eval_loss = keras.metrics.Mean("loss")
@@ -115,7 +125,21 @@ class Trainer:
         """The steps of the model and optimizer a resolved `config` asks for: what `run` trains."""
         model, optimizer = model_and_optimizer(config, strategy, image_shape, total_steps)
         jit = distribute.use_jit(config.jit_compile)
-        return cls(model, optimizer, strategy, config.batch_size, config.weight_decay, jit)
+        return cls(model, optimizer, strategy, config.batch_size, config.weight_decay, jit, config.nan_policy)
+
+    def checkpoint(self) -> tf.train.Checkpoint:
+        """Everything a resumed run needs: weights, optimizer state, steps taken, this epoch's train metrics.
+
+        Dropout's mask counters are model weights and the data pipeline restarts at `step`, so nothing random is
+        left out.
+        """
+        return tf.train.Checkpoint(
+            model=self.model,
+            optimizer=self.optimizer,
+            step=self.step,
+            skipped_steps=self.skipped_steps,
+            train_metrics=[*self.train_loss.variables, *self.train_accuracy.variables],
+        )
 
     def _loss_and_gradients(self, images: tf.Tensor, labels: tf.Tensor):
         with tf.GradientTape() as tape:
@@ -131,10 +155,47 @@ class Trainer:
         return per_example_loss, logits, gradients
 
     def _replica_train_step(self, images: tf.Tensor, labels: tf.Tensor) -> None:
-        per_example_loss, logits, gradients = self._gradients(images, labels)
+        self._replica_apply(labels, *self._gradients(images, labels))
+
+    def _replica_apply(
+        self, labels: tf.Tensor, per_example_loss: tf.Tensor, logits: tf.Tensor, gradients: list[tf.Tensor]
+    ) -> None:
         self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables, strict=False))
         self.train_loss.update_state(per_example_loss)
         self.train_accuracy.update_state(labels, logits)
+
+    def _replica_checked_gradients(self, images: tf.Tensor, labels: tf.Tensor):
+        """The loss and gradients of one replica, and 1.0 if any of them is NaN or infinite (0.0 otherwise).
+
+        Under float16 the loss scaler already skips steps whose scaled gradients overflow (and lowers the scale),
+        so only the loss itself is checked there.
+        """
+        per_example_loss, logits, gradients = self._gradients(images, labels)
+        checked = [per_example_loss]
+        if not isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
+            checked += gradients
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(t)) for t in checked])
+        return per_example_loss, logits, gradients, tf.cast(tf.logical_not(finite), tf.float32)
+
+    def _skipping_train_step(self, images: Any, labels: Any) -> None:
+        """A train step that leaves weights, optimizer and metrics untouched when any replica's loss or
+        gradients are not finite (`--nan_policy=skip`), and counts it in `skipped_steps`.
+
+        The decision is taken in cross-replica context on the sum over replicas, so every replica takes the same
+        branch: a branch that applies gradients synchronizes replicas, which DistributionStrategy cannot do from
+        inside a `tf.cond` in replica context.
+        """
+        per_example_loss, logits, gradients, bad = self.strategy.run(
+            self._replica_checked_gradients, args=(images, labels)
+        )
+
+        def apply() -> None:
+            self.strategy.run(self._replica_apply, args=(labels, per_example_loss, logits, gradients))
+
+        def skip() -> None:
+            self.skipped_steps.assign_add(1)
+
+        tf.cond(self.strategy.reduce(tf.distribute.ReduceOp.SUM, bad, axis=None) > 0, skip, apply)
 
     def _replica_eval_step(self, images: tf.Tensor, labels: tf.Tensor, weights: tf.Tensor) -> None:
         logits = tf.cast(self.model(images, training=False), tf.float32)
@@ -153,7 +214,11 @@ class Trainer:
     @tf.function
     def _train_steps(self, iterator: Any, steps: tf.Tensor) -> None:
         for _ in tf.range(steps):
-            self.strategy.run(self._replica_train_step, args=next(iterator))
+            if self.skip_non_finite:
+                self._skipping_train_step(*next(iterator))
+            else:
+                self.strategy.run(self._replica_train_step, args=next(iterator))
+            self.step.assign_add(1)
 
     @tf.function
     def _eval_step(self, batch: Any) -> None:
@@ -217,12 +282,14 @@ def model_and_optimizer(
         return model, optimizers.make(config, total_steps=total_steps)
 
 
-def run(config: Config, reporter: ConsoleReporter | None = None) -> dict[str, Any]:
+def run(config: Config, reporter: ConsoleReporter | None = None, fresh: bool = False) -> dict[str, Any]:
     """Trains, evaluates on the test split, exports, and writes `<model_dir>/results.json`; returns the results.
 
-    A `model_dir` that already holds a checkpoint is resumed from its last completed epoch. Under multi-worker
-    every worker runs this; the chief writes to `model_dir` and `export_dir`, the others to a temporary
-    directory that is removed at the end (they must write too: saving takes part in collective ops).
+    A `model_dir` that already holds a checkpoint is resumed from it, at the very step it was saved, unless
+    `fresh` clears the run's files first. SIGTERM or SIGINT save a checkpoint at the next step boundary and raise
+    `interruption.Interrupted`. Under multi-worker every worker runs this; the chief writes to `model_dir` and
+    `export_dir`, the others to a temporary directory that is removed at the end (they must write too: saving
+    takes part in collective ops).
     """
     config = config.resolve()
     # First: the multi-worker and TPU strategies configure the runtime, which must precede other TF work.
@@ -231,6 +298,10 @@ def run(config: Config, reporter: ConsoleReporter | None = None) -> dict[str, An
         distribute.per_replica_batch_size(flag, getattr(config, flag), strategy)
     keras.utils.set_random_seed(config.seed)
     chief = distribute.is_chief(strategy)
+    if fresh:
+        if chief:
+            _clear_run(Path(config.model_dir))
+        distribute.barrier(strategy)  # no worker may restore what the chief is deleting
     with _output_dir(Path(config.model_dir), chief) as output_dir:
         return _run(config, strategy, chief, output_dir, reporter or ConsoleReporter())
 
@@ -244,46 +315,50 @@ def _run(
     if config.profile_steps and config.profile_steps[1] > total_steps:
         raise MnistTfError(f"--profile_steps={config.profile_steps[1]} is past the run's last step, {total_steps}")
     trainer = Trainer.from_config(config, strategy, splits.image_shape, total_steps)
-    model, optimizer = trainer.model, trainer.optimizer
-    with strategy.scope():
-        epochs_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="epochs_done")
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epochs_done=epochs_done)
+    model = trainer.model
+    checkpoint = trainer.checkpoint()
     manager = checkpoints.manager(checkpoint, output_dir)
-    checkpoints.write_config(output_dir, config, splits.image_shape)
     resumed_from = checkpoints.latest(config.model_dir)
+    changes = []
     if resumed_from:
+        changes = checkpoints.changes(config.model_dir, config, splits.image_shape)  # another model: one line
         checkpoints.restore(checkpoint, resumed_from)
-    first_epoch = int(epochs_done.numpy())
+    checkpoints.write_config(output_dir, config, splits.image_shape)
+    guard = _guard(config, strategy, checkpoint, manager)
+    first_step = int(trainer.step.numpy())
 
     validation = data.eval_dataset(splits.validation, config.eval_batch_size) if splits.validation else None
-    train_batches = data.train_dataset(splits.train, config.batch_size, config.seed, first_epoch * steps_per_epoch)
+    train_batches = data.train_dataset(splits.train, config.batch_size, config.seed, first_step)
     train_iterator = iter(distribute.distribute_dataset(strategy, train_batches))
     # The first batch of the run, from its own iterator: shown in TensorBoard, and the gradient histograms' batch.
     first_batch = next(iter(train_batches.take(1)))
-    reporter.start(_header(config, splits, strategy, steps_per_epoch, first_epoch, resumed_from), model)
+    header = _header(config, splits, strategy, steps_per_epoch, first_step, resumed_from, changes)
+    reporter.start(header, model)
     summaries = Summaries(output_dir, enabled=chief)
     summaries.hparams(config)
-    summaries.inputs(first_epoch * steps_per_epoch, *(tensor.numpy() for tensor in first_batch))
+    summaries.inputs(first_step, *(tensor.numpy() for tensor in first_batch))
     profiler = StepProfiler(output_dir / "train", config.profile_steps, enabled=chief)
-    loop = _Loop(trainer, train_iterator, config, steps_per_epoch, reporter, manager, summaries, profiler)
+    loop = _Loop(trainer, train_iterator, config, steps_per_epoch, reporter, manager, guard, summaries, profiler)
     run_start = time.perf_counter()
     train_seconds = 0.0
     try:
-        for epoch in range(first_epoch, config.epochs):
-            result = loop.train_epoch(epoch)
-            validated = trainer.evaluate(validation) if validation is not None else None
-            if validated is not None:
-                result = dataclasses.replace(
-                    result, validation_loss=validated.loss, validation_accuracy=validated.accuracy
+        with guard:
+            for epoch in range(first_step // steps_per_epoch, config.epochs):
+                result = loop.train_epoch(epoch, first_step)
+                validated = trainer.evaluate(validation) if validation is not None else None
+                if validated is not None:
+                    result = dataclasses.replace(
+                        result, validation_loss=validated.loss, validation_accuracy=validated.accuracy
+                    )
+                train_seconds += result.seconds
+                step = (epoch + 1) * steps_per_epoch
+                checkpoints.save(manager, step)
+                _write_epoch_summaries(
+                    summaries, trainer, step, result, validated, first_batch, config, splits.image_shape
                 )
-            train_seconds += result.seconds
-            epochs_done.assign(epoch + 1)
-            manager.save(checkpoint_number=epoch + 1)
-            step = (epoch + 1) * steps_per_epoch
-            _write_epoch_summaries(summaries, trainer, step, result, validated, first_batch, config, splits.image_shape)
-            elapsed = time.perf_counter() - run_start
-            eta = elapsed / (epoch + 1 - first_epoch) * (config.epochs - epoch - 1)
-            reporter.epoch_end(result, config.epochs, elapsed, eta)
+                elapsed = time.perf_counter() - run_start
+                eta = elapsed / (step - first_step) * (total_steps - step)
+                reporter.epoch_end(result, config.epochs, elapsed, eta)
 
         test = trainer.evaluate(data.eval_dataset(splits.test, config.eval_batch_size))
         summaries.scalars("test", total_steps, {"epoch_loss": test.loss, "epoch_accuracy": test.accuracy})
@@ -299,13 +374,14 @@ def _run(
         export_base = Path(config.export_dir) if chief else output_dir / "export"
         metadata = {"config": dataclasses.asdict(config), "test_accuracy": test_accuracy, "test_loss": test_loss}
         export_path = export_saved_model(model, export_base / config.model, metadata=metadata)
-    trained_images = (config.epochs - first_epoch) * steps_per_epoch * config.batch_size
+    trained_images = (total_steps - first_step) * config.batch_size
     results = {
         "model": config.model,
         "dataset": config.dataset,
         "data_source": splits.source,
         "epochs": config.epochs,
-        "resumed_from_epoch": first_epoch,
+        "resumed_from_step": first_step,
+        "skipped_steps": int(trainer.skipped_steps.numpy()),
         "train_seconds": round(train_seconds, 3),
         "images_per_second": round(trained_images / train_seconds, 1) if train_seconds else 0.0,
         "test_accuracy": test_accuracy,
@@ -316,7 +392,7 @@ def _run(
         "replicas": strategy.num_replicas_in_sync,
         "flags": dataclasses.asdict(config),
     }
-    results_path = output_dir / "results.json"
+    results_path = output_dir / RESULTS_FILE
     write_json_atomic(results_path, results)
     reporter.finish(results, os.fspath(results_path) if chief else None)
     return results
@@ -343,9 +419,32 @@ def _output_dir(model_dir: Path, chief: bool) -> Iterator[Path]:
         shutil.rmtree(temporary, ignore_errors=True)
 
 
+def _clear_run(model_dir: Path) -> None:
+    """--fresh: removes what a run writes in `model_dir` (checkpoints, TensorBoard logs, config and results)."""
+    for name in (checkpoints.DIRECTORY, *Summaries.RUNS):
+        shutil.rmtree(model_dir / name, ignore_errors=True)
+    for path in [model_dir / checkpoints.CONFIG_FILE, model_dir / RESULTS_FILE, *model_dir.glob("events.out.*")]:
+        path.unlink(missing_ok=True)
+
+
+def _guard(
+    config: Config, strategy: tf.distribute.Strategy, checkpoint: tf.train.Checkpoint, manager: Any
+) -> interruption.SignalGuard | interruption.PreemptionGuard:
+    """How this run stops when told to (see `interruption`): all workers alike under multi-worker."""
+
+    def save(step: int) -> str:
+        return checkpoints.save(manager, step)
+
+    if config.strategy == "multi_worker":
+        directory = checkpoints.directory(config.model_dir)
+        return interruption.PreemptionGuard(strategy.cluster_resolver, checkpoint, directory, save, config.model_dir)
+    return interruption.SignalGuard(save, config.model_dir)
+
+
 @dataclasses.dataclass
 class _Loop:
-    """One epoch of training calls, with what happens between them: progress, step summaries, profiling."""
+    """One epoch of training calls, with what happens between them: progress, step summaries, profiling, and
+    the checks that stop a run (a non-finite loss, a stop request)."""
 
     trainer: Trainer
     iterator: Any
@@ -353,15 +452,23 @@ class _Loop:
     steps: int  # per epoch
     reporter: ConsoleReporter
     manager: tf.train.CheckpointManager
+    guard: interruption.Guard
     summaries: Summaries
     profiler: StepProfiler
 
-    def train_epoch(self, epoch: int) -> EpochResult:
+    def train_epoch(self, epoch: int, first_step: int) -> EpochResult:
+        """Trains epoch `epoch` (0-based) from global step `first_step` on, or from its start if that is earlier.
+
+        Resumed mid-epoch, the train metrics continue from the checkpoint's, so the epoch line covers the epoch.
+        """
         trainer, config = self.trainer, self.config
-        trainer.reset_train_metrics()
+        step = max(0, first_step - epoch * self.steps)  # within the epoch
+        if step == 0:
+            trainer.reset_train_metrics()
+        skipped_before = int(trainer.skipped_steps.numpy())
+        steps_run = self.steps - step
         start = time.perf_counter()
-        window = (np.zeros(3), start)  # train totals and time at the last step summary
-        step = 0
+        window = (trainer.train_totals(), start)  # train totals and time at the last step summary
         while step < self.steps:
             calls = min(config.steps_per_loop, self.steps - step)
             first, last = epoch * self.steps + step + 1, epoch * self.steps + step + calls  # global, 1-based
@@ -370,6 +477,9 @@ class _Loop:
                 trainer.train(self.iterator, calls)
             self.profiler.after(last)
             step += calls
+            if not trainer.skip_non_finite:
+                self._stop_unless_finite(first, last, epoch)
+            self.guard.check(last)
             every = config.log_every_steps
             # Every worker reads the metrics (a collective under multi-worker); only the chief writes them.
             if every and last // every > (first - 1) // every:
@@ -378,13 +488,22 @@ class _Loop:
                 self.reporter.progress(epoch + 1, config.epochs, step, self.steps, *trainer.train_metrics())
         loss, accuracy = trainer.train_metrics()  # reading the metrics waits for the last step to finish
         seconds = time.perf_counter() - start
-        if not math.isfinite(loss):
-            last = self.manager.latest_checkpoint
-            last = f"the last good checkpoint is {last}" if last else "no checkpoint was written"
-            raise MnistTfError(
-                f"training loss became {loss} in epoch {epoch + 1}; try a lower --learning_rate ({last})"
-            )
-        return EpochResult(epoch + 1, loss, accuracy, None, None, seconds, self.steps * config.batch_size / seconds)
+        skipped = int(trainer.skipped_steps.numpy()) - skipped_before
+        images_per_second = steps_run * config.batch_size / seconds
+        return EpochResult(epoch + 1, loss, accuracy, None, None, seconds, images_per_second, skipped)
+
+    def _stop_unless_finite(self, first: int, last: int, epoch: int) -> None:
+        """Raises when a step of the last call had a NaN or infinite loss; no checkpoint is written after it."""
+        loss_sum = float(self.trainer.train_loss.total.numpy())
+        if math.isfinite(loss_sum):
+            return
+        steps = f"step {last}" if first == last else f"steps {first}-{last}"
+        kept = self.manager.latest_checkpoint
+        kept = f"the last good checkpoint is {kept}" if kept else "no checkpoint was written"
+        raise MnistTfError(
+            f"training loss became {loss_sum} at {steps} (epoch {epoch + 1}); {kept}; try a lower --learning_rate, "
+            "or --nan_policy=skip to skip such steps"
+        )
 
     def _write_step_summaries(self, step: int, totals: np.ndarray, time_: float) -> tuple[np.ndarray, float]:
         """Loss and accuracy of the steps since the last step summary; returns the new window start."""
@@ -405,8 +524,9 @@ def _header(
     splits: data.Splits,
     strategy: tf.distribute.Strategy,
     steps_per_epoch: int,
-    first_epoch: int,
+    first_step: int,
     resumed_from: str | None,
+    changes: list[str],
 ) -> list[str]:
     validation = f" · validation {len(splits.validation):,}" if splits.validation else ""
     per_replica = distribute.per_replica_batch_size("batch_size", config.batch_size, strategy)
@@ -420,8 +540,12 @@ def _header(
         f" · weight decay {config.weight_decay:g} · {config.epochs} epochs · seed {config.seed}",
         f"model_dir: {config.model_dir}",
     ]
-    if first_epoch:
-        lines.append(f"resuming from {resumed_from} ({first_epoch} epochs done)")
+    if resumed_from:
+        epoch, step = divmod(first_step, steps_per_epoch)
+        where = f"step {first_step}: epoch {epoch + 1}, step {step}/{steps_per_epoch}"
+        lines.append(f"resuming from {resumed_from} ({where})")
+    if changes:
+        lines.append(f"changed since the checkpoint: {'; '.join(changes)}")
     return lines
 
 

@@ -32,7 +32,6 @@ flags.register_validator(
 FLAGS = flags.FLAGS
 
 
-@common.user_errors_exit
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -45,4 +44,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run(main)

@@ -74,7 +74,6 @@ def _assertion(error: tf.errors.OpError) -> str:
     return first_line(error)
 
 
-@common.user_errors_exit
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -97,4 +96,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run(main)

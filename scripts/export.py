@@ -21,7 +21,6 @@ flags.mark_flag_as_required("model_dir")
 FLAGS = flags.FLAGS
 
 
-@common.user_errors_exit
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -33,4 +32,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run(main)

@@ -48,7 +48,6 @@ def describe(path: str, probabilities: np.ndarray, top_k: int, width: int) -> st
     return f"{path:<{width}}  " + "   ".join(f"{digit} {probabilities[digit]:.3f}" for digit in ranked)
 
 
-@common.user_errors_exit
 def main(argv: list[str]) -> None:
     paths = argv[1:]
     if not paths:
@@ -82,4 +81,4 @@ def save_preprocessed(image: tf.Tensor, index: int, path: str) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run(main)

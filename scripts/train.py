@@ -78,6 +78,17 @@ flags.DEFINE_list(
     "histograms", list(_defaults.histograms), "TensorBoard histograms per epoch: weights, gradients, or both."
 )
 flags.DEFINE_list("profile_steps", None, "TensorBoard profile of global steps FIRST,LAST (1-based), e.g. 20,25.")
+flags.DEFINE_enum(
+    "nan_policy",
+    _defaults.nan_policy,
+    config_lib.NAN_POLICIES,
+    "On a NaN/Inf loss: stop (exit non-zero, keeping the last good checkpoint) or skip the step's update.",
+)
+flags.DEFINE_bool(
+    "fresh",
+    False,
+    "Start over: delete the checkpoints, logs and results already in --model_dir instead of resuming from them.",
+)
 
 for _name in ("hidden_units", "filters", "profile_steps"):
     flags.register_validator(
@@ -108,21 +119,20 @@ def config_from_flags() -> config_lib.Config:
     return config_lib.Config(**values)
 
 
-@common.user_errors_exit
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     config = config_from_flags()
     try:
-        train.run(config)
-    except KeyboardInterrupt:
+        train.run(config, fresh=FLAGS.fresh)
+    except KeyboardInterrupt:  # a second Ctrl-C: the first one asks for a checkpoint at the next step
         print(
-            f"\ninterrupted; run the same command with --model_dir={config.model_dir} to resume from the last "
-            "completed epoch",
+            f"\ninterrupted; run the same command with --model_dir={config.model_dir} to resume from its last "
+            "checkpoint",
             file=sys.stderr,
         )
         sys.exit(130)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run(main)

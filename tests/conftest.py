@@ -30,10 +30,10 @@ def pytest_configure(config: pytest.Config) -> None:
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
 
-def quiet_run(config: Config) -> tuple[dict[str, Any], str]:
+def quiet_run(config: Config, fresh: bool = False) -> tuple[dict[str, Any], str]:
     """train.run with its console output captured: (results, output)."""
     stream = io.StringIO()
-    results = train.run(config, ConsoleReporter(stream, interactive=False))
+    results = train.run(config, ConsoleReporter(stream, interactive=False), fresh=fresh)
     return results, stream.getvalue()
 
 

@@ -1,0 +1,120 @@
+"""Stopping a run cleanly when it is told to: a checkpoint at the next step boundary, then a way out.
+
+Laptops sleep, Colab disconnects, schedulers and cloud VMs send SIGTERM before they kill. The training loop calls
+`guard.check(step)` after every train call; when a stop was requested, the guard saves a checkpoint of that very
+step and raises `Interrupted`, which the script turns into a one-line message and exit status 128 + the signal.
+
+- One process (default, one_device, mirrored, tpu): `SignalGuard` turns SIGTERM and SIGINT into a request. A second
+  Ctrl-C stops at once (KeyboardInterrupt), keeping the last saved checkpoint.
+- Several workers (multi_worker): every worker must save at the same step, or the collective save hangs.
+  `PreemptionGuard` wraps `tf.distribute.experimental.PreemptionCheckpointHandler`, which agrees on that step
+  across the cluster on SIGTERM, or on a GCE maintenance event.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import tensorflow as tf
+
+_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class Interrupted(Exception):
+    """Training stopped on request after saving a checkpoint; the message says how to resume."""
+
+    def __init__(self, message: str, signal_number: int) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signal_number
+
+
+class Guard(Protocol):
+    def __enter__(self) -> Guard: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
+
+    def check(self, step: int) -> None:
+        """Called after each train call with the global step reached; saves and raises Interrupted on request."""
+
+
+class SignalGuard:
+    """SIGTERM or SIGINT ask for a stop; the next `check` saves a checkpoint and raises Interrupted."""
+
+    def __init__(self, save: Callable[[int], str], model_dir: str) -> None:
+        self._save = save
+        self._model_dir = model_dir
+        self._previous: dict[int, Any] = {}
+        self.received: int | None = None
+
+    def __enter__(self) -> SignalGuard:
+        """Handles the signals until `__exit__` (only the main thread may: elsewhere this is a no-op)."""
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {number: signal.signal(number, self._handle) for number in _SIGNALS}
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        self._previous = {}
+
+    def _handle(self, number: int, frame: object) -> None:
+        if self.received is not None and number == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: the user does not want to wait for the step
+        self.received = number
+
+    def check(self, step: int) -> None:
+        if self.received is not None:
+            reason = f"stopped by {signal.Signals(self.received).name}"
+            raise Interrupted(stopped_message(reason, step, self._save(step), self._model_dir), self.received)
+
+
+class PreemptionGuard:
+    """Multi-worker: PreemptionCheckpointHandler decides, on every worker alike, the step at which all save."""
+
+    def __init__(
+        self,
+        cluster_resolver: tf.distribute.cluster_resolver.ClusterResolver,
+        checkpoint: tf.train.Checkpoint,
+        checkpoint_dir: Path,
+        save: Callable[[int], str],
+        model_dir: str,
+    ) -> None:
+        self._save = save
+        self._model_dir = model_dir
+        self._step = 0
+        self._saved = "no checkpoint"
+        # The handler restores the latest checkpoint into `checkpoint`, with its own count of calls, which must be
+        # equal on every worker: so all of them read the chief's directory. It never writes through this manager:
+        # `save_fn` saves the way the rest of the run does (the chief to model_dir, the others to their own).
+        reader = tf.train.CheckpointManager(checkpoint, str(checkpoint_dir), max_to_keep=None)
+        self._handler = tf.distribute.experimental.PreemptionCheckpointHandler(
+            cluster_resolver,
+            reader,
+            termination_config=tf.distribute.experimental.TerminationConfig(
+                save_fn=self._save_current, exit_fn=self._exit
+            ),
+        )
+
+    def _save_current(self) -> None:
+        self._saved = self._save(self._step)
+
+    def _exit(self) -> None:
+        raise Interrupted(stopped_message("preempted", self._step, self._saved, self._model_dir), signal.SIGTERM)
+
+    def __enter__(self) -> PreemptionGuard:
+        return self  # the handler watches for signals from its creation on
+
+    def __exit__(self, *exc_info: object) -> None:
+        pass
+
+    def check(self, step: int) -> None:
+        self._step = step
+        self._handler.save_checkpoint_if_preempted()
+
+
+def stopped_message(reason: str, step: int, checkpoint: str, model_dir: str) -> str:
+    return f"{reason} at step {step}; saved {checkpoint}; to resume, run the same command with --model_dir={model_dir}"

@@ -1,0 +1,244 @@
+"""Runs that are killed, stopped, restarted or pointed at the wrong directory lose nothing and end where an
+uninterrupted run ends: the same weights, bit for bit (CPU, seeded)."""
+
+import dataclasses
+import io
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import REPO, quiet_run
+
+from mnist_tf import distribute, train
+from mnist_tf.config import Config
+from mnist_tf.console import ConsoleReporter
+from mnist_tf.errors import MnistTfError
+from mnist_tf.interruption import Interrupted
+
+TRAIN = [sys.executable, str(REPO / "scripts" / "train.py")]
+# ~3,000 steps of a small MLP: several seconds of training, so a signal lands somewhere in the middle of it.
+RUN_FLAGS = [
+    "--model=mlp",
+    "--hidden_units=32",
+    "--epochs=30",
+    "--batch_size=10",
+    "--validation_size=100",
+    "--export_dir=",
+    "--log_every_steps=0",
+]
+STEPS_PER_EPOCH = 110  # (1,200 - 100) / 10
+
+
+def train_command(idx_dir, model_dir):
+    return [*TRAIN, *RUN_FLAGS, f"--data_dir={idx_dir}", f"--model_dir={model_dir}"]
+
+
+def start(idx_dir, model_dir, **kwargs):
+    return subprocess.Popen(
+        train_command(idx_dir, model_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, **kwargs
+    )
+
+
+def wait_for_training(process):
+    """Returns once the run has finished its first epoch (its output shows it)."""
+    for line in process.stdout:
+        if line.startswith("epoch "):
+            return
+    raise AssertionError(f"the run ended before its first epoch: {process.stderr.read()}")
+
+
+def finish(idx_dir, model_dir):
+    """Runs the same command again to the end; returns (results, stdout)."""
+    process = subprocess.run(train_command(idx_dir, model_dir), capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert process.returncode == 0, process.stderr
+    return json.loads((model_dir / "results.json").read_text()), process.stdout
+
+
+def latest_step(model_dir):
+    path = tf.train.latest_checkpoint(str(model_dir / "checkpoints"))
+    return int(path.rsplit("-", 1)[1]) if path else 0
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(idx_dir, tmp_path_factory):
+    """The results of the run as it ends when nothing stops it."""
+    results, _ = finish(idx_dir, tmp_path_factory.mktemp("uninterrupted") / "run")
+    return results
+
+
+def test_sigkill_at_a_random_point_then_the_same_command_ends_with_the_same_weights(idx_dir, tmp_path, uninterrupted):
+    model_dir = tmp_path / "run"
+    delay = random.uniform(0, 4)
+    process = start(idx_dir, model_dir)
+    try:
+        wait_for_training(process)
+        time.sleep(delay)
+        process.kill()
+        process.wait(timeout=60)
+    finally:
+        process.kill()
+    killed_at = latest_step(model_dir)
+    resumed, output = finish(idx_dir, model_dir)
+    assert resumed["resumed_from_step"] == killed_at, f"killed {delay:.2f}s after epoch 1"
+    assert killed_at == 0 or f"resuming from {model_dir}/checkpoints/ckpt-{killed_at}" in output
+    assert resumed["weights_sha256"] == uninterrupted["weights_sha256"], f"killed {delay:.2f}s after epoch 1"
+    assert resumed["test_loss"] == uninterrupted["test_loss"]
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stop_signal_saves_at_the_next_step_then_the_same_command_ends_with_the_same_weights(
+    idx_dir, tmp_path, uninterrupted, signal_number
+):
+    model_dir = tmp_path / "run"
+    # As at a terminal: a shell's background job would inherit SIGINT ignored, and Python keeps it so.
+    process = start(idx_dir, model_dir, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        wait_for_training(process)
+        time.sleep(random.uniform(0, 1))
+        process.send_signal(signal_number)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 128 + signal_number, stderr
+    step = latest_step(model_dir)
+    name = signal.Signals(signal_number).name
+    assert stderr == (
+        f"stopped by {name} at step {step}; saved {model_dir}/checkpoints/ckpt-{step}; "
+        f"to resume, run the same command with --model_dir={model_dir}\n"
+    )
+    assert step % STEPS_PER_EPOCH, "the signal's step is mid-epoch, not the end-of-epoch checkpoint"
+    resumed, output = finish(idx_dir, model_dir)
+    epoch, in_epoch = divmod(step, STEPS_PER_EPOCH)
+    assert f"(step {step}: epoch {epoch + 1}, step {in_epoch}/{STEPS_PER_EPOCH})" in output
+    assert resumed["weights_sha256"] == uninterrupted["weights_sha256"]
+
+
+def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_checkpoint(idx_dir, tmp_path):
+    model_dir = tmp_path / "run"
+    process = start(idx_dir, model_dir, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        wait_for_training(process)
+        process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] in (
+        f"interrupted; run the same command with --model_dir={model_dir} to resume from its last checkpoint",
+        f"stopped by SIGINT at step {latest_step(model_dir)}; saved {model_dir}/checkpoints/ckpt-"
+        f"{latest_step(model_dir)}; to resume, run the same command with --model_dir={model_dir}",
+    )  # both signals may arrive before the step ends: then the first one's checkpoint is saved
+    assert "Traceback" not in stderr
+    assert latest_step(model_dir) >= STEPS_PER_EPOCH
+
+
+# In-process: the same machinery, driven directly.
+
+
+class SignalAtStep(ConsoleReporter):
+    """Sends this process `signal_number` when the progress bar shows global step `step` of the run."""
+
+    def __init__(self, signal_number, step, steps_per_epoch):
+        super().__init__(io.StringIO(), interactive=True)
+        self.signal_number, self.step, self.steps_per_epoch = signal_number, step, steps_per_epoch
+
+    def wants_progress(self):
+        return True
+
+    def progress(self, epoch, epochs, step, steps, loss, accuracy):
+        if (epoch - 1) * self.steps_per_epoch + step == self.step:
+            os.kill(os.getpid(), self.signal_number)
+
+
+def test_sigterm_in_process_saves_the_next_step_and_restores_the_signal_handlers(tiny_config):
+    config = dataclasses.replace(tiny_config, epochs=2, export_dir=None)  # 20 steps per epoch
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Interrupted, match=r"^stopped by SIGTERM at step 28; saved .*/ckpt-28; to resume") as stop:
+        train.run(config, SignalAtStep(signal.SIGTERM, 27, 20))
+    assert stop.value.exit_code == 143
+    assert signal.getsignal(signal.SIGTERM) is before
+    assert latest_step(Path(config.model_dir)) == 28
+
+
+def test_fresh_starts_over_and_clears_the_old_run(tiny_config):
+    config = dataclasses.replace(tiny_config, export_dir=None)
+    quiet_run(dataclasses.replace(config, epochs=1, learning_rate=1e-2))
+    results, output = quiet_run(config, fresh=True)
+    assert "resuming" not in output and results["resumed_from_step"] == 0
+    expected, _ = quiet_run(dataclasses.replace(config, model_dir=config.model_dir + "-new"))
+    assert results["weights_sha256"] == expected["weights_sha256"]
+    assert len(list(Path(config.model_dir, "train").glob("events.out.*"))) == 1  # the old run's logs are gone
+
+
+def test_resuming_with_other_flags_says_what_changed(tiny_config):
+    config = dataclasses.replace(tiny_config, export_dir=None, epochs=1)
+    quiet_run(config)
+    _, output = quiet_run(dataclasses.replace(config, epochs=2, learning_rate=1e-3, log_every_steps=5))
+    assert "changed since the checkpoint: epochs 1 -> 2; learning_rate 0.003 -> 0.001\n" in output
+
+
+def test_skip_policy_leaves_weights_and_optimizer_alone_on_a_nan_batch_under_every_replica_count():
+    for strategy_name in ("default", "mirrored"):
+        strategy = distribute.make_strategy(strategy_name)
+        config = Config(model="mlp", hidden_units=(16,), batch_size=8, nan_policy="skip").resolve()
+        trainer = train.Trainer.from_config(config, strategy, (28, 28, 1), total_steps=10)
+        rng = np.random.default_rng(0)
+        images = rng.random((3, 8, 28, 28, 1), dtype=np.float32)
+        images[1, 5, 3, 3, 0] = np.nan  # the second batch has one bad pixel
+        labels = rng.integers(0, 10, (3, 8)).astype(np.int32)
+        batches = iter(distribute.distribute_dataset(strategy, tf.data.Dataset.from_tensor_slices((images, labels))))
+        trainer.train(batches)
+        before = [w.numpy().copy() for w in trainer.model.trainable_weights + trainer.optimizer.variables]
+        trainer.train(batches)
+        after = [w.numpy() for w in trainer.model.trainable_weights + trainer.optimizer.variables]
+        assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True)), strategy_name
+        assert (int(trainer.step.numpy()), int(trainer.skipped_steps.numpy())) == (2, 1)
+        trainer.train(batches)
+        assert int(trainer.optimizer.iterations.numpy()) == 2 and np.isfinite(trainer.train_metrics()[0])
+
+
+def test_skip_policy_trains_exactly_like_stop_when_nothing_is_skipped(tiny_config):
+    stop, _ = quiet_run(dataclasses.replace(tiny_config, export_dir=None))
+    skip, _ = quiet_run(
+        dataclasses.replace(tiny_config, export_dir=None, nan_policy="skip", model_dir=tiny_config.model_dir + "s")
+    )
+    assert skip["weights_sha256"] == stop["weights_sha256"] and skip["skipped_steps"] == 0
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        ("ckpt-20.data-00000-of-00001", lambda raw: raw[:100]),
+        ("ckpt-20.index", lambda raw: raw[: len(raw) // 2]),
+        ("ckpt-20.index", lambda raw: bytes(len(raw))),
+    ],
+    ids=["truncated data", "truncated index", "zeroed index"],
+)
+def test_a_damaged_checkpoint_is_one_line(tiny_config, damage):
+    config = dataclasses.replace(tiny_config, export_dir=None, epochs=1)
+    quiet_run(config)
+    name, change = damage
+    path = Path(config.model_dir, "checkpoints", name)
+    path.write_bytes(change(path.read_bytes()))
+    with pytest.raises(MnistTfError, match=r"ckpt-20 cannot be read \(.*\); pass --fresh to start over"):
+        quiet_run(dataclasses.replace(config, epochs=2))
+
+
+def test_a_damaged_run_config_is_one_line(tiny_config):
+    config = dataclasses.replace(tiny_config, export_dir=None, epochs=1)
+    quiet_run(config)
+    Path(config.model_dir, "config.json").write_text("{not json")
+    with pytest.raises(MnistTfError, match=r"config.json is not a readable mnist_tf run configuration"):
+        quiet_run(dataclasses.replace(config, epochs=2))
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))
