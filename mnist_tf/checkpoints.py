@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,8 @@ def save(manager: tf.train.CheckpointManager, step: int) -> str:
     try:
         return manager.save(checkpoint_number=step)
     except (OSError, tf.errors.OpError) as e:
+        for partial in Path(manager.directory).glob(f"ckpt-{step}_temp*"):  # TF's staging folder for this save
+            shutil.rmtree(partial, ignore_errors=True)
         raise MnistTfError(
             f"could not save a checkpoint in {manager.directory} ({first_line(e)}); the earlier checkpoints are intact"
         ) from None

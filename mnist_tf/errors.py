@@ -1,5 +1,9 @@
 """The one exception type for problems a user can cause and fix (bad flags, bad data, bad paths)."""
 
+import re
+
+_TF_LOCATION = re.compile(r"\{\{function_node [^}]*\}\}\s*|\s*\[Op:\w+\]")
+
 
 class MnistTfError(Exception):
     """A user-facing error: its message is one line that names the problem and, where possible, the fix.
@@ -9,6 +13,11 @@ class MnistTfError(Exception):
 
 
 def first_line(error: BaseException) -> str:
-    """The first line of an exception's message (TensorFlow's run to pages), or its type when it has none."""
-    text = str(error).strip()
+    """The first line of an exception's message (TensorFlow's run to pages), or its type when it has none.
+
+    TensorFlow's op errors also carry where they happened (`{{function_node ...}}`, `[Op:SaveV2]`): dropped.
+    """
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror  # "No space left on device", not "[Errno 28] No space left on device: '/x/y.tmp'"
+    text = _TF_LOCATION.sub("", str(error)).strip()
     return text.splitlines()[0] if text else type(error).__name__

@@ -84,7 +84,10 @@ def export_saved_model(
     if target.exists():
         raise MnistTfError(f"{target} already exists; versions are never overwritten")
     rows, cols = model.input_shape[1:3]  # square in every data set here, as MNIST-style preprocessing makes them
-    staging = Path(tempfile.mkdtemp(dir=base, prefix=f".tmp-{version}-"))
+    try:
+        staging = Path(tempfile.mkdtemp(dir=base, prefix=f".tmp-{version}-"))
+    except OSError as e:
+        raise MnistTfError(f"could not export the SavedModel to {target}: {e.strerror}") from None
     try:
         _archive(model, rows, cols).write_out(os.fspath(staging), verbose=False)
         extra = staging / "assets.extra"
@@ -93,8 +96,8 @@ def export_saved_model(
         metadata = {**(metadata or {}), "image_shape": list(model.input_shape[1:])}
         (extra / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
         staging.rename(target)
-    except OSError as e:
-        raise MnistTfError(f"could not export the SavedModel to {target}: {e.strerror or e}") from None
+    except (OSError, tf.errors.OpError) as e:  # ours, or TensorFlow's own writes (variables, warmup records)
+        raise MnistTfError(f"could not export the SavedModel to {target}: {first_line(e)}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
@@ -128,7 +131,8 @@ def _as_image_batch(images: tf.Tensor, rows: int, cols: int) -> tf.Tensor:
     """uint8 [batch, rows, cols] or [batch, rows, cols, 1] -> [batch, rows, cols, 1]; any other shape fails clearly."""
     shape = tf.shape(images)
     rank = tf.rank(images)
-    padded = tf.concat([shape, [1, 1, 1]], axis=0)[1:4]  # [rows, cols, channels], channels 1 for rank 3
+    # [rows, cols, channels] (channels 1 for rank 3); padded to 3 numbers whatever the rank, even 0 or 1.
+    padded = tf.concat([shape, [1, 1, 1, 1]], axis=0)[1:4]
     fits = tf.logical_and(
         tf.logical_or(tf.equal(rank, 3), tf.equal(rank, 4)), tf.reduce_all(tf.equal(padded, [rows, cols, 1]))
     )

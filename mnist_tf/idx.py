@@ -8,6 +8,7 @@ and 2049 (0x0801) for labels [N]. Files may be gzipped; we tell by content, not 
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import struct
 import zlib
@@ -47,7 +48,7 @@ def read_idx(path: str | os.PathLike, expected_magic: int) -> np.ndarray:
     shape = struct.unpack(f">{ndim}I", raw[4:header_size])
     if any(size == 0 for size in shape[1:]):
         raise MnistTfError(f"{path}: invalid IDX dimensions {list(shape)}")
-    expected_size = header_size + int(np.prod(shape, dtype=np.int64))
+    expected_size = header_size + math.prod(shape)  # Python ints: numpy's int64 would wrap on huge dimensions
     if len(raw) != expected_size:
         problem = "truncated" if len(raw) < expected_size else "has trailing bytes"
         raise MnistTfError(

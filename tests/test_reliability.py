@@ -1,6 +1,7 @@
 """Runs that are killed, stopped, restarted or pointed at the wrong directory lose nothing and end where an
 uninterrupted run ends: the same weights, bit for bit (CPU, seeded)."""
 
+import contextlib
 import dataclasses
 import io
 import json
@@ -15,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REPO, quiet_run
+from conftest import REPO, quiet_run, tiny_config_in
 
-from mnist_tf import distribute, train
+from mnist_tf import checkpoints, distribute, export, train
 from mnist_tf.config import Config
 from mnist_tf.console import ConsoleReporter
 from mnist_tf.errors import MnistTfError
@@ -239,6 +240,106 @@ def test_a_damaged_run_config_is_one_line(tiny_config):
     Path(config.model_dir, "config.json").write_text("{not json")
     with pytest.raises(MnistTfError, match=r"config.json is not a readable mnist_tf run configuration"):
         quiet_run(dataclasses.replace(config, epochs=2))
+
+
+# A full disk and a read-only model dir: the write fails in one line, and what was written before stays readable.
+
+
+def mount(*args):
+    """Runs `mount`; False where this process may not (not root, or a container without the capability)."""
+    if os.geteuid() != 0:
+        return False
+    return subprocess.run(["mount", *args], capture_output=True).returncode == 0
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 4 MiB filesystem of its own (tmpfs), so the test can fill it up."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if not mount("-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)):
+        pytest.skip("mounting a tmpfs needs root (the injected-failure test covers the same code)")
+    yield disk
+    subprocess.run(["umount", str(disk)], check=True)
+
+
+@contextlib.contextmanager
+def read_only(path):
+    """`path` cannot be written while the block runs: a read-only bind mount as root (who ignores file modes)."""
+    if os.geteuid() != 0:
+        modes = {p: p.stat().st_mode for p in [path, *path.rglob("*")]}
+        for p in modes:
+            p.chmod(modes[p] & ~0o222)
+        try:
+            yield
+        finally:
+            for p, mode in modes.items():
+                p.chmod(mode)
+        return
+    if not (mount("--bind", str(path), str(path)) and mount("-o", "remount,bind,ro", str(path))):
+        pytest.skip("this root cannot mount (a container without CAP_SYS_ADMIN)")
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", str(path)], check=True)
+
+
+def fill(disk, leave_bytes):
+    free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+    (disk / "filler").write_bytes(bytes(max(0, free - leave_bytes)))
+
+
+def assert_intact(config, digest, export_dir):
+    """The run's checkpoint and its export still load, and the checkpoint holds the weights that were saved."""
+    model, _, path = checkpoints.load_model(config.model_dir)
+    assert path.endswith("ckpt-20") and train.weights_digest(model) == digest
+    version, loaded = export.load(export_dir)
+    assert version == Path(export_dir) and "serving_default" in loaded.signatures
+    assert sorted(p.name for p in version.parent.iterdir()) == ["1"]  # no half-written version, no staging
+
+
+def test_a_full_disk_fails_the_save_in_one_line_and_keeps_the_checkpoint_and_export(tiny_disk, idx_dir):
+    config = dataclasses.replace(tiny_config_in(idx_dir, tiny_disk), epochs=1)
+    first, _ = quiet_run(config)
+    fill(tiny_disk, 100_000)  # room for config.json and logs, not for a 600 kB checkpoint
+    with pytest.raises(MnistTfError, match=r"^could not save a checkpoint in .*No space left on device\); the ear"):
+        quiet_run(dataclasses.replace(config, epochs=2))
+    assert not list(Path(config.model_dir, "checkpoints").glob("*_temp*"))
+    model, _, _ = checkpoints.load_model(config.model_dir)
+    with pytest.raises(MnistTfError, match=r"^could not export the SavedModel to .*/2: .*No space left on device"):
+        export.export_saved_model(model, Path(config.export_dir) / "mlp")
+    (tiny_disk / "filler").unlink()
+    assert_intact(config, first["weights_sha256"], first["export_dir"])
+
+
+def test_a_read_only_model_dir_fails_before_training_and_keeps_everything(tiny_config):
+    config = dataclasses.replace(tiny_config, epochs=1)
+    first, _ = quiet_run(config)
+    with read_only(Path(config.model_dir)), read_only(Path(config.export_dir)):
+        with pytest.raises(MnistTfError, match=r"^could not write .*/run/config.json: (Read-only file system|Perm)"):
+            quiet_run(dataclasses.replace(config, epochs=2))
+        model, _, _ = checkpoints.load_model(config.model_dir)
+        with pytest.raises(MnistTfError, match=r"^could not export the SavedModel to .*/2: (Read-only|Permission)"):
+            export.export_saved_model(model, Path(config.export_dir) / "mlp")
+    assert_intact(config, first["weights_sha256"], first["export_dir"])
+
+
+def test_an_injected_write_failure_in_the_middle_of_training_keeps_the_last_checkpoint(tiny_config, monkeypatch):
+    """Where no filesystem can be mounted, the same path, by a save that fails as a full disk makes it fail."""
+    config = dataclasses.replace(tiny_config, epochs=1)
+    first, _ = quiet_run(config)
+    manager_save = tf.train.CheckpointManager.save
+
+    def save(self, checkpoint_number=None, **kwargs):
+        if checkpoint_number > 20:
+            raise tf.errors.ResourceExhaustedError(None, None, "ckpt_temp/part-0; No space left on device")
+        return manager_save(self, checkpoint_number=checkpoint_number, **kwargs)
+
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", save)
+    with pytest.raises(MnistTfError, match=r"\(ckpt_temp/part-0; No space left on device\); the earlier checkpoints"):
+        quiet_run(dataclasses.replace(config, epochs=2))
+    assert_intact(config, first["weights_sha256"], first["export_dir"])
+
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))

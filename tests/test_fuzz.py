@@ -1,0 +1,150 @@
+"""Fuzzing what reads bytes from outside: IDX data files, and images sent to predict.py or the SavedModel.
+
+Whatever the bytes or shapes, the outcome is a result or the project's own one-line error: never another
+exception, a hang, or a crashed interpreter. Under CI (`$CI` set) the examples are derandomized, so a run is
+repeatable; elsewhere each run tries new ones.
+"""
+
+import gzip
+import io
+import os
+import struct
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from mnist_tf import export, idx, preprocess
+from mnist_tf.errors import MnistTfError
+
+settings.register_profile(
+    "mnist_tf", deadline=None, max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+settings.register_profile("ci", parent=settings.get_profile("mnist_tf"), derandomize=True)
+settings.load_profile("ci" if os.environ.get("CI") else "mnist_tf")
+
+
+def assert_one_line(error: MnistTfError) -> None:
+    assert str(error) and "\n" not in str(error)
+
+
+# IDX files: random bytes, and random headers that are nearly right.
+
+headers = st.builds(
+    lambda magic, dims, payload: struct.pack(">I", magic) + struct.pack(f">{len(dims)}I", *dims) + payload,
+    magic=st.sampled_from([idx.IMAGES_MAGIC, idx.LABELS_MAGIC]) | st.integers(0, 2**32 - 1),
+    dims=st.lists(st.integers(0, 40) | st.integers(0, 2**32 - 1), max_size=4),
+    payload=st.binary(max_size=3000),
+)
+
+
+@given(
+    raw=st.binary(max_size=3000) | headers,
+    gzipped=st.booleans(),
+    magic=st.sampled_from([idx.IMAGES_MAGIC, idx.LABELS_MAGIC]),
+)
+def test_idx_reader_returns_a_checked_array_or_one_clear_error(tmp_path, raw, gzipped, magic):
+    path = tmp_path / "file-idx-ubyte"
+    path.write_bytes(gzip.compress(raw) if gzipped else raw)
+    try:
+        array = idx.read_idx(path, magic)
+    except MnistTfError as e:
+        assert_one_line(e)
+        return
+    assert array.dtype == np.uint8 and array.ndim == magic & 0xFF
+    assert array.size == len(raw) - 4 - 4 * array.ndim  # every byte after the header, no more, no less
+
+
+@given(cut=st.integers(1, 10_000), gzipped=st.booleans())
+def test_a_truncated_idx_file_is_always_reported(tmp_path, cut, gzipped):
+    images = np.arange(20 * 28 * 28, dtype=np.uint8).reshape(20, 28, 28)
+    whole = tmp_path / "whole"
+    idx.write_idx(whole, images)
+    raw = whole.read_bytes()[: -min(cut, len(whole.read_bytes()))]
+    path = tmp_path / "cut"
+    path.write_bytes(gzip.compress(raw) if gzipped else raw)
+    with pytest.raises(MnistTfError, match="truncated"):
+        idx.read_idx(path, idx.IMAGES_MAGIC)
+
+
+# Images: real ones of every kind, then damaged; and random bytes.
+
+
+@st.composite
+def encoded_images(draw) -> bytes:
+    """A random image in a random format and mode, then maybe truncated or with bytes overwritten."""
+    height, width = draw(st.integers(1, 48)), draw(st.integers(1, 48))
+    mode = draw(st.sampled_from(["L", "LA", "RGB", "RGBA", "P", "1"]))
+    pixels = np.random.default_rng(draw(st.integers(0, 2**32 - 1))).integers(0, 256, (height, width, 4), np.uint8)
+    image = Image.fromarray(pixels, "RGBA").convert(mode)
+    image_format = draw(st.sampled_from(["PNG", "JPEG", "BMP", "GIF"]))
+    if image_format in ("JPEG", "BMP") and mode not in ("L", "RGB"):
+        image = image.convert("RGB")
+    buffer = io.BytesIO()
+    image.save(buffer, image_format)
+    raw = bytearray(buffer.getvalue())
+    damage = draw(st.sampled_from(["none", "truncate", "overwrite"]))
+    if damage == "truncate":
+        raw = raw[: draw(st.integers(0, len(raw) - 1))]
+    elif damage == "overwrite":
+        for _ in range(draw(st.integers(1, 8))):
+            raw[draw(st.integers(0, len(raw) - 1))] = draw(st.integers(0, 255))
+    return bytes(raw)
+
+
+def preprocessed_or_one_clear_error(encoded: bytes) -> np.ndarray | None:
+    """What predict.py does with a file's bytes: check they decode, then preprocess them in-graph."""
+    try:
+        preprocess.check_decodable(encoded)
+    except MnistTfError as e:
+        assert_one_line(e)
+        return None
+    image = preprocess.preprocess(tf.constant(encoded)).numpy()
+    assert image.shape == (28, 28) and image.dtype == np.uint8
+    return image
+
+
+@given(encoded=encoded_images())
+def test_any_image_file_preprocesses_or_is_rejected_in_one_line(encoded):
+    preprocessed_or_one_clear_error(encoded)
+
+
+@given(encoded=st.binary(max_size=2000))
+def test_random_bytes_as_an_image_file_are_rejected_in_one_line_or_preprocessed(encoded):
+    preprocessed_or_one_clear_error(encoded)
+
+
+@pytest.fixture(scope="module")
+def served(exported_run):
+    return export.load(exported_run["export_dir"])[1].signatures
+
+
+@given(
+    shape=st.lists(st.integers(0, 30), min_size=0, max_size=5)
+    | st.tuples(st.integers(0, 3), st.just(28), st.just(28)).map(list)
+    | st.tuples(st.integers(0, 3), st.just(28), st.just(28), st.integers(0, 3)).map(list)
+)
+def test_the_serving_signature_answers_any_uint8_shape_or_names_the_shape_it_takes(served, shape):
+    images = tf.zeros(shape, tf.uint8)
+    try:
+        outputs = served[export.SERVING_DEFAULT](images=images)
+    except tf.errors.InvalidArgumentError as e:
+        assert "images must be uint8 [batch, 28, 28] or [batch, 28, 28, 1], got shape" in e.message
+        return
+    assert outputs["probabilities"].shape == (shape[0], 10) and len(shape) in (3, 4)
+
+
+@given(encoded=st.lists(encoded_images(), min_size=1, max_size=3))
+def test_the_image_bytes_signature_serves_every_image_that_decodes(served, encoded):
+    decodable = [raw for raw in encoded if preprocessed_or_one_clear_error(raw) is not None]
+    if decodable:
+        outputs = served[export.IMAGE_BYTES](image_bytes=tf.constant(decodable))
+        assert outputs["preprocessed"].shape == (len(decodable), 28, 28)
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))
