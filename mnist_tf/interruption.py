@@ -44,7 +44,7 @@ class Guard(Protocol):
 class SignalGuard:
     """SIGTERM or SIGINT ask for a stop; the next `check` saves a checkpoint and raises Interrupted."""
 
-    def __init__(self, save: Callable[[int], str], model_dir: str) -> None:
+    def __init__(self, save: Callable[[int], object], model_dir: str) -> None:
         self._save = save
         self._model_dir = model_dir
         self._previous: dict[int, Any] = {}
@@ -69,7 +69,8 @@ class SignalGuard:
     def check(self, step: int) -> None:
         if self.received is not None:
             reason = f"stopped by {signal.Signals(self.received).name}"
-            raise Interrupted(stopped_message(reason, step, self._save(step), self._model_dir), self.received)
+            self._save(step)
+            raise Interrupted(stopped_message(reason, step, self._model_dir), self.received)
 
 
 class PreemptionGuard:
@@ -80,16 +81,15 @@ class PreemptionGuard:
         cluster_resolver: tf.distribute.cluster_resolver.ClusterResolver,
         checkpoint: tf.train.Checkpoint,
         checkpoint_dir: Path,
-        save: Callable[[int], str],
+        save: Callable[[int], object],
         model_dir: str,
     ) -> None:
         self._save = save
         self._model_dir = model_dir
         self._step = 0
-        self._saved = "no checkpoint"
         # The handler restores the latest checkpoint into `checkpoint`, with its own count of calls, which must be
         # equal on every worker: so all of them read the chief's directory. It never writes through this manager:
-        # `save_fn` saves the way the rest of the run does (the chief to model_dir, the others to their own).
+        # `save_fn` saves the way the rest of the run does (the chief to model_dir, the others to a temporary one).
         reader = tf.train.CheckpointManager(checkpoint, str(checkpoint_dir), max_to_keep=None)
         self._handler = tf.distribute.experimental.PreemptionCheckpointHandler(
             cluster_resolver,
@@ -100,10 +100,10 @@ class PreemptionGuard:
         )
 
     def _save_current(self) -> None:
-        self._saved = self._save(self._step)
+        self._save(self._step)
 
     def _exit(self) -> None:
-        raise Interrupted(stopped_message("preempted", self._step, self._saved, self._model_dir), signal.SIGTERM)
+        raise Interrupted(stopped_message("preempted", self._step, self._model_dir), signal.SIGTERM)
 
     def __enter__(self) -> PreemptionGuard:
         return self  # the handler watches for signals from its creation on
@@ -116,5 +116,5 @@ class PreemptionGuard:
         self._handler.save_checkpoint_if_preempted()
 
 
-def stopped_message(reason: str, step: int, checkpoint: str, model_dir: str) -> str:
-    return f"{reason} at step {step}; saved {checkpoint}; to resume, run the same command with --model_dir={model_dir}"
+def stopped_message(reason: str, step: int, model_dir: str) -> str:
+    return f"{reason} at step {step}, saved; to resume, run the same command with --model_dir={model_dir}"

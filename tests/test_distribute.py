@@ -7,6 +7,7 @@ multi-worker runs two real worker processes on 127.0.0.1.
 import dataclasses
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -169,10 +170,9 @@ def test_bad_tf_config_is_one_line(monkeypatch, tf_config, message):
         distribute.make_strategy("multi_worker")
 
 
-def test_two_worker_processes_train_in_sync_and_only_the_chief_writes(idx_dir, tmp_path):
+def start_workers(idx_dir, model_dir, export_dir, scratch):
+    """Two worker processes of one multi-worker run (ports of their own), as a cluster scheduler would start them."""
     workers = [f"127.0.0.1:{free_port()}" for _ in range(2)]
-    model_dir, export_dir, scratch = tmp_path / "run", tmp_path / "saved_models", tmp_path / "tmp"
-    scratch.mkdir()
     args = [
         "--strategy=multi_worker",
         "--model=lenet",
@@ -187,20 +187,42 @@ def test_two_worker_processes_train_in_sync_and_only_the_chief_writes(idx_dir, t
         "--validation_size=200",
     ]
     processes = []
-    try:
-        for index in range(2):
-            tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
-            env = {**os.environ, "TF_CONFIG": json.dumps(tf_config), "TMPDIR": str(scratch)}
-            processes.append(
-                subprocess.Popen([*TRAIN, *args], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    for index in range(2):
+        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        env = {**os.environ, "TF_CONFIG": json.dumps(tf_config), "TMPDIR": str(scratch)}
+        processes.append(
+            subprocess.Popen(
+                [*TRAIN, *args], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
             )
+        )
+    return processes
+
+
+def finish_workers(processes, expected_returncode=0):
+    """(stdout, stderr) of each worker once both have exited with `expected_returncode`."""
+    try:
         outputs = [process.communicate(timeout=240) for process in processes]
     finally:
         for process in processes:
             process.kill()
     for process, (_, stderr) in zip(processes, outputs, strict=True):
-        assert process.returncode == 0, stderr.decode()
-    chief_output, worker_output = (stdout.decode() for stdout, _ in outputs)
+        assert process.returncode == expected_returncode, stderr
+    return outputs
+
+
+@pytest.fixture(scope="module")
+def two_worker_run(idx_dir, tmp_path_factory):
+    """One uninterrupted two-worker run: (its folder, the two workers' outputs)."""
+    root = tmp_path_factory.mktemp("two_workers")
+    (root / "tmp").mkdir()
+    outputs = finish_workers(start_workers(idx_dir, root / "run", root / "saved_models", root / "tmp"))
+    return root, outputs
+
+
+def test_two_worker_processes_train_in_sync_and_only_the_chief_writes(two_worker_run):
+    root, outputs = two_worker_run
+    model_dir, export_dir = root / "run", root / "saved_models"
+    chief_output, worker_output = (stdout for stdout, _ in outputs)
     assert "multi_worker (2 replicas) · this is worker 0 of 2 tasks · batch 20 (10 per replica)" in chief_output
     assert "this is worker 1 of 2 tasks" in worker_output
     assert epoch_losses(chief_output) == epoch_losses(worker_output) and len(epoch_losses(chief_output)) == 6
@@ -212,7 +234,36 @@ def test_two_worker_processes_train_in_sync_and_only_the_chief_writes(idx_dir, t
     assert tf.train.latest_checkpoint(str(model_dir / "checkpoints")).endswith("ckpt-300")
     assert all(len(list((model_dir / split).iterdir())) == 1 for split in ("train", "validation", "test"))
     assert len(list(model_dir.glob("events.out.*"))) == 1  # the chief's hparams, once
-    assert "not the chief" in worker_output and list(scratch.iterdir()) == []  # its temporary outputs are gone
+    assert "not the chief" in worker_output and list((root / "tmp").iterdir()) == []  # its temporary outputs are gone
+    assert sorted(p.name for p in model_dir.iterdir()) == [
+        "checkpoints", "config.json", *sorted(p.name for p in model_dir.glob("events.out.*")), "results.json", "test",
+        "train", "validation",
+    ]  # fmt: skip
+
+
+def test_a_preempted_worker_makes_both_save_the_same_step_and_the_rerun_ends_in_the_same_weights(
+    idx_dir, tmp_path, two_worker_run
+):
+    """SIGTERM reaches one worker (not the chief): PreemptionCheckpointHandler has both save at one step and exit."""
+    model_dir, export_dir, scratch = tmp_path / "run", tmp_path / "saved_models", tmp_path / "tmp"
+    scratch.mkdir()
+    chief, worker = start_workers(idx_dir, model_dir, export_dir, scratch)
+    for line in chief.stdout:
+        if line.startswith("epoch 1/6"):
+            break
+    worker.send_signal(signal.SIGTERM)
+    (_, chief_stderr), (_, worker_stderr) = finish_workers([chief, worker], expected_returncode=143)
+    step = int(tf.train.latest_checkpoint(str(model_dir / "checkpoints")).rsplit("-", 1)[1])
+    assert 50 < step < 300
+    for stderr in (chief_stderr, worker_stderr):
+        assert (
+            stderr == f"preempted at step {step}, saved; to resume, run the same command with --model_dir={model_dir}\n"
+        )
+
+    outputs = finish_workers(start_workers(idx_dir, model_dir, export_dir, scratch))
+    assert all(f"resuming from {model_dir}/checkpoints/ckpt-{step}" in stdout for stdout, _ in outputs)
+    expected = json.loads((two_worker_run[0] / "run" / "results.json").read_text())
+    assert json.loads((model_dir / "results.json").read_text())["weights_sha256"] == expected["weights_sha256"]
 
 
 if __name__ == "__main__":

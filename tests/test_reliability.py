@@ -111,9 +111,9 @@ def test_a_stop_signal_saves_at_the_next_step_then_the_same_command_ends_with_th
     assert process.returncode == 128 + signal_number, stderr
     step = latest_step(model_dir)
     name = signal.Signals(signal_number).name
-    assert stderr == (
-        f"stopped by {name} at step {step}; saved {model_dir}/checkpoints/ckpt-{step}; "
-        f"to resume, run the same command with --model_dir={model_dir}\n"
+    assert (
+        stderr
+        == f"stopped by {name} at step {step}, saved; to resume, run the same command with --model_dir={model_dir}\n"
     )
     assert step % STEPS_PER_EPOCH, "the signal's step is mid-epoch, not the end-of-epoch checkpoint"
     resumed, output = finish(idx_dir, model_dir)
@@ -135,8 +135,8 @@ def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_checkpoint(idx_dir, tm
     assert process.returncode == 130, stderr
     assert stderr.strip().splitlines()[-1] in (
         f"interrupted; run the same command with --model_dir={model_dir} to resume from its last checkpoint",
-        f"stopped by SIGINT at step {latest_step(model_dir)}; saved {model_dir}/checkpoints/ckpt-"
-        f"{latest_step(model_dir)}; to resume, run the same command with --model_dir={model_dir}",
+        f"stopped by SIGINT at step {latest_step(model_dir)}, saved; to resume, run the same command with "
+        f"--model_dir={model_dir}",
     )  # both signals may arrive before the step ends: then the first one's checkpoint is saved
     assert "Traceback" not in stderr
     assert latest_step(model_dir) >= STEPS_PER_EPOCH
@@ -163,7 +163,7 @@ class SignalAtStep(ConsoleReporter):
 def test_sigterm_in_process_saves_the_next_step_and_restores_the_signal_handlers(tiny_config):
     config = dataclasses.replace(tiny_config, epochs=2, export_dir=None)  # 20 steps per epoch
     before = signal.getsignal(signal.SIGTERM)
-    with pytest.raises(Interrupted, match=r"^stopped by SIGTERM at step 28; saved .*/ckpt-28; to resume") as stop:
+    with pytest.raises(Interrupted, match=r"^stopped by SIGTERM at step 28, saved; to resume") as stop:
         train.run(config, SignalAtStep(signal.SIGTERM, 27, 20))
     assert stop.value.exit_code == 143
     assert signal.getsignal(signal.SIGTERM) is before
