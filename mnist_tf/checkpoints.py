@@ -86,10 +86,12 @@ def changes(model_dir: str | os.PathLike, config: Config, image_shape: tuple[int
         return []
     previous, previous_shape = read_config(model_dir)
     other = [
-        f"{name} {getattr(previous, name)}" for name in ARCHITECTURE if getattr(previous, name) != getattr(config, name)
+        f"{name} {getattr(previous, name)}, not {getattr(config, name)}"
+        for name in ARCHITECTURE
+        if getattr(previous, name) != getattr(config, name)
     ]
     if tuple(previous_shape) != tuple(image_shape):
-        other.append(f"images {'x'.join(map(str, previous_shape))}")
+        other.append(f"images {'x'.join(map(str, previous_shape))}, not {'x'.join(map(str, image_shape))}")
     if other:
         raise MnistTfError(
             f"--model_dir={model_dir} holds checkpoints of another model ({', '.join(other)}); pass --fresh to "

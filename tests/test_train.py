@@ -107,7 +107,7 @@ def test_rerun_resumes_from_the_last_epoch_and_matches_an_uninterrupted_run(tiny
 def test_checkpoint_of_another_model_is_reported(tiny_config):
     quiet_run(dataclasses.replace(tiny_config, epochs=1, export_dir=None))
     with pytest.raises(
-        MnistTfError, match=r"holds checkpoints of another model \(hidden_units \(64,\)\); pass --fresh"
+        MnistTfError, match=r"holds checkpoints of another model \(hidden_units \(64,\), not \(32,\)\); pass --fresh"
     ):
         quiet_run(dataclasses.replace(tiny_config, epochs=2, export_dir=None, hidden_units=(32,)))
 
