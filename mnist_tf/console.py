@@ -63,6 +63,8 @@ class ConsoleReporter:
             f"  | {result.images_per_second:,.0f} img/s  {result.seconds:.1f}s"
             f"  elapsed {format_duration(elapsed)}  ETA {format_duration(eta)}"
         )
+        if result.skipped_steps:
+            line += f"  | skipped {result.skipped_steps} steps (NaN/Inf)"
         self.print(line)
 
     def finish(self, results: dict[str, Any], results_path: str | None) -> None:

@@ -428,7 +428,10 @@ def _clear_run(model_dir: Path) -> None:
 
 
 def _guard(
-    config: Config, strategy: tf.distribute.Strategy, checkpoint: tf.train.Checkpoint, manager: Any
+    config: Config,
+    strategy: tf.distribute.Strategy,
+    checkpoint: tf.train.Checkpoint,
+    manager: tf.train.CheckpointManager,
 ) -> interruption.SignalGuard | interruption.PreemptionGuard:
     """How this run stops when told to (see `interruption`): all workers alike under multi-worker."""
 

@@ -207,6 +207,17 @@ def test_skip_policy_leaves_weights_and_optimizer_alone_on_a_nan_batch_under_eve
         assert int(trainer.optimizer.iterations.numpy()) == 2 and np.isfinite(trainer.train_metrics()[0])
 
 
+def test_skip_policy_keeps_a_diverging_run_going_with_finite_weights_and_counts_what_it_skipped(tiny_config):
+    # The first updates (learning rate 1e12) are finite but huge; the losses after them are not.
+    config = dataclasses.replace(tiny_config, optimizer="sgd", learning_rate=1e12, lr_schedule="constant", epochs=1)
+    results, output = quiet_run(dataclasses.replace(config, nan_policy="skip"))
+    skipped = results["skipped_steps"]
+    assert 10 < skipped < 20  # of the epoch's 20 steps
+    assert f"| skipped {skipped} steps (NaN/Inf)" in output
+    model, _, _ = checkpoints.load_model(config.model_dir)
+    assert all(np.isfinite(w.numpy()).all() for w in model.weights)
+
+
 def test_skip_policy_trains_exactly_like_stop_when_nothing_is_skipped(tiny_config):
     stop, _ = quiet_run(dataclasses.replace(tiny_config, export_dir=None))
     skip, _ = quiet_run(
