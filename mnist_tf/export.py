@@ -3,7 +3,7 @@
 Signatures (preprocessing is inside the graph: clients send raw pixels or image files, never normalized floats):
   serving_default  images        uint8  [batch, rows, cols] or [batch, rows, cols, 1]   raw pixels, 0 = background
                 -> probabilities float32 [batch, 10], classes int64 [batch]
-  image_bytes      image_bytes   string [batch]   encoded PNG/JPEG/GIF/BMP of any size, either polarity
+  image_bytes      image_bytes   string [batch]   encoded PNG/JPEG/GIF/BMP up to 67 megapixels, either polarity
                 -> probabilities, classes, and preprocessed uint8 [batch, rows, cols]: what the model saw
 
 Beside the SavedModel, `assets.extra/` holds `tf_serving_warmup_requests` (TF Serving replays them at load, so the

@@ -18,6 +18,8 @@ import tensorflow as tf
 from mnist_tf.errors import MnistTfError
 
 IMAGE_FORMATS = "PNG, JPEG, GIF or BMP"
+MAX_PIXELS = 64 * 2**20  # 67 megapixels: phone photos (12-50 MP) pass, decompression bombs do not
+TOO_LARGE = f"the image declares more than {MAX_PIXELS:,} pixels"
 _INK_THRESHOLD = 0.25  # of the strongest ink, after the contrast stretch: what counts as the digit when cropping
 _LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as `tf.image.rgb_to_grayscale`
 
@@ -27,14 +29,60 @@ def check_decodable(encoded: bytes) -> None:
     if not encoded:
         raise MnistTfError("empty file")
     try:
-        tf.io.decode_image(encoded, expand_animations=False)
+        pixels = int(declared_pixels(tf.constant(encoded)))
+        if pixels <= MAX_PIXELS:
+            tf.io.decode_image(encoded, expand_animations=False)
     except tf.errors.InvalidArgumentError:
         raise MnistTfError(f"not a {IMAGE_FORMATS} image (or a damaged one)") from None
+    if pixels > MAX_PIXELS:
+        raise MnistTfError(f"{TOO_LARGE} ({pixels:,})")
+
+
+def declared_pixels(encoded: tf.Tensor) -> tf.Tensor:
+    """Width x height as an image file's header declares them, read without decoding (int64; 0 if unknown).
+
+    A few hundred kilobytes of PNG can declare 20000x20000 blank pixels: decoding them took 6 GB and 16 s here, and
+    larger ones would take a server down. So the size is checked before anything is decoded.
+    """
+    head = tf.strings.substr(tf.strings.join([encoded, tf.constant(bytes(32))]), 0, 32)
+    b = tf.cast(tf.io.decode_raw(head, tf.uint8), tf.int64)
+
+    def big_endian_32(i: int) -> tf.Tensor:
+        return ((b[i] * 256 + b[i + 1]) * 256 + b[i + 2]) * 256 + b[i + 3]
+
+    def little_endian(i: int, size: int) -> tf.Tensor:
+        return tf.add_n([b[i + k] * 256**k for k in range(size)])
+
+    bmp_height = little_endian(22, 4)
+    bmp_height = tf.abs(tf.where(bmp_height >= 2**31, bmp_height - 2**32, bmp_height))  # negative: top-down rows
+
+    def starts_with(magic: bytes) -> tf.Tensor:
+        return tf.strings.substr(encoded, 0, len(magic)) == magic
+
+    def jpeg() -> tf.Tensor:
+        return tf.reduce_prod(tf.cast(tf.image.extract_jpeg_shape(encoded)[:2], tf.int64))
+
+    return tf.case(
+        [
+            (starts_with(b"\x89PNG"), lambda: big_endian_32(16) * big_endian_32(20)),
+            (starts_with(b"GIF8"), lambda: little_endian(6, 2) * little_endian(8, 2)),
+            (starts_with(b"BM"), lambda: little_endian(18, 4) * bmp_height),
+            (starts_with(b"\xff\xd8"), jpeg),
+        ],
+        default=lambda: tf.constant(0, tf.int64),
+    )
 
 
 def decode_grayscale(encoded: tf.Tensor) -> tf.Tensor:
-    """Encoded image bytes -> float32 [height, width] in [0, 1], 0 black; transparent pixels read as white."""
-    image = tf.io.decode_image(encoded, expand_animations=False, dtype=tf.float32)  # [h, w, 1|2|3|4]
+    """Encoded image bytes -> float32 [height, width] in [0, 1], 0 black; transparent pixels read as white.
+
+    An image that declares more than MAX_PIXELS pixels fails before it is decoded (see `declared_pixels`).
+    """
+    too_large = tf.debugging.assert_less_equal(
+        declared_pixels(encoded), tf.constant(MAX_PIXELS, tf.int64), message=TOO_LARGE
+    )
+    with tf.control_dependencies([too_large]):
+        image = tf.io.decode_image(encoded, expand_animations=False, dtype=tf.float32)  # [h, w, 1|2|3|4]
     channels = tf.shape(image)[-1]
     has_alpha = tf.equal(channels % 2, 0)  # gray+alpha or RGBA
     alpha = tf.cond(has_alpha, lambda: image[..., -1], lambda: tf.ones_like(image[..., 0]))

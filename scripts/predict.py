@@ -1,6 +1,7 @@
 r"""Classifies image files of handwritten digits with a SavedModel.
 
-Takes PNG, JPEG, GIF or BMP files of any size: grayscale, RGB or RGBA, dark ink on light paper or light on dark.
+Takes PNG, JPEG, GIF or BMP files of any size up to 67 megapixels: grayscale, RGB or RGBA, dark ink on light paper
+or light on dark.
 The SavedModel's `image_bytes` signature turns each into an MNIST-style 28x28 image inside its own graph
 (mnist_tf/preprocess.py), exactly as it does for a TF Serving client.
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import io
+import struct
 import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import REAL_MNIST, requires_real_mnist
+from PIL import Image
 
-from mnist_tf import idx, preprocess
+from mnist_tf import export, idx, preprocess
 from mnist_tf.errors import MnistTfError
 
 
@@ -94,6 +97,39 @@ def test_undecodable_bytes_are_a_clear_error(data, message):
 
 def test_a_good_image_passes_the_check():
     preprocess.check_decodable(encode(stroke_image(30, 30, True), "jpeg_rgb"))
+
+
+def declaring_a_huge_size(image_format: str) -> bytes:
+    """A small image whose header is changed to declare 20000x20000 pixels (60000x60000 for GIF's 16-bit fields)."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30), "white").save(buffer, image_format)
+    raw = bytearray(buffer.getvalue())
+    if image_format == "PNG":  # IHDR: big-endian width, height
+        raw[16:24] = struct.pack(">II", 20000, 20000)
+    elif image_format == "GIF":  # logical screen: little-endian 16-bit width, height
+        raw[6:10] = struct.pack("<HH", 60000, 60000)
+    elif image_format == "BMP":  # little-endian 32-bit width, height (negative: rows top-down)
+        raw[18:26] = struct.pack("<ii", 20000, -20000)
+    else:  # JPEG: the frame header after the SOF0 marker holds big-endian 16-bit height, width
+        frame = raw.index(b"\xff\xc0")
+        raw[frame + 5 : frame + 9] = struct.pack(">HH", 20000, 20000)
+    return bytes(raw)
+
+
+@pytest.mark.parametrize("image_format", ["PNG", "GIF", "BMP", "JPEG"])
+def test_an_image_declaring_too_many_pixels_is_refused_before_it_is_decoded(image_format):
+    """A decompression bomb: a 400-megapixel PNG of blank paper is 438 kB, and decoding it took 6 GB here."""
+    encoded = declaring_a_huge_size(image_format)
+    with pytest.raises(MnistTfError, match=r"^the image declares more than 67,108,864 pixels \(\d[\d,]+\)$"):
+        preprocess.check_decodable(encoded)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="the image declares more than 67,108,864 pixels"):
+        preprocess.preprocess(tf.constant(encoded))  # in the graph, as the SavedModel's image_bytes signature runs it
+
+
+def test_a_served_model_refuses_an_image_declaring_too_many_pixels(exported_run):
+    signature = export.load(exported_run["export_dir"])[1].signatures[export.IMAGE_BYTES]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="the image declares more than 67,108,864 pixels"):
+        signature(image_bytes=tf.constant([declaring_a_huge_size("PNG")]))
 
 
 @requires_real_mnist
