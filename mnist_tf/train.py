@@ -352,6 +352,7 @@ def _run(
                     )
                 train_seconds += result.seconds
                 step = (epoch + 1) * steps_per_epoch
+                guard.check(step)  # a stop requested during validation stops here, with this very checkpoint
                 checkpoints.save(manager, step)
                 _write_epoch_summaries(
                     summaries, trainer, step, result, validated, first_batch, config, splits.image_shape

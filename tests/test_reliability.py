@@ -115,7 +115,8 @@ def test_a_stop_signal_saves_at_the_next_step_then_the_same_command_ends_with_th
         stderr
         == f"stopped by {name} at step {step}, saved; to resume, run the same command with --model_dir={model_dir}\n"
     )
-    assert step % STEPS_PER_EPOCH, "the signal's step is mid-epoch, not the end-of-epoch checkpoint"
+    # Mid-epoch, or an epoch's end if it came during validation (test_sigterm_in_process... pins the step exactly).
+    assert step >= STEPS_PER_EPOCH
     resumed, output = finish(idx_dir, model_dir)
     epoch, in_epoch = divmod(step, STEPS_PER_EPOCH)
     assert f"(step {step}: epoch {epoch + 1}, step {in_epoch}/{STEPS_PER_EPOCH})" in output
@@ -160,14 +161,19 @@ class SignalAtStep(ConsoleReporter):
             os.kill(os.getpid(), self.signal_number)
 
 
-def test_sigterm_in_process_saves_the_next_step_and_restores_the_signal_handlers(tiny_config):
+@pytest.mark.parametrize(
+    "signal_at, saved_at",
+    [(27, 28), (20, 20)],
+    ids=["mid-epoch: the next step", "at an epoch's last step: after validation, before the next epoch"],
+)
+def test_sigterm_in_process_saves_the_next_step_and_restores_the_signal_handlers(tiny_config, signal_at, saved_at):
     config = dataclasses.replace(tiny_config, epochs=2, export_dir=None)  # 20 steps per epoch
     before = signal.getsignal(signal.SIGTERM)
-    with pytest.raises(Interrupted, match=r"^stopped by SIGTERM at step 28, saved; to resume") as stop:
-        train.run(config, SignalAtStep(signal.SIGTERM, 27, 20))
+    with pytest.raises(Interrupted, match=rf"^stopped by SIGTERM at step {saved_at}, saved; to resume") as stop:
+        train.run(config, SignalAtStep(signal.SIGTERM, signal_at, 20))
     assert stop.value.exit_code == 143
     assert signal.getsignal(signal.SIGTERM) is before
-    assert latest_step(Path(config.model_dir)) == 28
+    assert latest_step(Path(config.model_dir)) == saved_at
 
 
 def test_fresh_starts_over_and_clears_the_old_run(tiny_config):
