@@ -87,7 +87,7 @@ def export_saved_model(
     try:
         staging = Path(tempfile.mkdtemp(dir=base, prefix=f".tmp-{version}-"))
     except OSError as e:
-        raise MnistTfError(f"could not export the SavedModel to {target}: {e.strerror}") from None
+        raise MnistTfError(f"could not export the SavedModel to {target}: {first_line(e)}") from None
     try:
         _archive(model, rows, cols).write_out(os.fspath(staging), verbose=False)
         extra = staging / "assets.extra"
