@@ -49,17 +49,19 @@ def declared_pixels(encoded: tf.Tensor) -> tf.Tensor:
     shape, encoded = tf.shape(encoded), tf.reshape(encoded, [-1])  # a vector, whatever came in
     head = tf.strings.join([tf.strings.substr(encoded, 0, 32), tf.constant(bytes(32))])  # 32 bytes at least
 
-    def product(start: int, dtype: tf.DType, little_endian: bool) -> tf.Tensor:
-        """The product of the two integers of `dtype` at byte `start`; BMP's are signed (negative: top-down)."""
+    def product(start: int, dtype: tf.DType, little_endian: bool, signed: bool = False) -> tf.Tensor:
+        """The product of the two integers of `dtype` at byte `start`: unsigned, or by size when `signed`."""
         raw = tf.io.decode_raw(tf.strings.substr(head, start, 2 * dtype.size), dtype, little_endian)
         width_height = tf.cast(raw, tf.int64)
-        width_height = tf.abs(width_height) if dtype == tf.int32 and little_endian else width_height % 2**32
+        width_height = tf.abs(width_height) if signed else width_height % 2**32  # int32 read as uint32
         return tf.reduce_prod(width_height, axis=-1)
 
     magic = tf.strings.substr(head, 0, 4)
     pixels = tf.where(magic == b"\x89PNG", product(16, tf.int32, little_endian=False), 0)  # IHDR, big-endian
     pixels = tf.where(magic == b"GIF8", product(6, tf.uint16, little_endian=True), pixels)  # logical screen
-    pixels = tf.where(tf.strings.substr(magic, 0, 2) == b"BM", product(18, tf.int32, little_endian=True), pixels)
+    # BMP: a negative height means rows stored top-down.
+    bmp = product(18, tf.int32, little_endian=True, signed=True)
+    pixels = tf.where(tf.strings.substr(magic, 0, 2) == b"BM", bmp, pixels)
     jpegs = tf.where(tf.strings.substr(magic, 0, 2) == b"\xff\xd8")
     jpeg_pixels = tf.map_fn(
         lambda image: tf.reduce_prod(tf.cast(tf.image.extract_jpeg_shape(image)[:2], tf.int64)),
