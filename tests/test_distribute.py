@@ -234,7 +234,8 @@ def test_two_worker_processes_train_in_sync_and_only_the_chief_writes(two_worker
     assert tf.train.latest_checkpoint(str(model_dir / "checkpoints")).endswith("ckpt-300")
     assert all(len(list((model_dir / split).iterdir())) == 1 for split in ("train", "validation", "test"))
     assert len(list(model_dir.glob("events.out.*"))) == 1  # the chief's hparams, once
-    assert "not the chief" in worker_output and list((root / "tmp").iterdir()) == []  # its temporary outputs are gone
+    # Its temporary outputs are gone (TensorFlow's autograph leaves the bytecode of its generated modules there).
+    assert "not the chief" in worker_output and [p for p in (root / "tmp").iterdir() if p.name != "__pycache__"] == []
     assert sorted(p.name for p in model_dir.iterdir()) == [
         "checkpoints", "config.json", *sorted(p.name for p in model_dir.glob("events.out.*")), "results.json", "test",
         "train", "validation",
