@@ -14,9 +14,14 @@ from mnist_tf import idx, train  # first: it quiets TensorFlow before TensorFlow
 from mnist_tf.config import Config
 from mnist_tf.console import ConsoleReporter
 
-REPO = Path(__file__).resolve().parents[1]
-# The real MNIST files (see ../shared/datasets/README.md); real-data tests skip when they are absent.
-REAL_MNIST = Path(os.environ.get("MNIST_TF_REAL_DATA", REPO.parent / "shared" / "datasets" / "mnist"))
+# Where the tests find the scripts and files they run: the checkout, or under Bazel the test's runfiles, which hold
+# what BUILD declares (so a missing `data` entry fails there).
+REPO = Path(__file__).absolute().parents[1]
+# The real MNIST files (see ../shared/datasets/README.md), beside the checkout itself (symlinks resolved, so from
+# Bazel's runfiles too); real-data tests skip when they are absent.
+REAL_MNIST = Path(
+    os.environ.get("MNIST_TF_REAL_DATA", Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist")
+)
 requires_real_mnist = pytest.mark.skipif(
     not (REAL_MNIST / "train-images-idx3-ubyte.gz").exists(), reason=f"real MNIST files not found at {REAL_MNIST}"
 )
