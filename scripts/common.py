@@ -42,6 +42,10 @@ def run(main: Callable[[list[str]], None]) -> None:
     Bad flags exit 2, like other Unix tools' usage errors; a MnistTfError exits 1; a training run stopped by a
     signal prints how to resume and exits 128 + the signal's number. Anything else is a bug and keeps its traceback.
     """
+    # `bazel run` starts a script in its runfiles: relative paths (--data_dir, runs/, saved_models/) mean the
+    # directory it was run from, as with `python scripts/...`.
+    if "BUILD_WORKING_DIRECTORY" in os.environ:
+        os.chdir(os.environ["BUILD_WORKING_DIRECTORY"])
     app.run(_one_line_errors(main), flags_parser=_parse_flags)
 
 

@@ -53,6 +53,24 @@ def test_trains_with_quiet_logs_and_writes_results(idx_dir, tmp_path):
     assert (tmp_path / "export" / "lenet" / "1" / "saved_model.pb").exists()
 
 
+def test_bazel_run_reads_and_writes_relative_paths_where_it_was_started(idx_dir, tmp_path):
+    """`bazel run` starts a script in its runfiles and says where the user was in $BUILD_WORKING_DIRECTORY."""
+    (tmp_path / "data").symlink_to(idx_dir)
+    (tmp_path / "runfiles").mkdir()
+    args = ["--model=mlp", "--hidden_units=16", "--data_dir=data", "--model_dir=run", "--epochs=1"]
+    env = {**os.environ, "BUILD_WORKING_DIRECTORY": str(tmp_path)}
+    process = subprocess.run(
+        [*TRAIN, *args, "--validation_size=100"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path / "runfiles",
+        env=env,
+    )
+    assert process.returncode == 0, process.stderr
+    assert (tmp_path / "run" / "results.json").exists() and (tmp_path / "saved_models" / "mlp" / "1").is_dir()
+
+
 @pytest.fixture(scope="module")
 def broken_data(idx_dir, tmp_path_factory):
     """Copies of the generated IDX folder, each broken one way, by name (as `--data_dir=BROKEN:name`)."""
