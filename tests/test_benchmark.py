@@ -84,7 +84,3 @@ def test_unknown_model_is_one_line():
     assert process.returncode == 2  # a usage error, as with any bad flag
     assert "--models takes a comma-separated list of: lenet, mlp" in process.stderr
     assert "Traceback" not in process.stderr
-
-
-if __name__ == "__main__":
-    sys.exit(pytest.main([__file__, "-q"]))

@@ -181,7 +181,3 @@ def test_helpshort_lists_the_flags():
         "--profile_steps",
     ):
         assert f"  {flag}:" in process.stdout, flag
-
-
-if __name__ == "__main__":
-    sys.exit(pytest.main([__file__, "-q"]))

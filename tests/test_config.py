@@ -1,7 +1,5 @@
 """Config: per-model defaults, and one clear message for each bad value."""
 
-import sys
-
 import pytest
 
 from mnist_tf.config import MODEL_DEFAULTS, Config
@@ -49,7 +47,3 @@ def test_bad_values_raise_one_line(changes, message):
     with pytest.raises(MnistTfError, match=message) as error:
         Config(**changes).resolve()
     assert "\n" not in str(error.value)
-
-
-if __name__ == "__main__":
-    sys.exit(pytest.main([__file__, "-q"]))

@@ -1,7 +1,6 @@
 """Sources and the tf.data pipeline: shapes, dtypes, seeded per-epoch shuffling, splits, tfds, clear errors."""
 
 import socket
-import sys
 import time
 
 import numpy as np
@@ -135,7 +134,3 @@ def test_tfds_builds_its_dataset_from_local_idx_files(tmp_path):
     # tfds stores examples in its own order; the multiset of test images must still be MNIST's.
     assert np.bincount(splits.test.labels, minlength=10).tolist() == np.bincount(direct.test.labels).tolist()
     assert int(splits.test.images.astype(np.int64).sum()) == int(direct.test.images.astype(np.int64).sum())
-
-
-if __name__ == "__main__":
-    sys.exit(pytest.main([__file__, "-q"]))

@@ -265,7 +265,3 @@ def test_a_preempted_worker_makes_both_save_the_same_step_and_the_rerun_ends_in_
     assert all(f"resuming from {model_dir}/checkpoints/ckpt-{step}" in stdout for stdout, _ in outputs)
     expected = json.loads((two_worker_run[0] / "run" / "results.json").read_text())
     assert json.loads((model_dir / "results.json").read_text())["weights_sha256"] == expected["weights_sha256"]
-
-
-if __name__ == "__main__":
-    sys.exit(pytest.main([__file__, "-q"]))

@@ -103,7 +103,3 @@ def test_a_missing_model_is_one_line(tmp_path):
 def test_saved_model_and_model_dir_are_exclusive(tmp_path):
     result = evaluate(f"--saved_model={tmp_path}", f"--model_dir={tmp_path}")
     assert result.returncode == 2 and "of (saved_model, model_dir) must have a value" in result.stderr
-
-
-if __name__ == "__main__":
-    sys.exit(pytest.main([__file__, "-q"]))

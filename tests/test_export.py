@@ -239,7 +239,3 @@ def test_latest_version_picks_the_highest_complete_version(tmp_path):
     assert export.latest_version(tmp_path) == tmp_path / "12"
     with pytest.raises(MnistTfError, match=r"no SavedModel at .*: no such directory"):
         export.latest_version(tmp_path / "nowhere")
-
-
-if __name__ == "__main__":
-    sys.exit(pytest.main([__file__, "-q"]))

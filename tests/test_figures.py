@@ -1,7 +1,5 @@
 """The pictures TensorBoard shows: sizes, where the pixels go, what the colors mean."""
 
-import sys
-
 import numpy as np
 import pytest
 
@@ -69,7 +67,3 @@ def test_confusion_matrix_picture_has_its_documented_size_and_colors():
     red, _, blue = corner(4, 9).astype(int)
     assert red > blue + 100  # the worst mistake: full red
     assert (corner(2, 7) == 255).all()  # no images: white
-
-
-if __name__ == "__main__":
-    sys.exit(pytest.main([__file__, "-q"]))

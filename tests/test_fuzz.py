@@ -9,7 +9,6 @@ import gzip
 import io
 import os
 import struct
-import sys
 
 import numpy as np
 import pytest
@@ -144,7 +143,3 @@ def test_the_image_bytes_signature_serves_every_image_that_decodes(served, encod
     if decodable:
         outputs = served[export.IMAGE_BYTES](image_bytes=tf.constant(decodable))
         assert outputs["preprocessed"].shape == (len(decodable), 28, 28)
-
-
-if __name__ == "__main__":
-    sys.exit(pytest.main([__file__, "-q"]))

@@ -1,7 +1,6 @@
 """The IDX reader: valid files round-trip, broken ones give one clear error naming the file."""
 
 import gzip
-import sys
 
 import numpy as np
 import pytest
@@ -75,7 +74,3 @@ def test_load_split_finds_files_and_checks_counts(idx_dir, tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(MnistTfError, match=r"missing train-images-idx3-ubyte.gz"):
         idx.load_split(tmp_path, "train")
-
-
-if __name__ == "__main__":
-    sys.exit(pytest.main([__file__, "-q"]))

@@ -1,7 +1,6 @@
 """Each low-level layer equals its Keras built-in counterpart given the same weights: forward and gradients."""
 
 import math
-import sys
 
 import keras
 import numpy as np
@@ -146,7 +145,3 @@ def test_bad_arguments_are_rejected():
         layers.Conv2D(3, 3, padding="full")
     with pytest.raises(ValueError, match="dropout rate"):
         layers.Dropout(1.0)
-
-
-if __name__ == "__main__":
-    sys.exit(pytest.main([__file__, "-q"]))

@@ -1,7 +1,5 @@
 """Models: output shapes, parameter counts, and our layers vs Keras layers giving the same function."""
 
-import sys
-
 import numpy as np
 import pytest
 
@@ -74,7 +72,3 @@ def test_architecture_flags_shape_the_model():
     no_dropout = models.build(Config(model="mlp", dropout=0.0).resolve(), (8, 8, 1))
     assert not any("dropout" in layer.name for layer in no_dropout.layers)
     assert no_dropout.get_layer("dense1").kernel.shape == (64, 800)
-
-
-if __name__ == "__main__":
-    sys.exit(pytest.main([__file__, "-q"]))

@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import nbformat
-import pytest
 from conftest import REPO
 
 NOTEBOOK = REPO / "notebooks" / "colab_tpu.ipynb"
@@ -50,7 +49,3 @@ def test_notebook_trains_and_serves_on_the_cpu_when_no_tpu_is_attached(idx_dir, 
     assert "strategy default, dtype float32" in process.stdout
     assert "strategy: default (1 replica)" in process.stdout  # the training script's own output, streamed
     assert f"SavedModel {tmp_path / 'saved_models' / 'lenet' / '1'}: served test accuracy" in process.stdout
-
-
-if __name__ == "__main__":
-    sys.exit(pytest.main([__file__, "-q"]))

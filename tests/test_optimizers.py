@@ -1,6 +1,5 @@
 """Learning-rate schedules have the shape their names promise; every optimizer name builds its optimizer."""
 
-import sys
 from itertools import pairwise
 
 import keras
@@ -58,7 +57,3 @@ def test_float16_gets_dynamic_loss_scaling_and_bfloat16_does_not():
     assert isinstance(scaled, keras.optimizers.LossScaleOptimizer)
     assert isinstance(scaled.inner_optimizer, keras.optimizers.SGD)
     assert not isinstance(optimizers.make(Config(dtype="bfloat16"), 10), keras.optimizers.LossScaleOptimizer)
-
-
-if __name__ == "__main__":
-    sys.exit(pytest.main([__file__, "-q"]))

@@ -117,7 +117,3 @@ def test_real_digits_of_any_size_and_polarity_are_read_right(mnist_saved_model, 
         # Measured: 58 of 60 right for every variant, the same answers as for the test images themselves.
         assert (predicted[name] == labels).mean() >= 0.93, name
         assert (predicted[name] == predicted["mnist.png"]).mean() >= 0.95, name
-
-
-if __name__ == "__main__":
-    sys.exit(pytest.main([__file__, "-q"]))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import struct
-import sys
 
 import numpy as np
 import pytest
@@ -141,7 +140,3 @@ def test_mnist_test_digits_come_back_almost_unchanged():
     out = preprocess.preprocess_batch(encoded).numpy().astype(np.int64)
     mean_abs_difference = np.abs(out - images).mean()
     assert mean_abs_difference < 1.0  # of 255; measured 0.28
-
-
-if __name__ == "__main__":
-    sys.exit(pytest.main([__file__, "-q"]))

@@ -2,7 +2,6 @@
 
 import dataclasses
 import io
-import sys
 
 import pytest
 from conftest import REAL_MNIST, requires_real_mnist
@@ -27,7 +26,3 @@ def test_lenet_reaches_97_percent_in_a_few_hundred_steps(tmp_path):
     results = train.run(config, ConsoleReporter(io.StringIO(), interactive=False))
     assert results["test_accuracy"] >= 0.97
     assert dataclasses.asdict(config)["data_dir"] == results["flags"]["data_dir"]
-
-
-if __name__ == "__main__":
-    sys.exit(pytest.main([__file__, "-q"]))

@@ -356,7 +356,3 @@ def test_an_injected_write_failure_in_the_middle_of_training_keeps_the_last_chec
     with pytest.raises(MnistTfError, match=r"\(ckpt_temp/part-0; No space left on device\); the earlier checkpoints"):
         quiet_run(dataclasses.replace(config, epochs=2))
     assert_intact(config, first["weights_sha256"], first["export_dir"])
-
-
-if __name__ == "__main__":
-    sys.exit(pytest.main([__file__, "-q"]))

@@ -26,7 +26,3 @@ def test_onednn_is_turned_on_by_default_on_x86_64():
 
 def test_a_users_choice_wins():
     assert _onednn_after_import("0") == "0"
-
-
-if __name__ == "__main__":
-    sys.exit(pytest.main([__file__, "-q"]))

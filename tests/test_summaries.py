@@ -277,7 +277,3 @@ def test_a_tensorboard_server_serves_the_run(logs):
     finally:
         server.terminate()
         server.wait(timeout=30)
-
-
-if __name__ == "__main__":
-    sys.exit(pytest.main([__file__, "-q"]))

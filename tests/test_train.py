@@ -3,7 +3,6 @@
 import dataclasses
 import io
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -143,7 +142,3 @@ def test_variants_train(tiny_config, changes):
     results, output = quiet_run(dataclasses.replace(tiny_config, epochs=2, export_dir=None, **changes))
     assert results["test_accuracy"] > 0.6
     assert ("val loss" in output) == bool(changes.get("validation_size", 1))
-
-
-if __name__ == "__main__":
-    sys.exit(pytest.main([__file__, "-q"]))
