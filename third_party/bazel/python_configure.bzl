@@ -15,7 +15,7 @@ def _local_python_impl(ctx):
         fail("PYTHON_BIN_PATH=%s: not an absolute path to an existing file" % python)
     check = ctx.execute([python, "-c", "import importlib.util as u, sys; sys.exit(u.find_spec('tensorflow') is None)"])
     if check.return_code != 0:
-        fail("%s cannot import tensorflow: run `pip install -r requirements-dev.txt` in that environment, or set PYTHON_BIN_PATH to one that has it" % python)
+        fail("%s has no tensorflow: run `pip install -r requirements-dev.txt` in its environment, or set PYTHON_BIN_PATH to a python3 that has it" % python)
     ctx.file("BUILD", """\
 load("@bazel_tools//tools/python:toolchain.bzl", "py_runtime_pair")
 
