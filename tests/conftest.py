@@ -15,10 +15,14 @@ from mnist_tf.config import Config
 from mnist_tf.console import ConsoleReporter
 
 # Where the tests find the scripts and files they run: the checkout, or under Bazel the test's runfiles, which hold
-# what BUILD declares (so a missing `data` entry fails there).
-REPO = Path(__file__).absolute().parents[1]
-# The real MNIST files (see ../shared/datasets/README.md), beside the checkout itself (symlinks resolved, so from
-# Bazel's runfiles too); real-data tests skip when they are absent.
+# only what BUILD declares (so a missing `data` entry fails there).
+REPO = (
+    Path(os.environ["TEST_SRCDIR"], os.environ["TEST_WORKSPACE"])
+    if "TEST_SRCDIR" in os.environ
+    else Path(__file__).resolve().parents[1]
+)
+# The real MNIST files (see ../shared/datasets/README.md), beside the checkout; real-data tests skip when they are
+# absent.
 REAL_MNIST = Path(
     os.environ.get("MNIST_TF_REAL_DATA", Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist")
 )
