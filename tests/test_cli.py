@@ -13,9 +13,9 @@ from conftest import REPO
 TRAIN = [sys.executable, str(REPO / "scripts" / "train.py")]
 
 
-def run_train(*args, env=None):
+def run_train(*args, env=None, cwd=REPO):
     return subprocess.run(
-        [*TRAIN, *args], capture_output=True, text=True, timeout=300, cwd=REPO, env={**os.environ, **(env or {})}
+        [*TRAIN, *args], capture_output=True, text=True, timeout=300, cwd=cwd, env={**os.environ, **(env or {})}
     )
 
 
@@ -57,15 +57,15 @@ def test_bazel_run_reads_and_writes_relative_paths_where_it_was_started(idx_dir,
     """`bazel run` starts a script in its runfiles and says where the user was in $BUILD_WORKING_DIRECTORY."""
     (tmp_path / "data").symlink_to(idx_dir)
     (tmp_path / "runfiles").mkdir()
-    args = ["--model=mlp", "--hidden_units=16", "--data_dir=data", "--model_dir=run", "--epochs=1"]
-    env = {**os.environ, "BUILD_WORKING_DIRECTORY": str(tmp_path)}
-    process = subprocess.run(
-        [*TRAIN, *args, "--validation_size=100"],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    process = run_train(
+        "--model=mlp",
+        "--hidden_units=16",
+        "--data_dir=data",
+        "--model_dir=run",
+        "--epochs=1",
+        "--validation_size=100",
+        env={"BUILD_WORKING_DIRECTORY": str(tmp_path)},
         cwd=tmp_path / "runfiles",
-        env=env,
     )
     assert process.returncode == 0, process.stderr
     assert (tmp_path / "run" / "results.json").exists() and (tmp_path / "saved_models" / "mlp" / "1").is_dir()
