@@ -1,7 +1,8 @@
 """The run configuration: one frozen dataclass that scripts build from flags and the library reads.
 
 Nothing below `scripts/` reads absl flags; tests build a `Config` directly. Values that depend on the model
-(`hidden_units`, `dropout`) default to `None` and are filled in by `resolve()`.
+(`hidden_units`, `dropout`, ...) or on the data set (`validation_size`) default to `None` and are filled in by
+`resolve()`. A named recipe (`mnist_tf.recipes`) is a set of values for these same fields.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ import math
 
 from mnist_tf.errors import MnistTfError
 
-MODELS = ("lenet", "mlp")
-DATASETS = ("mnist", "fashion_mnist")
-SOURCES = ("auto", "idx", "tfds")
+MODELS = ("lenet", "mlp", "cnn")
+DATASETS = ("mnist", "fashion_mnist", "digits")
+SOURCES = ("auto", "idx", "tfds", "sklearn")
 LAYERS = ("ours", "keras")
+INITIALIZERS = ("auto", "he_uniform", "glorot_uniform", "uniform")
+LOSSES = ("cross_entropy", "logcosh", "mse")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "rmsprop", "adagrad")
 LR_SCHEDULES = ("constant", "cosine", "one_cycle")
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "gelu")
@@ -26,9 +29,12 @@ NAN_POLICIES = ("stop", "skip")
 
 # Per-model defaults for values whose good setting depends on the architecture.
 MODEL_DEFAULTS = {
-    "lenet": {"hidden_units": (500,), "dropout": 0.25, "filters": (20, 50)},
-    "mlp": {"hidden_units": (800, 800), "dropout": 0.2, "filters": ()},
+    "lenet": {"hidden_units": (500,), "dropout": 0.25, "conv_dropout": 0.0, "filters": (20, 50)},
+    "mlp": {"hidden_units": (800, 800), "dropout": 0.2, "conv_dropout": 0.0, "filters": ()},
+    "cnn": {"hidden_units": (128,), "dropout": 0.5, "conv_dropout": 0.25, "filters": (32, 64)},
 }
+# Training images held out for validation by default: MNIST's customary 5,000; 200 of the digits' 1,597.
+VALIDATION_SIZES = {"mnist": 5000, "fashion_mnist": 5000, "digits": 200}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +42,7 @@ class Config:
     """Everything one training run needs. Field docs are the flag docs in `scripts/train.py`."""
 
     model: str = "lenet"
+    recipe: str | None = None  # the recipe these values came from: names the run and its export
     dataset: str = "mnist"
     data_dir: str | None = None
     source: str = "auto"
@@ -51,10 +58,14 @@ class Config:
     momentum: float = 0.9
     weight_decay: float = 0.0
     seed: int = 42
-    validation_size: int = 5000
+    validation_size: int | None = None
+    early_stopping_patience: int = 0
+    loss: str = "cross_entropy"
     layers: str = "ours"
     activation: str = "relu"
+    kernel_initializer: str = "auto"
     dropout: float | None = None
+    conv_dropout: float | None = None
     hidden_units: tuple[int, ...] | None = None
     filters: tuple[int, ...] | None = None
     strategy: str = "default"
@@ -68,24 +79,34 @@ class Config:
     profile_steps: tuple[int, ...] = ()
     nan_policy: str = "stop"
 
+    @property
+    def name(self) -> str:
+        """What the run is called: its recipe, else its model. Names its export: saved_models/<name>/<version>."""
+        return self.recipe or self.model
+
     def resolve(self) -> Config:
-        """Returns a copy with model defaults filled in, after checking every value; raises MnistTfError."""
+        """Returns a copy with model and data set defaults filled in, after checking every value; raises
+        MnistTfError."""
         _check_choice("model", self.model, MODELS)
+        _check_choice("dataset", self.dataset, DATASETS)
         defaults = MODEL_DEFAULTS[self.model]
         resolved = dataclasses.replace(
             self,
             hidden_units=tuple(defaults["hidden_units"] if self.hidden_units is None else self.hidden_units),
             dropout=defaults["dropout"] if self.dropout is None else self.dropout,
+            conv_dropout=defaults["conv_dropout"] if self.conv_dropout is None else self.conv_dropout,
             filters=tuple(defaults["filters"] if self.filters is None else self.filters),
+            validation_size=VALIDATION_SIZES[self.dataset] if self.validation_size is None else self.validation_size,
         )
         resolved._validate()
         return resolved
 
     def _validate(self) -> None:
         for name, choices in (
-            ("dataset", DATASETS),
             ("source", SOURCES),
             ("layers", LAYERS),
+            ("kernel_initializer", INITIALIZERS),
+            ("loss", LOSSES),
             ("optimizer", OPTIMIZERS),
             ("lr_schedule", LR_SCHEDULES),
             ("activation", ACTIVATIONS),
@@ -106,16 +127,25 @@ class Config:
             raise MnistTfError(f"--momentum must be in [0, 1), got {self.momentum}")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise MnistTfError(f"--weight_decay must be 0 or more, got {self.weight_decay}")
-        if not 0 <= self.dropout < 1:
-            raise MnistTfError(f"--dropout must be in [0, 1), got {self.dropout}")
+        for name in ("dropout", "conv_dropout"):
+            if not 0 <= getattr(self, name) < 1:
+                raise MnistTfError(f"--{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.early_stopping_patience < 0:
+            raise MnistTfError(f"--early_stopping_patience must be 0 (off) or more, got {self.early_stopping_patience}")
+        if self.early_stopping_patience and not self.validation_size:
+            raise MnistTfError("--early_stopping_patience needs a validation split (--validation_size above 0)")
         if any(units < 1 for units in self.hidden_units):
             raise MnistTfError(f"--hidden_units must be positive integers, got {list(self.hidden_units)}")
-        if self.model == "lenet" and len(self.hidden_units) != 1:
-            raise MnistTfError(f"--hidden_units for lenet is one dense layer size, got {list(self.hidden_units)}")
-        if self.model == "lenet" and (len(self.filters) != 2 or min(self.filters) < 1):
-            raise MnistTfError(f"--filters for lenet is two positive conv sizes, got {list(self.filters)}")
+        if self.model != "mlp" and len(self.hidden_units) != 1:
+            raise MnistTfError(
+                f"--hidden_units for {self.model} is one dense layer size, got {list(self.hidden_units)}"
+            )
+        if self.model != "mlp" and (len(self.filters) != 2 or min(self.filters) < 1):
+            raise MnistTfError(f"--filters for {self.model} is two positive conv sizes, got {list(self.filters)}")
         if self.model == "mlp" and self.filters:
-            raise MnistTfError("--filters applies to lenet only")
+            raise MnistTfError("--filters applies to lenet and cnn only")
+        if self.model == "mlp" and self.conv_dropout:
+            raise MnistTfError("--conv_dropout applies to lenet and cnn only")
         if self.num_gpus is not None and self.num_gpus < 0:
             raise MnistTfError(f"--num_gpus must be 0 or more, got {self.num_gpus}")
         if self.num_gpus is not None and self.strategy not in ("one_device", "mirrored"):

@@ -67,11 +67,21 @@ class ConsoleReporter:
             line += f"  | skipped {result.skipped_steps} steps (NaN/Inf)"
         self.print(line)
 
+    def early_stopping(self, summary: dict[str, Any]) -> None:
+        """Why training ended where it did, and which epoch's weights are tested and exported."""
+        best = f"epoch {summary['best_epoch']} (validation loss {summary['best_validation_loss']:.4f})"
+        if summary["stopped_early"]:
+            self.print(
+                f"early stopping: no better validation loss for {summary['patience']} epochs; using the best, {best}"
+            )
+        else:
+            self.print(f"early stopping: did not trigger; using the best, {best}")
+
     def finish(self, results: dict[str, Any], results_path: str | None) -> None:
         """The run's summary; `results_path` is None on a multi-worker worker that is not the chief."""
         self.print(f"test  loss {results['test_loss']:.4f}  accuracy {results['test_accuracy']:.4f}")
         self.print(
-            f"trained {results['epochs']} epochs in {format_duration(results['train_seconds'])} "
+            f"trained {results['epochs_trained']} epochs in {format_duration(results['train_seconds'])} "
             f"({results['images_per_second']:,.0f} img/s) · weights sha256 {results['weights_sha256'][:12]}"
         )
         if results_path is None:

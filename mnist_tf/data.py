@@ -1,10 +1,12 @@
 """Data sources, splits and the tf.data pipeline.
 
-Both sources end as the same in-memory uint8 arrays (MNIST is 55 MB), so one pipeline serves them:
+Every source ends as the same in-memory uint8 arrays (MNIST is 55 MB), so one pipeline serves them:
 - `idx`: a folder with the four LeCun IDX files (`--data_dir`, or the MNIST_TF_DATA_DIR environment variable);
   fully offline.
 - `tfds`: `tensorflow-datasets` (`mnist`, `fashion_mnist`). With a `data_dir` as well, tfds builds its own copy
   from those local files instead of downloading them (they are tfds's "manual" downloads).
+- `sklearn`: scikit-learn's bundled 8x8 `digits` (1,797 images, pixels 0..16, scaled to 0..255); the last 200
+  are the test split, as in the classic examples. Offline too.
 
 Training: shuffle (seeded, a new order each epoch) -> batch (dropping the remainder, so shapes are static) ->
 normalize to float32 in [0, 1] -> prefetch. Evaluation: batch (padded) -> normalize -> cache -> prefetch.
@@ -25,6 +27,7 @@ from mnist_tf.errors import MnistTfError, first_line
 DATA_DIR_ENV = "MNIST_TF_DATA_DIR"
 NUM_CLASSES = 10
 _TFDS_DOWNLOAD_HOST = ("storage.googleapis.com", 443)
+DIGITS_TEST_SIZE = 200
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,10 +61,19 @@ def load(
     tfds_data_dir: str | None = None,
 ) -> Splits:
     """Loads train/test arrays and holds the last `validation_size` training images out for validation."""
+    digits = dataset == "digits"
+    if (digits and (data_dir or source not in ("auto", "sklearn"))) or (not digits and source == "sklearn"):
+        raise MnistTfError(
+            f"--dataset={dataset} --source={source}{' --data_dir' if data_dir else ''}: the digits ship with "
+            "scikit-learn (--source=sklearn or auto, no --data_dir); the other data sets come from idx or tfds"
+        )
     data_dir = data_dir or os.environ.get(DATA_DIR_ENV) or None
     if source == "auto":
-        source = "idx" if data_dir else "tfds"
-    if source == "idx":
+        source = "sklearn" if dataset == "digits" else "idx" if data_dir else "tfds"
+    if source == "sklearn":
+        train, test = _load_digits()
+        where = "sklearn:digits"
+    elif source == "idx":
         if not data_dir:
             raise MnistTfError(f"the idx source needs --data_dir or ${DATA_DIR_ENV}")
         train, test = (Split(*_with_channel(*idx.load_split(data_dir, s))) for s in ("train", "test"))
@@ -152,6 +164,18 @@ def _hold_out(train: Split, validation_size: int) -> tuple[Split, Split | None]:
         Split(train.images[:cut], train.labels[:cut]),
         Split(train.images[cut:], train.labels[cut:]),
     )
+
+
+def _load_digits() -> tuple[Split, Split]:
+    try:
+        from sklearn.datasets import load_digits  # imported here: only this data set needs scikit-learn
+    except ImportError:
+        raise MnistTfError("--dataset=digits needs scikit-learn (pip install -r requirements.txt)") from None
+    digits = load_digits()
+    images = np.rint(digits.images * (255 / 16)).astype(np.uint8)[..., np.newaxis]  # 0..16 -> 0..255
+    labels = digits.target.astype(np.int64)
+    cut = len(labels) - DIGITS_TEST_SIZE
+    return Split(images[:cut], labels[:cut]), Split(images[cut:], labels[cut:])
 
 
 def _load_tfds(dataset: str, manual_dir: str | None, tfds_data_dir: str | None) -> tuple[Split, Split]:

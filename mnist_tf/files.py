@@ -12,7 +12,12 @@ from mnist_tf.errors import MnistTfError
 
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
-    """Writes JSON to a temporary file beside `path`, fsyncs it, then renames it over `path`.
+    """Writes `data` as indented JSON to `path`, atomically (see `write_text_atomic`)."""
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Writes `text` to a temporary file beside `path`, fsyncs it, then renames it over `path`.
 
     A failed write (read-only or full disk) is a MnistTfError and leaves any earlier `path` as it was.
     """
@@ -24,8 +29,7 @@ def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
         raise MnistTfError(f"could not write {path}: {e.strerror}") from None
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write("\n")
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

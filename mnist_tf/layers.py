@@ -68,6 +68,15 @@ class HeUniform(Initializer):
         return self._uniform(shape, math.sqrt(6.0 / fan_in))
 
 
+class Uniform(Initializer):
+    """U(-0.05, 0.05) whatever the shape: Keras 1's 'uniform', which older tutorials (and `keras_mlp`) use."""
+
+    LIMIT = 0.05
+
+    def sample(self, shape: tuple[int, ...]) -> tf.Tensor:
+        return self._uniform(shape, self.LIMIT)
+
+
 class Zeros(Initializer):
     def sample(self, shape: tuple[int, ...]) -> tf.Tensor:
         return tf.zeros(shape)
@@ -76,6 +85,7 @@ class Zeros(Initializer):
 INITIALIZERS: dict[str, type[Initializer]] = {
     "glorot_uniform": GlorotUniform,
     "he_uniform": HeUniform,
+    "uniform": Uniform,
     "zeros": Zeros,
 }
 

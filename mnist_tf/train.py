@@ -22,9 +22,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mnist_tf import checkpoints, data, distribute, evaluation, interruption, models, optimizers
+from mnist_tf import checkpoints, data, distribute, evaluation, interruption, losses, models, optimizers
 from mnist_tf.config import Config
 from mnist_tf.console import ConsoleReporter
+from mnist_tf.early_stopping import EarlyStopping
 from mnist_tf.errors import MnistTfError
 from mnist_tf.export import export_saved_model, predict
 from mnist_tf.files import write_json_atomic
@@ -76,9 +77,10 @@ class ConfusionMatrix(keras.metrics.Metric):
 class Trainer:
     """Compiled train and eval steps for one model, optimizer and strategy.
 
-    The loss of each replica is its examples' summed cross-entropy divided by the *global* batch size, so the
-    gradients the strategy sums across replicas are those of the global mean. Metrics are Keras metrics created
-    under the strategy's scope and updated inside each replica.
+    The loss of each replica is its examples' summed loss (cross-entropy unless `loss` names another of
+    `losses.LOSSES`) divided by the *global* batch size, so the gradients the strategy sums across replicas are
+    those of the global mean. Metrics are Keras metrics created under the strategy's scope and updated inside
+    each replica.
 
     `step` counts the training steps taken (skipped ones included): with the model, the optimizer and the train
     metrics it is what a checkpoint must hold for a resumed run to continue exactly where it stopped.
@@ -93,8 +95,10 @@ class Trainer:
         weight_decay: float = 0.0,
         jit_compile: bool = False,
         nan_policy: str = "stop",
+        loss: str = "cross_entropy",
     ) -> None:
         self.model = model
+        self.loss = losses.LOSSES[loss]
         self.optimizer = optimizer
         self.strategy = strategy
         self.global_batch_size = global_batch_size
@@ -125,10 +129,13 @@ class Trainer:
         """The steps of the model and optimizer a resolved `config` asks for: what `run` trains."""
         model, optimizer = model_and_optimizer(config, strategy, image_shape, total_steps)
         jit = distribute.use_jit(config.jit_compile)
-        return cls(model, optimizer, strategy, config.batch_size, config.weight_decay, jit, config.nan_policy)
+        return cls(
+            model, optimizer, strategy, config.batch_size, config.weight_decay, jit, config.nan_policy, config.loss
+        )
 
-    def checkpoint(self) -> tf.train.Checkpoint:
-        """Everything a resumed run needs: weights, optimizer state, steps taken, this epoch's train metrics.
+    def checkpoint(self, **extra: Any) -> tf.train.Checkpoint:
+        """Everything a resumed run needs: weights, optimizer state, steps taken, this epoch's train metrics, and
+        the `extra` objects the run adds (early stopping's state).
 
         Dropout's mask counters are model weights and the data pipeline restarts at `step`, so nothing random is
         left out.
@@ -139,12 +146,13 @@ class Trainer:
             step=self.step,
             skipped_steps=self.skipped_steps,
             train_metrics=[*self.train_loss.variables, *self.train_accuracy.variables],
+            **extra,
         )
 
     def _loss_and_gradients(self, images: tf.Tensor, labels: tf.Tensor):
         with tf.GradientTape() as tape:
             logits = tf.cast(self.model(images, training=True), tf.float32)
-            per_example_loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+            per_example_loss = self.loss(labels, logits)
             loss = tf.nn.compute_average_loss(per_example_loss, global_batch_size=self.global_batch_size)
             if self.weight_decay:
                 l2 = self.weight_decay * tf.add_n([tf.nn.l2_loss(kernel) for kernel in self.kernels])
@@ -199,7 +207,7 @@ class Trainer:
 
     def _replica_eval_step(self, images: tf.Tensor, labels: tf.Tensor, weights: tf.Tensor) -> None:
         logits = tf.cast(self.model(images, training=False), tf.float32)
-        per_example_loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+        per_example_loss = self.loss(labels, logits)
         self.eval_loss.update_state(per_example_loss, sample_weight=weights)
         self.eval_accuracy.update_state(labels, logits, sample_weight=weights)
         self.eval_confusion.update_state(labels, logits, sample_weight=weights)
@@ -263,7 +271,7 @@ class Trainer:
         def replica_gradients(images: tf.Tensor, labels: tf.Tensor) -> list[tf.Tensor]:
             with tf.GradientTape() as tape:
                 logits = tf.cast(self.model(images, training=False), tf.float32)
-                loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+                loss = tf.reduce_mean(self.loss(labels, logits))
             return tape.gradient(loss, self.model.trainable_variables)
 
         return self.strategy.run(replica_gradients, args=(images, labels))
@@ -316,7 +324,10 @@ def _run(
         raise MnistTfError(f"--profile_steps={config.profile_steps[1]} is past the run's last step, {total_steps}")
     trainer = Trainer.from_config(config, strategy, splits.image_shape, total_steps)
     model = trainer.model
-    checkpoint = trainer.checkpoint()
+    stopper = None
+    if config.early_stopping_patience:
+        stopper = EarlyStopping(config.early_stopping_patience, model, output_dir)
+    checkpoint = trainer.checkpoint(**({"early_stopping": stopper.state()} if stopper else {}))
     manager = checkpoints.manager(checkpoint, output_dir)
     resumed_from = checkpoints.latest(config.model_dir)
     changes = []
@@ -344,12 +355,16 @@ def _run(
     try:
         with guard:
             for epoch in range(first_step // steps_per_epoch, config.epochs):
+                if stopper and stopper.should_stop():  # resumed from the checkpoint of a run that stopped early
+                    break
                 result = loop.train_epoch(epoch, first_step)
                 validated = trainer.evaluate(validation) if validation is not None else None
                 if validated is not None:
                     result = dataclasses.replace(
                         result, validation_loss=validated.loss, validation_accuracy=validated.accuracy
                     )
+                    if stopper:
+                        stopper.update(epoch + 1, validated.loss)
                 train_seconds += result.seconds
                 step = (epoch + 1) * steps_per_epoch
                 guard.check(step)  # a stop requested during validation stops here, with this very checkpoint
@@ -360,12 +375,16 @@ def _run(
                 elapsed = time.perf_counter() - run_start
                 eta = elapsed / (step - first_step) * (total_steps - step)
                 reporter.epoch_end(result, config.epochs, elapsed, eta)
+        if stopper:
+            stopper.restore_best()
+            reporter.early_stopping(stopper.summary())
 
+        last_step = int(trainer.step.numpy())
         test = trainer.evaluate(data.eval_dataset(splits.test, config.eval_batch_size))
-        summaries.scalars("test", total_steps, {"epoch_loss": test.loss, "epoch_accuracy": test.accuracy})
-        summaries.confusion("test", total_steps, test.confusion)
+        summaries.scalars("test", last_step, {"epoch_loss": test.loss, "epoch_accuracy": test.accuracy})
+        summaries.confusion("test", last_step, test.confusion)
         if summaries.enabled:
-            _write_mistakes(summaries, total_steps, model, splits.test, config.eval_batch_size)
+            _write_mistakes(summaries, last_step, model, splits.test, config.eval_batch_size)
     finally:
         profiler.stop()
         summaries.close()
@@ -374,13 +393,16 @@ def _run(
     if config.export_dir:
         export_base = Path(config.export_dir) if chief else output_dir / "export"
         metadata = {"config": dataclasses.asdict(config), "test_accuracy": test_accuracy, "test_loss": test_loss}
-        export_path = export_saved_model(model, export_base / config.model, metadata=metadata)
-    trained_images = (total_steps - first_step) * config.batch_size
+        export_path = export_saved_model(model, export_base / config.name, metadata=metadata)
+    trained_images = (last_step - first_step) * config.batch_size
     results = {
         "model": config.model,
+        "recipe": config.recipe,
         "dataset": config.dataset,
         "data_source": splits.source,
         "epochs": config.epochs,
+        "epochs_trained": last_step // steps_per_epoch,
+        "early_stopping": stopper.summary() if stopper else None,
         "resumed_from_step": first_step,
         "skipped_steps": int(trainer.skipped_steps.numpy()),
         "train_seconds": round(train_seconds, 3),
@@ -535,13 +557,18 @@ def _header(
     validation = f" · validation {len(splits.validation):,}" if splits.validation else ""
     per_replica = distribute.per_replica_batch_size("batch_size", config.batch_size, strategy)
     per_call = f" · {config.steps_per_loop} steps per call" if config.steps_per_loop > 1 else ""
+    stopping = ""
+    if config.early_stopping_patience:
+        stopping = f" (early stopping: patience {config.early_stopping_patience})"
+    recipe = f" · recipe {config.recipe}" if config.recipe else ""
     lines = [
-        f"mnist_tf: {config.model} ({config.layers} layers) on {config.dataset} from {splits.source}",
+        f"mnist_tf: {config.model} ({config.layers} layers) on {config.dataset} from {splits.source}{recipe}",
         f"data: train {len(splits.train):,}{validation} · test {len(splits.test):,} images",
         f"strategy: {distribute.describe(strategy)} · batch {config.batch_size} ({per_replica} per replica)"
         f" · {steps_per_epoch} steps/epoch{per_call} · {distribute.DTYPE_POLICIES[config.dtype]}",
         f"optimizer: {config.optimizer} lr {config.learning_rate:g} ({config.lr_schedule})"
-        f" · weight decay {config.weight_decay:g} · {config.epochs} epochs · seed {config.seed}",
+        f" · weight decay {config.weight_decay:g} · {config.loss} loss · {config.epochs} epochs{stopping}"
+        f" · seed {config.seed}",
         f"model_dir: {config.model_dir}",
     ]
     if resumed_from:

@@ -2,6 +2,7 @@ r"""Trains a digit classifier on MNIST, evaluates it on the test split and expor
 
 python scripts/train.py --model=lenet
 python scripts/train.py --model=mlp --data_dir=/path/to/idx/files   # fully offline
+python scripts/train.py --recipe=mxnet_lenet --epochs=5              # a classic setup; flags override it
 """
 
 from __future__ import annotations
@@ -14,10 +15,16 @@ import common
 from absl import app, flags
 
 from mnist_tf import config as config_lib
-from mnist_tf import train
+from mnist_tf import recipes, train
 
 _defaults = config_lib.Config()
 
+flags.DEFINE_enum(
+    "recipe",
+    None,
+    list(recipes.RECIPES),
+    "A classic setup by name (README, Recipes): its values replace the defaults of the flags not given.",
+)
 flags.DEFINE_enum("model", _defaults.model, config_lib.MODELS, "Architecture to train.")
 common.define_data_flags()
 flags.adopt_module_key_flags(common)  # --helpshort lists them with this script's own flags
@@ -35,11 +42,33 @@ flags.DEFINE_float("momentum", _defaults.momentum, "Momentum of the momentum/nes
 flags.DEFINE_float("weight_decay", _defaults.weight_decay, "L2 penalty on kernels (not biases).", lower_bound=0.0)
 flags.DEFINE_integer("seed", _defaults.seed, "Seed of weights, shuffling and dropout: CPU runs repeat exactly.")
 flags.DEFINE_integer(
-    "validation_size", _defaults.validation_size, "Training images held out for validation (0: none).", lower_bound=0
+    "validation_size",
+    None,
+    "Training images held out for validation (0: none). Default: 5000 of MNIST's, 200 of the digits'.",
+    lower_bound=0,
+)
+flags.DEFINE_integer(
+    "early_stopping_patience",
+    _defaults.early_stopping_patience,
+    "Stop when the validation loss has not improved for this many epochs, and keep the best epoch's weights (0: off).",
+    lower_bound=0,
+)
+flags.DEFINE_enum(
+    "loss",
+    _defaults.loss,
+    config_lib.LOSSES,
+    "Training loss: cross_entropy, or logcosh / mse between softmax probabilities and one-hot labels.",
 )
 flags.DEFINE_enum("layers", _defaults.layers, config_lib.LAYERS, "Our low-level layers, or Keras built-ins.")
 flags.DEFINE_enum("activation", _defaults.activation, config_lib.ACTIVATIONS, "Hidden-layer activation.")
+flags.DEFINE_enum(
+    "kernel_initializer",
+    _defaults.kernel_initializer,
+    config_lib.INITIALIZERS,
+    "Kernel initializer: auto (He for ReLUs, Glorot otherwise), he_uniform, glorot_uniform, uniform (+-0.05).",
+)
 flags.DEFINE_float("dropout", None, "Dropout rate after hidden dense layers (default: per model).")
+flags.DEFINE_float("conv_dropout", None, "Dropout rate after the convolutions of lenet and cnn (default: per model).")
 flags.DEFINE_list(
     "hidden_units", None, "Hidden dense sizes: mlp e.g. 800 or 500,500; lenet one size (default: per model)."
 )
@@ -106,17 +135,25 @@ def _ints(name: str) -> tuple[int, ...] | None:
 
 
 def config_from_flags() -> config_lib.Config:
-    """Every Config field comes from the flag of the same name; a field without a flag fails here, loudly."""
+    """Every Config field comes from the flag of the same name; a field without a flag fails here, loudly.
+
+    With --recipe, the flags given on the command line override the recipe, and the recipe the other flags'
+    defaults.
+    """
     values = {field.name: getattr(FLAGS, field.name) for field in dataclasses.fields(config_lib.Config)}
     values.update(
-        model_dir=FLAGS.model_dir or f"runs/{FLAGS.model}/{time.strftime('%Y%m%d-%H%M%S')}",
         export_dir=FLAGS.export_dir or None,
         hidden_units=_ints("hidden_units"),
         filters=_ints("filters"),
         histograms=tuple(FLAGS.histograms),
         profile_steps=_ints("profile_steps") or (),
     )
-    return config_lib.Config(**values)
+    if FLAGS.recipe:
+        config = recipes.config(FLAGS.recipe, **{name: v for name, v in values.items() if FLAGS[name].present})
+    else:
+        config = config_lib.Config(**values)
+    model_dir = FLAGS.model_dir or f"runs/{config.name}/{time.strftime('%Y%m%d-%H%M%S')}"
+    return dataclasses.replace(config, model_dir=model_dir)
 
 
 def main(argv: list[str]) -> None:

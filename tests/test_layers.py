@@ -1,5 +1,6 @@
 """Each low-level layer equals its Keras built-in counterpart given the same weights: forward and gradients."""
 
+import functools
 import math
 
 import keras
@@ -109,6 +110,7 @@ def test_dropout_masks_are_seeded_and_change_every_call():
     [
         (layers.GlorotUniform, keras.initializers.GlorotUniform, math.sqrt(6 / (3 * 3 * 16 + 3 * 3 * 32))),
         (layers.HeUniform, keras.initializers.HeUniform, math.sqrt(6 / (3 * 3 * 16))),
+        (layers.Uniform, functools.partial(keras.initializers.RandomUniform, -0.05, 0.05), 0.05),
     ],
 )
 def test_initializers_match_keras_distribution(initializer, keras_initializer, limit):

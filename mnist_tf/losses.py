@@ -1,0 +1,40 @@
+"""Per-example losses by name, from float32 logits and integer labels.
+
+Cross-entropy is the default and the right choice for classification. `mse` and `logcosh` are here because
+classic tutorials train with them (`digits_cnn` uses log-cosh): as in Keras, they compare the softmax
+probabilities with one-hot targets and average over the classes. `tests/test_losses.py` proves each equal to
+its Keras counterpart.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import tensorflow as tf
+
+
+def cross_entropy(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+
+
+def mse(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    return tf.reduce_mean(tf.square(_errors(labels, logits)), axis=-1)
+
+
+def logcosh(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    """mean(log(cosh(error))), as x + softplus(-2x) - log 2: cosh overflows float32 for |x| > 89, this never does."""
+    errors = _errors(labels, logits)
+    return tf.reduce_mean(errors + tf.math.softplus(-2.0 * errors) - math.log(2.0), axis=-1)
+
+
+def _errors(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    """Softmax probabilities minus one-hot targets, [batch, classes]."""
+    return tf.nn.softmax(logits) - tf.one_hot(labels, tf.shape(logits)[-1], dtype=logits.dtype)
+
+
+LOSSES: dict[str, Callable[[tf.Tensor, tf.Tensor], tf.Tensor]] = {
+    "cross_entropy": cross_entropy,
+    "mse": mse,
+    "logcosh": logcosh,
+}
