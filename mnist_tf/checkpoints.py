@@ -37,6 +37,11 @@ def directory(model_dir: str | os.PathLike) -> Path:
     return Path(model_dir) / DIRECTORY
 
 
+def best_directory(model_dir: str | os.PathLike) -> Path:
+    """Where early stopping keeps the weights of the run's best epoch (one checkpoint)."""
+    return directory(model_dir) / "best"
+
+
 def latest(model_dir: str | os.PathLike) -> str | None:
     """The newest checkpoint of a run, or None."""
     return tf.train.latest_checkpoint(os.fspath(directory(model_dir)))
@@ -122,9 +127,14 @@ def read_config(model_dir: str | os.PathLike) -> tuple[Config, tuple[int, ...]]:
 
 
 def load_model(model_dir: str | os.PathLike) -> tuple[keras.Model, Config, str]:
-    """(the model with its latest checkpoint's weights, the config it was trained with, the checkpoint path)."""
+    """(the model with its latest checkpoint's weights, the config it was trained with, the checkpoint path).
+
+    With early stopping, the weights are its best epoch's, as training itself tests and exports them.
+    """
     config, image_shape = read_config(model_dir)
     path = latest(model_dir)
+    if config.early_stopping_patience:
+        path = tf.train.latest_checkpoint(os.fspath(best_directory(model_dir))) or path
     if path is None:
         raise MnistTfError(f"no checkpoint in {directory(model_dir)}: the run has not saved one yet")
     model = models.build(config, image_shape, distribute.dtype_policy(config.dtype))

@@ -21,14 +21,12 @@ class EarlyStopping:
     minimizes (`--loss`), measured on the validation split, so improving means going down at all.
     """
 
-    BEST = "best"
-
     def __init__(self, patience: int, model: keras.Model, model_dir: Path) -> None:
         self.patience = patience
         self.best_loss = tf.Variable(math.inf, dtype=tf.float64, trainable=False, name="best_loss")
         self.best_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="best_epoch")  # 1-based; 0: none
         self.last_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="last_epoch")
-        directory = os.fspath(checkpoints.directory(model_dir) / self.BEST)
+        directory = os.fspath(checkpoints.best_directory(model_dir))
         self._best = tf.train.CheckpointManager(tf.train.Checkpoint(model=model), directory, max_to_keep=1)
 
     def state(self) -> dict[str, tf.Variable]:

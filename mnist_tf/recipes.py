@@ -39,6 +39,8 @@ _CLASSIC = {
     "activation": "relu",
     "early_stopping_patience": 0,
 }
+# The MXNet tutorial trains both of its networks the same way, on all 60,000 training images.
+_MXNET = {**_CLASSIC, "optimizer": "sgd", "learning_rate": 0.1, "batch_size": 100, "epochs": 10, "validation_size": 0}
 
 RECIPES = {
     recipe.name: recipe
@@ -85,17 +87,7 @@ RECIPES = {
             "MXNet handwritten-digit tutorial",
             "MLP 784-128-64-10, ReLU, SGD 0.1, batch 100, 10 epochs",
             0.96,
-            {
-                **_CLASSIC,
-                "model": "mlp",
-                "hidden_units": (128, 64),
-                "dropout": 0.0,
-                "optimizer": "sgd",
-                "learning_rate": 0.1,
-                "batch_size": 100,
-                "epochs": 10,
-                "validation_size": 0,
-            },
+            {**_MXNET, "model": "mlp", "hidden_units": (128, 64), "dropout": 0.0},
         ),
         Recipe(
             "mxnet_lenet",
@@ -103,18 +95,13 @@ RECIPES = {
             "LeNet: tanh conv 20 / conv 50 (5x5, max-pool 2x2) / dense 500, SGD 0.1, batch 100, 10 epochs",
             0.98,
             {
-                **_CLASSIC,
+                **_MXNET,
                 "model": "lenet",
                 "activation": "tanh",
                 "filters": (20, 50),
                 "hidden_units": (500,),
                 "dropout": 0.0,
                 "conv_dropout": 0.0,
-                "optimizer": "sgd",
-                "learning_rate": 0.1,
-                "batch_size": 100,
-                "epochs": 10,
-                "validation_size": 0,
             },
         ),
         Recipe(

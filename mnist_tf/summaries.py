@@ -32,11 +32,15 @@ HPARAMS = (
     "optimizer",
     "learning_rate",
     "lr_schedule",
+    "loss",
     "batch_size",
     "epochs",
+    "early_stopping_patience",
     "dropout",
+    "conv_dropout",
     "weight_decay",
     "activation",
+    "kernel_initializer",
     "hidden_units",
     "filters",
     "dtype",
@@ -45,12 +49,13 @@ HPARAMS = (
 )
 # Shown under each chart; keyed by tag.
 DESCRIPTIONS = {
-    "epoch_loss": "Mean cross-entropy over the epoch (train, while it trained) or over the split (validation, test).",
+    "epoch_loss": "Mean loss (--loss: cross-entropy by default) over the epoch (train, while it trained) or over the "
+    "split (validation, test).",
     "epoch_accuracy": "Share of images classified right, over the epoch or the split.",
     "epoch_learning_rate": "Learning rate at the end of the epoch.",
     "epoch_images_per_second": "Training throughput of the epoch, without validation.",
     "epoch_seconds": "Training time of the epoch, without validation.",
-    "step_loss": "Mean cross-entropy of the training steps since the previous point (--log_every_steps).",
+    "step_loss": "Mean loss of the training steps since the previous point (--log_every_steps).",
     "step_accuracy": "Training accuracy of the steps since the previous point (--log_every_steps).",
     "step_learning_rate": "Learning rate at this step.",
     "step_images_per_second": "Training throughput since the previous point, including logging and first-step tracing.",

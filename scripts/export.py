@@ -15,7 +15,9 @@ from mnist_tf import checkpoints, export
 
 flags.DEFINE_string("model_dir", None, "The training run to export (its config.json and checkpoints/).")
 flags.DEFINE_string("export_dir", "saved_models", "Writes <export_dir>/<name>/<version>/.")
-flags.DEFINE_string("name", None, "Model name: the directory TF Serving serves it under (default: the model).")
+flags.DEFINE_string(
+    "name", None, "Model name: the directory TF Serving serves it under (default: the recipe, else the model)."
+)
 flags.DEFINE_integer("version", None, "Version number (default: one more than the highest there).", lower_bound=1)
 flags.mark_flag_as_required("model_dir")
 FLAGS = flags.FLAGS
@@ -26,7 +28,7 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     model, config, checkpoint = checkpoints.load_model(FLAGS.model_dir)
     metadata = {"config": dataclasses.asdict(config), "checkpoint": checkpoint}
-    base = f"{FLAGS.export_dir}/{FLAGS.name or config.model}"
+    base = f"{FLAGS.export_dir}/{FLAGS.name or config.name}"
     path = export.export_saved_model(model, base, FLAGS.version, metadata)
     print(f"exported {checkpoint} to {path}")
 

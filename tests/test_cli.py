@@ -104,7 +104,14 @@ def _idx_labels(raw):
         (["--batch_size=0"], "error: flag --batch_size=0: 0 is not a positive integer (see --helpshort)"),
         (["--batch_size=-5"], "error: flag --batch_size=-5: -5 is not a positive integer"),
         (["--epochs=two"], "error: flag --epochs=two: invalid literal for int() with base 10: 'two'"),
-        (["--model=resnet"], "error: flag --model=resnet: value should be one of <lenet|mlp>"),
+        (["--model=resnet"], "error: flag --model=resnet: value should be one of <lenet|mlp|cnn>"),
+        (["--recipe=lecun98"], "error: flag --recipe=lecun98: value should be one of <hat_mlp|keras_mlp|mxnet_mlp|"),
+        (["--loss=hinge"], "error: flag --loss=hinge: value should be one of <cross_entropy|logcosh|mse>"),
+        (["--dataset=digits", "IDX"], "error: --dataset=digits --source=auto --data_dir: the digits ship with"),
+        (
+            ["--early_stopping_patience=3", "--validation_size=0", "IDX"],
+            "error: --early_stopping_patience needs a validation split (--validation_size above 0)",
+        ),
         (["--optimizer=lamb"], "error: flag --optimizer=lamb: value should be one of <sgd|momentum|nesterov|adam"),
         (["--nan_policy=ignore"], "error: flag --nan_policy=ignore: value should be one of <stop|skip>"),
         (["--learning_rate=-1"], "error: flag --learning_rate=-1: -1.0 is not a non-negative number"),
@@ -118,7 +125,7 @@ def _idx_labels(raw):
         (["--data_dir=BROKEN:labels_for_images"], "not an IDX label file (magic number 2051, expected 2049)"),
         (["--data_dir=BROKEN:count_mismatch"], "error: BROKEN:count_mismatch: train split has 1,200 images but 1,195"),
         (["--validation_size=2000", "IDX"], "error: --validation_size=2,000 leaves no training data"),
-        (["--model=mlp", "--filters=3,3", "IDX"], "error: --filters applies to lenet only"),
+        (["--model=mlp", "--filters=3,3", "IDX"], "error: --filters applies to lenet and cnn only"),
         (["--log_every_steps=-1"], "flag --log_every_steps=-1: -1 is not"),
         (["--histograms=weights,activations", "IDX"], "error: --histograms='activations' is not one of: weights"),
         (["--profile_steps=a,3"], "--profile_steps takes comma-separated positive integers"),
@@ -175,9 +182,82 @@ def test_helpshort_lists_the_flags():
         "--learning_rate",
         "--seed",
         "--validation_size",
+        "--recipe",
+        "--loss",
+        "--early_stopping_patience",
+        "--kernel_initializer",
+        "--conv_dropout",
         "--layers",
         "--log_every_steps",
         "--histograms",
         "--profile_steps",
     ):
         assert f"  {flag}:" in process.stdout, flag
+
+
+def test_recipe_flag_with_explicit_flags_overriding_it(idx_dir, tmp_path):
+    process = run_train(
+        "--recipe=keras_mlp",
+        f"--data_dir={idx_dir}",
+        f"--model_dir={tmp_path / 'run'}",
+        f"--export_dir={tmp_path / 'export'}",
+        "--epochs=1",
+        "--batch_size=50",
+        "--validation_size=200",
+    )
+    assert process.returncode == 0, process.stderr
+    assert process.stdout.splitlines()[0].endswith("· recipe keras_mlp")
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    flags = results["flags"]
+    # Given on the command line: theirs. Not given: the recipe's, not the project's defaults.
+    assert (flags["epochs"], flags["batch_size"], flags["validation_size"]) == (1, 50, 200)
+    assert (flags["hidden_units"], flags["dropout"], flags["kernel_initializer"]) == ([800], 0.5, "uniform")
+    assert (flags["optimizer"], flags["learning_rate"], flags["lr_schedule"]) == ("sgd", 0.01, "constant")
+    assert results["recipe"] == flags["recipe"] == "keras_mlp"
+    assert results["export_dir"] == str(tmp_path / "export" / "keras_mlp" / "1")  # served under the recipe's name
+
+
+RECIPES = [sys.executable, str(REPO / "scripts" / "recipes.py")]
+
+
+def test_recipes_script_tabulates_reported_against_measured(idx_dir, tmp_path):
+    process = subprocess.run(
+        [
+            *RECIPES,
+            "--recipes=mxnet_mlp,digits_cnn",
+            "--epochs=1",
+            f"--data_dir={idx_dir}",
+            f"--runs_dir={tmp_path / 'runs'}",
+            f"--output={tmp_path / 'recipes.md'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert process.returncode == 0, process.stderr
+    table = (tmp_path / "recipes.md").read_text()
+    assert table.strip() in process.stdout
+    rows = {line.split("|")[1].strip(): line.split("|") for line in table.splitlines() if line.startswith("| `")}
+    assert list(rows) == ["`mxnet_mlp`", "`digits_cnn`"]
+    for name, cells in rows.items():
+        results = json.loads((tmp_path / "runs" / name.strip("`") / "results.json").read_text())
+        assert cells[5].strip().startswith(f"{results['test_accuracy']:.2%}")
+        assert cells[6].strip() == "1"  # --epochs=1 overrides each recipe's count, and the table says so
+    assert rows["`mxnet_mlp`"][4].strip() == "96.0%" and rows["`digits_cnn`"][4].strip() == "no figure"
+    digits = json.loads((tmp_path / "runs" / "digits_cnn" / "results.json").read_text())
+    assert digits["data_source"] == "sklearn:digits"  # --data_dir went to the MNIST recipes only
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "error: pass --all or --recipes=NAMES (one of them)"),
+        (["--all", "--recipes=hat_mlp"], "error: pass --all or --recipes=NAMES (one of them)"),
+        (["--recipes=hat_mlp,lecun98"], "error: flag --recipes=hat_mlp,lecun98: --recipes takes a comma-separated"),
+    ],
+)
+def test_recipes_script_bad_flags_are_one_line(args, message):
+    process = subprocess.run([*RECIPES, *args], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert process.returncode == 2
+    assert message in process.stderr and len(process.stderr.strip().splitlines()) == 1, process.stderr

@@ -12,12 +12,28 @@ def test_resolve_fills_model_defaults_and_keeps_explicit_values():
     assert lenet.filters == MODEL_DEFAULTS["lenet"]["filters"]
     mlp = Config(model="mlp", hidden_units=(500, 500), dropout=0.0).resolve()
     assert (mlp.hidden_units, mlp.dropout, mlp.filters) == ((500, 500), 0.0, ())
+    cnn = Config(model="cnn").resolve()
+    assert (cnn.filters, cnn.hidden_units, cnn.conv_dropout, cnn.dropout) == ((32, 64), (128,), 0.25, 0.5)
+
+
+@pytest.mark.parametrize("dataset, held_out", [("mnist", 5000), ("fashion_mnist", 5000), ("digits", 200)])
+def test_validation_size_defaults_per_data_set(dataset, held_out):
+    assert Config(dataset=dataset).resolve().validation_size == held_out
+    assert Config(dataset=dataset, validation_size=0).resolve().validation_size == 0
+
+
+def test_name_is_the_recipe_else_the_model():
+    assert Config(model="mlp").name == "mlp"
+    assert Config(model="mlp", recipe="keras_mlp").name == "keras_mlp"
 
 
 @pytest.mark.parametrize(
     "changes, message",
     [
-        ({"model": "resnet"}, "--model='resnet' is not one of: lenet, mlp"),
+        ({"model": "resnet"}, "--model='resnet' is not one of: lenet, mlp, cnn"),
+        ({"dataset": "cifar10"}, "--dataset='cifar10' is not one of: mnist, fashion_mnist, digits"),
+        ({"loss": "hinge"}, "--loss='hinge' is not one of: cross_entropy, logcosh, mse"),
+        ({"kernel_initializer": "orthogonal"}, "--kernel_initializer='orthogonal' is not one of"),
         ({"optimizer": "lion"}, "--optimizer='lion' is not one of"),
         ({"batch_size": 0}, "--batch_size must be at least 1, got 0"),
         ({"epochs": -1}, "--epochs must be at least 1"),
@@ -25,12 +41,17 @@ def test_resolve_fills_model_defaults_and_keeps_explicit_values():
         ({"learning_rate": float("nan")}, "--learning_rate must be a positive number"),
         ({"validation_size": -5}, "--validation_size must be 0 or more"),
         ({"dropout": 1.0}, r"--dropout must be in \[0, 1\)"),
+        ({"conv_dropout": -0.1}, r"--conv_dropout must be in \[0, 1\)"),
+        ({"model": "mlp", "conv_dropout": 0.25}, "--conv_dropout applies to lenet and cnn only"),
+        ({"early_stopping_patience": -1}, "--early_stopping_patience must be 0 .off. or more"),
+        ({"early_stopping_patience": 3, "validation_size": 0}, "--early_stopping_patience needs a validation split"),
         ({"momentum": 1.5}, r"--momentum must be in \[0, 1\)"),
         ({"weight_decay": -1.0}, "--weight_decay must be 0 or more"),
         ({"hidden_units": (10, 0)}, "--hidden_units must be positive integers"),
         ({"hidden_units": (10, 20)}, "--hidden_units for lenet is one dense layer size"),
         ({"filters": (8,)}, "--filters for lenet is two positive conv sizes"),
-        ({"model": "mlp", "filters": (8, 8)}, "--filters applies to lenet only"),
+        ({"model": "cnn", "hidden_units": (10, 20)}, "--hidden_units for cnn is one dense layer size"),
+        ({"model": "mlp", "filters": (8, 8)}, "--filters applies to lenet and cnn only"),
         ({"source": "idx"}, "--source=idx needs --data_dir"),
         (
             {"strategy": "horovod"},

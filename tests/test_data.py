@@ -29,6 +29,34 @@ def test_data_dir_from_environment(idx_dir, monkeypatch):
     assert data.load().source == f"idx:{idx_dir}"
 
 
+def test_digits_from_scikit_learn_offline_last_200_are_the_test_split(idx_dir, monkeypatch):
+    from sklearn.datasets import load_digits
+
+    monkeypatch.setenv(data.DATA_DIR_ENV, str(idx_dir))  # an MNIST folder in the environment is not the digits
+    splits = data.load("digits", validation_size=100)
+    assert (len(splits.train), len(splits.validation), len(splits.test)) == (1497, 100, 200)
+    assert splits.image_shape == (8, 8, 1) and splits.train.images.dtype == np.uint8
+    assert splits.source == "sklearn:digits"
+    digits = load_digits()
+    np.testing.assert_array_equal(splits.test.labels, digits.target[-200:])
+    # 0..16 ink levels scaled to 0..255, so the pipeline's /255 gives the sources' /16.
+    np.testing.assert_allclose(splits.test.images[..., 0] / 255, digits.images[-200:] / 16, atol=0.5 / 255)
+    assert splits.train.images.max() == 255
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"dataset": "digits", "data_dir": "/data/mnist"},
+        {"dataset": "digits", "source": "tfds"},
+        {"dataset": "mnist", "source": "sklearn"},
+    ],
+)
+def test_digits_and_sklearn_go_together(options):
+    with pytest.raises(MnistTfError, match="the digits ship with scikit-learn"):
+        data.load(**options)
+
+
 def test_bad_splits_are_clear_errors(idx_dir, tmp_path):
     with pytest.raises(MnistTfError, match="--validation_size=1,200 leaves no training data"):
         data.load(data_dir=str(idx_dir), validation_size=1200)

@@ -14,6 +14,8 @@ from mnist_tf.config import Config
         (Config(model="lenet", activation="tanh"), 520 + 25_050 + 400_500 + 5_010),
         (Config(model="mlp", hidden_units=(800,)), 784 * 800 + 800 + 800 * 10 + 10),
         (Config(model="mlp", hidden_units=(500, 500)), 784 * 500 + 500 + 500 * 500 + 500 + 500 * 10 + 10),
+        # conv1 32*9+32, conv2 64*32*9+64, dense 12*12*64*128+128, logits 128*10+10: Keras's mnist_cnn example.
+        (Config(model="cnn"), 320 + 18_496 + 1_179_776 + 1_290),
     ],
 )
 @pytest.mark.parametrize("kit", ["ours", "keras"])
@@ -34,9 +36,11 @@ def test_mixed_precision_computes_in_16_bits_with_float32_weights_and_logits(dty
     assert model(np.zeros((2, 28, 28, 1), np.float32)).dtype == "float32"
 
 
-@pytest.mark.parametrize("model_name", ["lenet", "mlp"])
-def test_our_layers_and_keras_layers_compute_the_same_function(model_name):
-    config = Config(model=model_name).resolve()
+@pytest.mark.parametrize(
+    "model_name, initializer", [("lenet", "auto"), ("mlp", "auto"), ("cnn", "auto"), ("mlp", "uniform")]
+)
+def test_our_layers_and_keras_layers_compute_the_same_function(model_name, initializer):
+    config = Config(model=model_name, kernel_initializer=initializer).resolve()
     ours = models.build(config, (28, 28, 1))
     theirs = models.build(Config(**{**config.__dict__, "layers": "keras"}), (28, 28, 1))
     theirs.set_weights([v.numpy() for v in ours.trainable_variables])
@@ -72,3 +76,33 @@ def test_architecture_flags_shape_the_model():
     no_dropout = models.build(Config(model="mlp", dropout=0.0).resolve(), (8, 8, 1))
     assert not any("dropout" in layer.name for layer in no_dropout.layers)
     assert no_dropout.get_layer("dense1").kernel.shape == (64, 800)
+
+
+def test_cnn_on_8x8_digits_and_its_conv_dropout():
+    model = models.build(Config(model="cnn").resolve(), (8, 8, 1))
+    assert [layer.name for layer in model.layers] == [
+        "images",
+        "conv1",
+        "conv2",
+        "pool1",
+        "conv_dropout",
+        "flatten",
+        "dense1",
+        "dropout1",
+        "logits",
+    ]
+    assert model.get_layer("conv1").kernel.shape == (3, 3, 1, 32)
+    assert model.get_layer("dense1").kernel.shape == (2 * 2 * 64, 128)  # 8 -> 6 -> 4 -> pooled 2
+    assert model.get_layer("conv_dropout").rate == 0.25 and model.get_layer("dropout1").rate == 0.5
+    lenet = models.build(Config(model="lenet", conv_dropout=0.1).resolve(), (28, 28, 1))
+    assert lenet.get_layer("conv_dropout").rate == 0.1
+
+
+@pytest.mark.parametrize("kit", ["ours", "keras"])
+def test_kernel_initializer_choice_reaches_every_kernel(kit):
+    uniform = models.build(Config(model="mlp", kernel_initializer="uniform", layers=kit).resolve(), (28, 28, 1))
+    he = models.build(Config(model="mlp", layers=kit).resolve(), (28, 28, 1))
+    for layer in ("dense1", "dense2", "logits"):
+        kernel = uniform.get_layer(layer).kernel.numpy()
+        assert 0.049 < np.abs(kernel).max() <= 0.05, layer  # U(-0.05, 0.05) whatever the fan-in
+    assert np.abs(he.get_layer("dense1").kernel.numpy()).max() > 0.08  # He: sqrt(6 / 784) = 0.087

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import checkpoint_weights, quiet_run
+from conftest import checkpoint_weights, quiet_run, write_idx_dir
 
-from mnist_tf import data, train
+from mnist_tf import checkpoints, data, idx, models, recipes, train
 from mnist_tf.config import OPTIMIZERS
 from mnist_tf.console import ConsoleReporter
 from mnist_tf.errors import MnistTfError
@@ -135,6 +135,9 @@ def test_every_optimizer_trains(tiny_config, optimizer):
         {"jit_compile": "on"},
         {"model": "lenet", "hidden_units": (32,), "filters": (4, 8), "activation": "tanh", "lr_schedule": "cosine"},
         {"weight_decay": 1e-3, "lr_schedule": "constant", "validation_size": 0},
+        {"model": "cnn", "hidden_units": (32,), "filters": (4, 8)},
+        {"loss": "mse"},
+        {"loss": "logcosh", "kernel_initializer": "uniform"},
     ],
     ids=lambda changes: ",".join(f"{k}={v}" for k, v in changes.items()),
 )
@@ -142,3 +145,68 @@ def test_variants_train(tiny_config, changes):
     results, output = quiet_run(dataclasses.replace(tiny_config, epochs=2, export_dir=None, **changes))
     assert results["test_accuracy"] > 0.6
     assert ("val loss" in output) == bool(changes.get("validation_size", 1))
+
+
+def test_digits_cnn_recipe_trains_on_the_bundled_digits(tmp_path):
+    """The recipe as it is, for 3 of its 150 epochs: 8x8 images through the same pipeline, model and export."""
+    config = recipes.config("digits_cnn", epochs=3, model_dir=str(tmp_path / "run"), export_dir=str(tmp_path / "sm"))
+    results, output = quiet_run(config)
+    losses = [float(line.split("loss ")[1].split()[0]) for line in output.splitlines() if line.startswith("epoch ")]
+    assert len(losses) == 3 and losses[2] < losses[1] < losses[0]
+    assert "cnn (ours layers) on digits from sklearn:digits · recipe digits_cnn" in output
+    assert "logcosh loss" in output
+    assert results["test_accuracy"] > 0.6  # 200 test digits; about 0.85 after 3 epochs
+    assert results["export_dir"].endswith("sm/digits_cnn/1")
+    served = tf.saved_model.load(results["export_dir"]).signatures["serving_default"]
+    test = data.load("digits", validation_size=0).test
+    classes = served(images=tf.constant(test.images))["classes"].numpy()
+    assert np.mean(classes == test.labels) == pytest.approx(results["test_accuracy"])
+
+
+@pytest.fixture
+def noisy_validation_dir(tmp_path: Path) -> Path:
+    """Learnable training digits whose last 200 (the validation split) have random labels: the better the model
+    fits the rest, the worse its validation loss gets."""
+    directory = write_idx_dir(tmp_path / "noisy")
+    labels = idx.load_split(directory, "train")[1].copy()
+    labels[-200:] = np.random.default_rng(5).integers(0, 10, 200)
+    idx.write_idx(directory / f"{idx.SPLIT_FILES['train'][1]}.gz", labels)
+    return directory
+
+
+def test_early_stopping_stops_when_validation_stops_improving_and_keeps_the_best(tiny_config, noisy_validation_dir):
+    config = dataclasses.replace(
+        tiny_config, data_dir=str(noisy_validation_dir), epochs=30, early_stopping_patience=2, export_dir=None
+    )
+    results, output = quiet_run(config)
+    stopping = results["early_stopping"]
+    assert stopping["stopped_early"] and stopping["patience"] == 2
+    assert results["epochs_trained"] == stopping["epochs_trained"] == stopping["best_epoch"] + 2 < 30
+    val_losses = [float(line.split("val loss ")[1].split()[0]) for line in output.splitlines() if "val loss" in line]
+    assert len(val_losses) == results["epochs_trained"]
+    assert min(val_losses) == pytest.approx(val_losses[stopping["best_epoch"] - 1], abs=1e-4)
+    assert all(loss >= min(val_losses) for loss in val_losses[stopping["best_epoch"] :])  # no later improvement
+    assert (
+        f"early stopping: no better validation loss for 2 epochs; using the best, epoch {stopping['best_epoch']}"
+        in (output)
+    )
+    # The tested (and exported) weights are the best epoch's, kept in checkpoints/best.
+    best = models.build(config.resolve(), (28, 28, 1))
+    tf.train.Checkpoint(model=best).restore(tf.train.latest_checkpoint(f"{config.model_dir}/checkpoints/best"))
+    assert train.weights_digest(best) == results["weights_sha256"]
+
+    # scripts/export.py and evaluate.py rebuild the same model from the run's checkpoints.
+    rebuilt, _, path = checkpoints.load_model(config.model_dir)
+    assert "/checkpoints/best/" in path and train.weights_digest(rebuilt) == results["weights_sha256"]
+
+    # Run again: it resumes from the last checkpoint, sees it has stopped, and ends with the same best weights.
+    again, _ = quiet_run(config)
+    assert again["epochs_trained"] == results["epochs_trained"] and again["resumed_from_step"] > 0
+    assert again["weights_sha256"] == results["weights_sha256"]
+    assert again["test_accuracy"] == results["test_accuracy"]
+
+
+def test_early_stopping_does_not_stop_while_validation_improves(tiny_config):
+    results, output = quiet_run(dataclasses.replace(tiny_config, epochs=3, early_stopping_patience=2))
+    assert results["epochs_trained"] == 3 and not results["early_stopping"]["stopped_early"]
+    assert "early stopping: did not trigger; using the best, epoch" in output
