@@ -33,6 +33,7 @@ from mnist_tf.config import Config
 from mnist_tf.errors import MnistTfError, first_line
 
 TARGET_ACCURACY = {"lenet": 0.99, "mlp": 0.98}
+MODELS = tuple(TARGET_ACCURACY)  # the models raced: the default models of scripts/train.py
 SEGMENTS_PER_EPOCH = 4
 BASELINE = "keras_fit"
 PIPELINE_EPOCHS = 5  # how much of the input pipeline alone is timed
@@ -157,7 +158,10 @@ def run(
 
     `quick` trains one epoch per contender instead of the default run: speeds, but no time to target.
     """
-    splits = data.load(base.dataset, base.data_dir, base.source, base.validation_size, base.tfds_data_dir)
+    resolved = base.resolve()
+    splits = data.load(
+        resolved.dataset, resolved.data_dir, resolved.source, resolved.validation_size, resolved.tfds_data_dir
+    )
     results: dict[str, Any] = {"quick": quick, "machine": machine(), "data_source": splits.source, "models": {}}
     for model in models:
         results["models"][model] = _race(dataclasses.replace(base, model=model).resolve(), splits, quick, log)

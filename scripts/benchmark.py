@@ -20,13 +20,13 @@ from mnist_tf.files import write_json_atomic
 
 common.define_data_flags()
 flags.adopt_module_key_flags(common)
-flags.DEFINE_list("models", list(config_lib.MODELS), "Models to race: lenet, mlp or both.")
+flags.DEFINE_list("models", list(benchmark.MODELS), "Models to race: lenet, mlp or both.")
 flags.DEFINE_bool("quick", False, "Train one epoch per contender instead of the default run (no time to target).")
 flags.DEFINE_string("output", "runs/benchmark.json", "Where the JSON results go.")
 flags.register_validator(
     "models",
-    lambda models: bool(models) and set(models) <= set(config_lib.MODELS),
-    message=f"--models takes a comma-separated list of: {', '.join(config_lib.MODELS)}",
+    lambda models: bool(models) and set(models) <= set(benchmark.MODELS),
+    message=f"--models takes a comma-separated list of: {', '.join(benchmark.MODELS)}",
 )
 
 FLAGS = flags.FLAGS
