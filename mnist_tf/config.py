@@ -85,8 +85,7 @@ class Config:
         return self.recipe or self.model
 
     def resolve(self) -> Config:
-        """Returns a copy with model and data set defaults filled in, after checking every value; raises
-        MnistTfError."""
+        """A copy with the model's and data set's defaults filled in; every value checked (MnistTfError)."""
         _check_choice("model", self.model, MODELS)
         _check_choice("dataset", self.dataset, DATASETS)
         defaults = MODEL_DEFAULTS[self.model]
