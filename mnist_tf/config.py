@@ -1,125 +1,193 @@
-"""The run configuration: one frozen dataclass that scripts build from flags and the library reads.
+"""The run configuration: every setting once, with its help text, its choices and its bounds.
 
-Nothing below `scripts/` reads absl flags; tests build a `Config` directly. Values that depend on the model
-(`hidden_units`, `dropout`, ...) or on the data set (`validation_size`) default to `None` and are filled in by
-`resolve()`. A named recipe (`mnist_tf.recipes`) is a set of values for these same fields.
+`Config` is one frozen dataclass that the library reads; `scripts/` generate their absl flags from its fields
+(`settings()`), so adding a setting is one field here. Choices are the keys of the registries that implement
+them (models, losses, optimizers, ...). Values that depend on the model (`hidden_units`, `dropout`, ...) or on
+the data set (`validation_size`) default to `None` and are filled in by `resolve()`. A named recipe
+(`mnist_tf.recipes`) is a set of values for these same fields.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import types
+import typing
+from collections.abc import Iterable
+from typing import Any
 
+from mnist_tf.data import sources
 from mnist_tf.errors import MnistTfError
+from mnist_tf.nn import initializers, losses, models, optimizers
+from mnist_tf.nn import layers as nn_layers  # a Config field is called `layers`
+from mnist_tf.training import distribute
 
-MODELS = ("lenet", "mlp", "cnn")
-DATASETS = ("mnist", "fashion_mnist", "digits")
-SOURCES = ("auto", "idx", "tfds", "sklearn")
-LAYERS = ("ours", "keras")
-INITIALIZERS = ("auto", "he_uniform", "glorot_uniform", "uniform")
-LOSSES = ("cross_entropy", "logcosh", "mse")
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "rmsprop", "adagrad")
-LR_SCHEDULES = ("constant", "cosine", "one_cycle")
-ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "gelu")
-STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "tpu")
-DTYPES = ("float32", "bfloat16", "float16")
-JIT_COMPILE = ("auto", "on", "off")
-HISTOGRAMS = ("weights", "gradients")
-NAN_POLICIES = ("stop", "skip")
 
-# Per-model defaults for values whose good setting depends on the architecture.
-MODEL_DEFAULTS = {
-    "lenet": {"hidden_units": (500,), "dropout": 0.25, "conv_dropout": 0.0, "filters": (20, 50)},
-    "mlp": {"hidden_units": (800, 800), "dropout": 0.2, "conv_dropout": 0.0, "filters": ()},
-    "cnn": {"hidden_units": (128,), "dropout": 0.5, "conv_dropout": 0.25, "filters": (32, 64)},
-}
-# Training images held out for validation by default: MNIST's customary 5,000; 200 of the digits' 1,597.
-VALIDATION_SIZES = {"mnist": 5000, "fashion_mnist": 5000, "digits": 200}
+def _setting(
+    default: Any,
+    help: str,
+    *,
+    choices: Iterable[str] = (),
+    lower_bound: float | None = None,
+    zero_means: str = "",
+    hparam: bool = False,
+    flag: bool = True,
+) -> Any:
+    """A Config field: `help` is its flag's help; `hparam` puts it in TensorBoard's HParams; `flag=False` leaves it
+    out of the generated flags; `zero_means` says what 0 does where 0 is the lower bound."""
+    metadata = {
+        "help": help,
+        "choices": tuple(choices),
+        "lower_bound": lower_bound,
+        "zero_means": zero_means,
+        "hparam": hparam,
+        "flag": flag,
+    }
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """Everything one training run needs. Field docs are the flag docs in `scripts/train.py`."""
+    """Everything one training run needs."""
 
-    model: str = "lenet"
-    recipe: str | None = None  # the recipe these values came from: names the run and its export
-    dataset: str = "mnist"
-    data_dir: str | None = None
-    source: str = "auto"
-    tfds_data_dir: str | None = None
-    model_dir: str = "runs/latest"
-    export_dir: str | None = "saved_models"
-    epochs: int = 4
-    batch_size: int = 256
-    eval_batch_size: int = 1000
-    optimizer: str = "adam"
-    learning_rate: float = 4e-3
-    lr_schedule: str = "one_cycle"
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    seed: int = 42
-    validation_size: int | None = None
-    early_stopping_patience: int = 0
-    loss: str = "cross_entropy"
-    layers: str = "ours"
-    activation: str = "relu"
-    kernel_initializer: str = "auto"
-    dropout: float | None = None
-    conv_dropout: float | None = None
-    hidden_units: tuple[int, ...] | None = None
-    filters: tuple[int, ...] | None = None
-    strategy: str = "default"
-    num_gpus: int | None = None
-    tpu: str = ""
-    dtype: str = "float32"
-    steps_per_loop: int = 1
-    jit_compile: str = "auto"
-    log_every_steps: int = 100
-    histograms: tuple[str, ...] = ()
-    profile_steps: tuple[int, ...] = ()
-    nan_policy: str = "stop"
+    model: str = _setting("lenet", "Architecture to train.", choices=models.MODELS, hparam=True)
+    recipe: str | None = _setting(None, "The recipe these values came from: names the run and its export.", flag=False)
+    dataset: str = _setting("mnist", "Data set (tfds name).", choices=sources.DATASETS)
+    data_dir: str | None = _setting(
+        None,
+        "Folder with the four LeCun IDX files (train-images-idx3-ubyte.gz ...), gzipped or not: works offline. "
+        f"Defaults to ${sources.DATA_DIR_ENV}.",
+    )
+    source: str = _setting(
+        "auto",
+        "Where data comes from: idx (--data_dir), tfds (tensorflow-datasets; with --data_dir, tfds builds its copy "
+        "from those files instead of downloading), auto (idx when a data dir is given, else tfds).",
+        choices=sources.SOURCES,
+    )
+    tfds_data_dir: str | None = _setting(None, "tensorflow-datasets cache folder (default: tfds's own).")
+    model_dir: str = _setting("runs/latest", "Checkpoints, TensorBoard logs, results.json. Default runs/<name>/<time>.")
+    export_dir: str | None = _setting(
+        "saved_models", "SavedModels go to <export_dir>/<name>/<version>; empty: no export."
+    )
+    epochs: int = _setting(4, "Passes over the training set.", lower_bound=1, hparam=True)
+    batch_size: int = _setting(256, "Global training batch size.", lower_bound=1, hparam=True)
+    eval_batch_size: int = _setting(1000, "Evaluation batch size.", lower_bound=1)
+    optimizer: str = _setting("adam", "Optimizer.", choices=optimizers.OPTIMIZERS, hparam=True)
+    learning_rate: float = _setting(4e-3, "Peak learning rate.", lower_bound=0.0, hparam=True)
+    lr_schedule: str = _setting("one_cycle", "Learning-rate schedule.", choices=optimizers.LR_SCHEDULES, hparam=True)
+    momentum: float = _setting(0.9, "Momentum of the momentum/nesterov optimizers.")
+    weight_decay: float = _setting(0.0, "L2 penalty on kernels (not biases).", lower_bound=0.0, hparam=True)
+    seed: int = _setting(42, "Seed of weights, shuffling and dropout: CPU runs repeat exactly.", hparam=True)
+    validation_size: int | None = _setting(
+        None,
+        "Training images held out for validation (0: none). Default: 5000 of MNIST's, 200 of the digits'.",
+        lower_bound=0,
+    )
+    early_stopping_patience: int = _setting(
+        0,
+        "Stop when the validation loss has not improved for this many epochs, and keep the best epoch's weights "
+        "(0: off).",
+        lower_bound=0,
+        zero_means="off",
+        hparam=True,
+    )
+    loss: str = _setting(
+        "cross_entropy",
+        "Training loss: cross_entropy, or logcosh / mse between softmax probabilities and one-hot labels.",
+        choices=losses.LOSSES,
+        hparam=True,
+    )
+    layers: str = _setting(
+        "ours", "Our low-level layers, or Keras built-ins.", choices=models.LAYER_LIBRARIES, hparam=True
+    )
+    activation: str = _setting("relu", "Hidden-layer activation.", choices=nn_layers.HIDDEN_ACTIVATIONS, hparam=True)
+    kernel_initializer: str = _setting(
+        "auto",
+        "Kernel initializer: auto (He for ReLUs, Glorot otherwise), he_uniform, glorot_uniform, uniform (+-0.05).",
+        choices=("auto", *initializers.KERNEL_INITIALIZERS),
+        hparam=True,
+    )
+    dropout: float | None = _setting(None, "Dropout rate after hidden dense layers (default: per model).", hparam=True)
+    conv_dropout: float | None = _setting(
+        None, "Dropout rate after the convolutions of lenet and cnn (default: per model).", hparam=True
+    )
+    hidden_units: tuple[int, ...] | None = _setting(
+        None, "Hidden dense sizes: mlp e.g. 800 or 500,500; lenet one size (default: per model).", hparam=True
+    )
+    filters: tuple[int, ...] | None = _setting(
+        None, "LeNet conv filters, e.g. 20,50 (default: per model).", hparam=True
+    )
+    strategy: str = _setting(
+        "default",
+        "tf.distribute strategy: default (no distribution), one_device, mirrored (local GPUs), multi_worker "
+        "(several machines, from $TF_CONFIG), tpu.",
+        choices=distribute.STRATEGIES,
+        hparam=True,
+    )
+    num_gpus: int | None = _setting(
+        None, "Local GPUs for mirrored (the first N) or one_device (0: the CPU). Default: all.", lower_bound=0
+    )
+    tpu: str = _setting("", "TPU: empty finds a local or Colab one; or a name, or grpc://HOST:PORT.")
+    dtype: str = _setting(
+        "float32",
+        "Compute dtype: float32, or mixed precision with float32 weights: bfloat16 (TPUs, recent CPUs) or float16 "
+        "(GPUs, with loss scaling). Logits, loss and the SavedModel's outputs stay float32.",
+        choices=distribute.DTYPE_POLICIES,
+        hparam=True,
+    )
+    steps_per_loop: int = _setting(1, "Training steps per tf.function call (TPUs like 100+).", lower_bound=1)
+    jit_compile: str = _setting("auto", "XLA for the train step; auto: GPU/TPU only.", choices=distribute.JIT_SETTINGS)
+    log_every_steps: int = _setting(
+        100,
+        "TensorBoard: train loss/accuracy of the last N steps every N steps (0: per epoch only).",
+        lower_bound=0,
+        zero_means="per epoch only",
+    )
+    histograms: tuple[str, ...] = _setting(
+        (), "TensorBoard histograms per epoch: weights, gradients, or both.", choices=("weights", "gradients")
+    )
+    profile_steps: tuple[int, ...] = _setting(
+        (), "TensorBoard profile of global steps FIRST,LAST (1-based), e.g. 20,25."
+    )
+    nan_policy: str = _setting(
+        "stop",
+        "On a NaN/Inf loss: stop (exit non-zero, keeping the last good checkpoint) or skip the step's update.",
+        choices=("stop", "skip"),
+    )
 
     @property
     def name(self) -> str:
         """What the run is called: its recipe, else its model. Names its export: saved_models/<name>/<version>."""
         return self.recipe or self.model
 
+    @property
+    def architecture(self) -> models.Architecture:
+        return models.MODELS[self.model]
+
     def resolve(self) -> Config:
         """A copy with the model's and data set's defaults filled in; every value checked (MnistTfError)."""
-        _check_choice("model", self.model, MODELS)
-        _check_choice("dataset", self.dataset, DATASETS)
-        defaults = MODEL_DEFAULTS[self.model]
+        for name in ("model", "dataset"):
+            _check_choice(name, getattr(self, name), SETTINGS[name].choices)
+        defaults = self.architecture.defaults
         resolved = dataclasses.replace(
             self,
             hidden_units=tuple(defaults["hidden_units"] if self.hidden_units is None else self.hidden_units),
             dropout=defaults["dropout"] if self.dropout is None else self.dropout,
             conv_dropout=defaults["conv_dropout"] if self.conv_dropout is None else self.conv_dropout,
             filters=tuple(defaults["filters"] if self.filters is None else self.filters),
-            validation_size=VALIDATION_SIZES[self.dataset] if self.validation_size is None else self.validation_size,
+            validation_size=sources.DATASETS[self.dataset] if self.validation_size is None else self.validation_size,
         )
         resolved._validate()
         return resolved
 
     def _validate(self) -> None:
-        for name, choices in (
-            ("source", SOURCES),
-            ("layers", LAYERS),
-            ("kernel_initializer", INITIALIZERS),
-            ("loss", LOSSES),
-            ("optimizer", OPTIMIZERS),
-            ("lr_schedule", LR_SCHEDULES),
-            ("activation", ACTIVATIONS),
-            ("strategy", STRATEGIES),
-            ("dtype", DTYPES),
-            ("jit_compile", JIT_COMPILE),
-            ("nan_policy", NAN_POLICIES),
-        ):
-            _check_choice(name, getattr(self, name), choices)
-        for name in ("epochs", "batch_size", "eval_batch_size", "steps_per_loop"):
-            if getattr(self, name) < 1:
-                raise MnistTfError(f"--{name} must be at least 1, got {getattr(self, name)}")
-        if self.validation_size < 0:
-            raise MnistTfError(f"--validation_size must be 0 or more, got {self.validation_size}")
+        for setting in SETTINGS.values():
+            value = getattr(self, setting.name)
+            for one in value if setting.sequence and setting.choices else (value,):
+                if setting.choices:
+                    _check_choice(setting.name, one, setting.choices)
+            if setting.type is int and setting.lower_bound is not None and value is not None:
+                _check_lower_bound(setting, value)
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise MnistTfError(f"--learning_rate must be a positive number, got {self.learning_rate}")
         if not 0 <= self.momentum < 1:
@@ -129,42 +197,97 @@ class Config:
         for name in ("dropout", "conv_dropout"):
             if not 0 <= getattr(self, name) < 1:
                 raise MnistTfError(f"--{name} must be in [0, 1), got {getattr(self, name)}")
-        if self.early_stopping_patience < 0:
-            raise MnistTfError(f"--early_stopping_patience must be 0 (off) or more, got {self.early_stopping_patience}")
         if self.early_stopping_patience and not self.validation_size:
             raise MnistTfError("--early_stopping_patience needs a validation split (--validation_size above 0)")
-        if any(units < 1 for units in self.hidden_units):
-            raise MnistTfError(f"--hidden_units must be positive integers, got {list(self.hidden_units)}")
-        if self.model != "mlp" and len(self.hidden_units) != 1:
-            raise MnistTfError(
-                f"--hidden_units for {self.model} is one dense layer size, got {list(self.hidden_units)}"
-            )
-        if self.model != "mlp" and (len(self.filters) != 2 or min(self.filters) < 1):
-            raise MnistTfError(f"--filters for {self.model} is two positive conv sizes, got {list(self.filters)}")
-        if self.model == "mlp" and self.filters:
-            raise MnistTfError("--filters applies to lenet and cnn only")
-        if self.model == "mlp" and self.conv_dropout:
-            raise MnistTfError("--conv_dropout applies to lenet and cnn only")
-        if self.num_gpus is not None and self.num_gpus < 0:
-            raise MnistTfError(f"--num_gpus must be 0 or more, got {self.num_gpus}")
+        self._validate_architecture()
         if self.num_gpus is not None and self.strategy not in ("one_device", "mirrored"):
             raise MnistTfError("--num_gpus applies to --strategy=one_device or mirrored")
         if self.tpu and self.strategy != "tpu":
             raise MnistTfError("--tpu applies to --strategy=tpu")
-        if self.log_every_steps < 0:
-            raise MnistTfError(f"--log_every_steps must be 0 (per epoch only) or more, got {self.log_every_steps}")
-        for kind in self.histograms:
-            _check_choice("histograms", kind, HISTOGRAMS)
         if self.profile_steps and (
             len(self.profile_steps) != 2 or not 1 <= self.profile_steps[0] <= self.profile_steps[1]
         ):
             raise MnistTfError(
                 f"--profile_steps is FIRST,LAST global steps with 1 <= FIRST <= LAST, got {list(self.profile_steps)}"
             )
-        if self.source == "idx" and not self.data_dir:
-            raise MnistTfError("--source=idx needs --data_dir (a folder with the four IDX files)")
+
+    def _validate_architecture(self) -> None:
+        """The sizes fit the model's registry entry: how many dense and conv layers it has."""
+        architecture = self.architecture
+        if any(units < 1 for units in self.hidden_units):
+            raise MnistTfError(f"--hidden_units must be positive integers, got {list(self.hidden_units)}")
+        dense = architecture.dense_layers
+        if dense is not None and len(self.hidden_units) != dense:
+            raise MnistTfError(
+                f"--hidden_units for {self.model} is {_count(dense, 'dense layer size')}, got {list(self.hidden_units)}"
+            )
+        convs = architecture.conv_layers
+        if convs and (len(self.filters) != convs or min(self.filters) < 1):
+            raise MnistTfError(
+                f"--filters for {self.model} is {_count(convs, 'positive conv size')}, got {list(self.filters)}"
+            )
+        with_convs = " and ".join(name for name, entry in models.MODELS.items() if entry.conv_layers)
+        for name in ("filters", "conv_dropout"):
+            if not convs and getattr(self, name):
+                raise MnistTfError(f"--{name} applies to {with_convs} only")
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One Config field as a flag sees it: `type` is int, float, str or bool, for lists their items' type."""
+
+    name: str
+    type: type
+    optional: bool  # None is a value (for lists: the flag may be left unset)
+    sequence: bool  # a comma-separated list
+    default: Any
+    help: str
+    choices: tuple[str, ...]
+    lower_bound: float | None
+    zero_means: str
+    hparam: bool
+    flag: bool
+
+
+def _setting_of(field: dataclasses.Field, annotation: Any) -> Setting:
+    kinds = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
+    kind = next(k for k in kinds if k is not type(None))
+    sequence = typing.get_origin(kind) is tuple
+    return Setting(
+        name=field.name,
+        type=typing.get_args(kind)[0] if sequence else kind,
+        optional=type(None) in kinds,
+        sequence=sequence,
+        default=field.default,
+        **field.metadata,
+    )
+
+
+def settings() -> list[Setting]:
+    """Every Config field, in order, with what a flag needs to know about it."""
+    hints = typing.get_type_hints(Config)
+    return [_setting_of(field, hints[field.name]) for field in dataclasses.fields(Config)]
+
+
+SETTINGS = {setting.name: setting for setting in settings()}
+HPARAMS = tuple(name for name, setting in SETTINGS.items() if setting.hparam)  # TensorBoard's HParams dashboard
+
+_NUMBERS = {1: "one", 2: "two", 3: "three"}
+
+
+def _count(number: int, what: str) -> str:
+    return f"{_NUMBERS.get(number, number)} {what}{'s' if number > 1 else ''}"
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise MnistTfError(f"--{name}={value!r} is not one of: {', '.join(choices)}")
+
+
+def _check_lower_bound(setting: Setting, value: int) -> None:
+    if value >= setting.lower_bound:
+        return
+    if setting.lower_bound == 0:
+        zero = f" ({setting.zero_means})" if setting.zero_means else ""
+        raise MnistTfError(f"--{setting.name} must be 0{zero} or more, got {value}")
+    raise MnistTfError(f"--{setting.name} must be at least {setting.lower_bound}, got {value}")

@@ -19,7 +19,7 @@ from mnist_tf.errors import MnistTfError
 class Recipe:
     name: str
     source: str  # who published the setup
-    setup: str  # the setup in the source's words, for the README table
+    setup: str  # the setup in the source's words, for the recipes table (docs/recipes.md)
     reported_accuracy: float | None  # test accuracy the source reports (a fraction), when it gives one
     values: dict[str, Any]  # Config fields
 

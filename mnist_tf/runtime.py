@@ -19,9 +19,8 @@ def configure() -> None:
 def use_onednn() -> None:
     """TensorFlow's oneDNN CPU kernels on every x86-64 CPU (TF_ENABLE_ONEDNN_OPTS=1).
 
-    TensorFlow turns them on by itself only on CPUs with AVX-512 or AMX. On the 2-core AVX2 machine of the README
-    they train LeNet about 1.2x faster than the default Eigen kernels (conv1's filter gradient and max-pooling
-    are 3-4x faster) and give bit-identical results from run to run; `TF_ENABLE_ONEDNN_OPTS=0` turns them off.
+    TensorFlow turns them on by itself only on CPUs with AVX-512 or AMX; on AVX2 CPUs they train LeNet faster than
+    the default Eigen kernels (docs/performance.md), and repeat bit for bit. `TF_ENABLE_ONEDNN_OPTS=0` turns them off.
     """
     if platform.machine().lower() in ("x86_64", "amd64"):
         os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")

@@ -3,7 +3,7 @@ r"""Times our training loop against Keras `model.fit` on the same models, data a
 python scripts/benchmark.py --data_dir=/path/to/idx/files            # LeNet and MLP, full default runs
 python scripts/benchmark.py --quick --models=lenet                    # one epoch each: about a minute
 
-Writes every measurement to --output (JSON) and prints a Markdown table (README, Performance).
+Writes every measurement to --output (JSON) and prints a Markdown table (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -14,19 +14,19 @@ import sys
 import common
 from absl import app, flags
 
-from mnist_tf import benchmark
 from mnist_tf import config as config_lib
+from mnist_tf.benchmark import race, table
 from mnist_tf.files import write_json_atomic
 
-common.define_data_flags()
+common.define_config_flags(common.DATA_FLAGS)
 flags.adopt_module_key_flags(common)
-flags.DEFINE_list("models", list(benchmark.MODELS), "Models to race: lenet, mlp or both.")
+flags.DEFINE_list("models", list(race.MODELS), "Models to race: lenet, mlp or both.")
 flags.DEFINE_bool("quick", False, "Train one epoch per contender instead of the default run (no time to target).")
 flags.DEFINE_string("output", "runs/benchmark.json", "Where the JSON results go.")
 flags.register_validator(
     "models",
-    lambda models: bool(models) and set(models) <= set(benchmark.MODELS),
-    message=f"--models takes a comma-separated list of: {', '.join(benchmark.MODELS)}",
+    lambda models: bool(models) and set(models) <= set(race.MODELS),
+    message=f"--models takes a comma-separated list of: {', '.join(race.MODELS)}",
 )
 
 FLAGS = flags.FLAGS
@@ -35,11 +35,11 @@ FLAGS = flags.FLAGS
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    base = config_lib.Config(**{name: getattr(FLAGS, name) for name in common.DATA_FLAGS})
-    results = benchmark.run(base, tuple(dict.fromkeys(FLAGS.models)), FLAGS.quick)
+    base = config_lib.Config(**common.config_values(common.DATA_FLAGS))
+    results = race.run(base, tuple(dict.fromkeys(FLAGS.models)), FLAGS.quick)
     results["command"] = " ".join(["python", os.path.relpath(sys.argv[0]), *sys.argv[1:]])
     write_json_atomic(FLAGS.output, results)
-    print(benchmark.table(results))
+    print(table.table(results))
     print(f"\nresults: {FLAGS.output}")
 
 

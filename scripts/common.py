@@ -1,39 +1,70 @@
-"""What the command-line scripts share: the data flags, and `run`: user errors as one line and a non-zero exit."""
+"""What the command-line scripts share: flags generated from `Config`, and `run`: user errors as one line and a
+non-zero exit."""
 
 from __future__ import annotations
 
 import functools
 import os
 import sys
-from collections.abc import Callable
-from typing import NoReturn
+from collections.abc import Callable, Iterable
+from typing import Any, NoReturn
 
 from absl import app, flags, logging
 
 from mnist_tf import config as config_lib
 from mnist_tf.errors import MnistTfError
-from mnist_tf.interruption import Interrupted
+from mnist_tf.training.interruption import Interrupted
 
 DATA_FLAGS = ("dataset", "data_dir", "source", "tfds_data_dir")
+# Flags whose default differs from the field's: the run directory is named at start (runs/<name>/<time>).
+_FLAG_DEFAULTS = {"model_dir": None}
 
 
-def define_data_flags() -> None:
-    defaults = config_lib.Config()
-    flags.DEFINE_enum("dataset", defaults.dataset, config_lib.DATASETS, "Data set (tfds name).")
-    flags.DEFINE_string(
-        "data_dir",
-        None,
-        "Folder with the four LeCun IDX files (train-images-idx3-ubyte.gz ...), gzipped or not: works offline. "
-        "Defaults to $MNIST_TF_DATA_DIR.",
-    )
-    flags.DEFINE_enum(
-        "source",
-        defaults.source,
-        config_lib.SOURCES,
-        "Where data comes from: idx (--data_dir), tfds (tensorflow-datasets; with --data_dir, tfds builds its copy "
-        "from those files instead of downloading), auto (idx when a data dir is given, else tfds).",
-    )
-    flags.DEFINE_string("tfds_data_dir", None, "tensorflow-datasets cache folder (default: tfds's own).")
+def define_config_flags(names: Iterable[str] | None = None) -> None:
+    """One absl flag per Config field (or per field in `names`), with the field's help, choices and bounds."""
+    wanted = set(names) if names is not None else None
+    for setting in config_lib.settings():
+        if setting.flag and (wanted is None or setting.name in wanted):
+            _define(setting)
+
+
+def _define(setting: config_lib.Setting) -> None:
+    name, help_text = setting.name, setting.help
+    default = _FLAG_DEFAULTS.get(name, setting.default)
+    if setting.sequence:
+        flags.DEFINE_list(name, list(default) if default is not None else None, help_text)
+        if setting.type is int:
+            flags.register_validator(
+                name,
+                lambda values: values is None or all(v.strip().isdigit() for v in values),
+                message=f"--{name} takes comma-separated positive integers",
+            )
+    elif setting.choices:
+        flags.DEFINE_enum(name, default, setting.choices, help_text)
+    elif setting.type is int:
+        flags.DEFINE_integer(name, default, help_text, lower_bound=setting.lower_bound)
+    elif setting.type is float:
+        flags.DEFINE_float(name, default, help_text, lower_bound=setting.lower_bound)
+    elif setting.type is bool:
+        flags.DEFINE_bool(name, default, help_text)
+    else:
+        flags.DEFINE_string(name, default, help_text)
+
+
+def config_values(names: Iterable[str] | None = None) -> dict[str, Any]:
+    """The Config values of the defined flags (or of those in `names`): lists as tuples, an empty path as None."""
+    values = {}
+    for setting in config_lib.settings():
+        if not setting.flag or (names is not None and setting.name not in names):
+            continue
+        value = flags.FLAGS[setting.name].value
+        if setting.sequence:
+            value = None if value is None else tuple(setting.type(v) for v in value)
+            value = () if value is None and not setting.optional else value
+        elif setting.optional and value == "":
+            value = None
+        values[setting.name] = value
+    return values
 
 
 def run(main: Callable[[list[str]], None]) -> None:

@@ -19,13 +19,16 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from mnist_tf import checkpoints, data, evaluation, export
+from mnist_tf.config import Config
+from mnist_tf.data import sources
 from mnist_tf.errors import MnistTfError, first_line
+from mnist_tf.export import from_run, saved_model
 from mnist_tf.files import write_json_atomic
+from mnist_tf.reporting import evaluation
 
 flags.DEFINE_string("saved_model", None, "A SavedModel directory, or a base directory (its highest version).")
 flags.DEFINE_string("model_dir", None, "A training run's directory: evaluates its latest checkpoint.")
-common.define_data_flags()
+common.define_config_flags(common.DATA_FLAGS)
 flags.adopt_module_key_flags(common)  # --helpshort lists them with this script's own flags
 flags.DEFINE_integer("batch_size", 1000, "Images per prediction call.", lower_bound=1)
 flags.DEFINE_integer("num_mistakes", 10, "How many of the most confident mistakes to list.", lower_bound=0)
@@ -38,10 +41,10 @@ Predict = Callable[[np.ndarray], np.ndarray]
 
 def from_saved_model(path: str) -> tuple[str, dict[str, Any], Predict]:
     """(what is evaluated, its training config, uint8 images -> probabilities) through `serving_default`."""
-    version_dir, loaded = export.load(path)
-    metadata_file = version_dir / "assets.extra" / export.METADATA_FILE
+    version_dir, loaded = saved_model.load(path)
+    metadata_file = version_dir / "assets.extra" / saved_model.METADATA_FILE
     metadata = json.loads(metadata_file.read_text()) if metadata_file.is_file() else {}
-    signature = loaded.signatures[export.SERVING_DEFAULT]
+    signature = loaded.signatures[saved_model.SERVING_DEFAULT]
 
     def predict(images: np.ndarray) -> np.ndarray:
         try:
@@ -54,8 +57,8 @@ def from_saved_model(path: str) -> tuple[str, dict[str, Any], Predict]:
 
 def from_checkpoint(model_dir: str) -> tuple[str, dict[str, Any], Predict]:
     """(what is evaluated, its training config, uint8 images -> probabilities) from the latest checkpoint."""
-    model, config, checkpoint = checkpoints.load_model(model_dir)
-    serve = tf.function(lambda images: export.predict(model, images)["probabilities"])
+    model, config, checkpoint = from_run.load_model(model_dir)
+    serve = tf.function(lambda images: saved_model.predict(model, images)["probabilities"])
 
     def predict(images: np.ndarray) -> np.ndarray:
         if images.shape[1:] != model.input_shape[1:]:
@@ -84,7 +87,7 @@ def main(argv: list[str]) -> None:
         name: getattr(FLAGS, name) if FLAGS[name].present else trained_with.get(name, getattr(FLAGS, name))
         for name in common.DATA_FLAGS
     }
-    test = data.load(**options).test
+    test = sources.load_for(Config(**options, validation_size=0).resolve()).test  # no split held out
     probabilities = evaluation.predict_in_batches(predict, test.images, FLAGS.batch_size)
     report = evaluation.report(test.labels, probabilities, FLAGS.num_mistakes)
     print(f"evaluated {source} on {options['dataset']} test")

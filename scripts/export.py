@@ -11,7 +11,7 @@ import dataclasses
 import common
 from absl import app, flags
 
-from mnist_tf import checkpoints, export
+from mnist_tf.export import from_run, saved_model
 
 flags.DEFINE_string("model_dir", None, "The training run to export (its config.json and checkpoints/).")
 flags.DEFINE_string("export_dir", "saved_models", "Writes <export_dir>/<name>/<version>/.")
@@ -26,10 +26,10 @@ FLAGS = flags.FLAGS
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    model, config, checkpoint = checkpoints.load_model(FLAGS.model_dir)
+    model, config, checkpoint = from_run.load_model(FLAGS.model_dir)
     metadata = {"config": dataclasses.asdict(config), "checkpoint": checkpoint}
     base = f"{FLAGS.export_dir}/{FLAGS.name or config.name}"
-    path = export.export_saved_model(model, base, FLAGS.version, metadata)
+    path = saved_model.export_saved_model(model, base, FLAGS.version, metadata)
     print(f"exported {checkpoint} to {path}")
 
 

@@ -3,7 +3,7 @@ r"""Classifies image files of handwritten digits with a SavedModel.
 Takes PNG, JPEG, GIF or BMP files of any size up to 67 megapixels: grayscale, RGB or RGBA, dark ink on light paper
 or light on dark.
 The SavedModel's `image_bytes` signature turns each into an MNIST-style 28x28 image inside its own graph
-(mnist_tf/preprocess.py), exactly as it does for a TF Serving client.
+(mnist_tf/export/preprocess.py), exactly as it does for a TF Serving client.
 
 python scripts/predict.py digit.png photo.jpg
 python scripts/predict.py --saved_model=saved_models/mlp/3 --top_k=3 scans/*.png
@@ -19,8 +19,8 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from mnist_tf import export, preprocess
 from mnist_tf.errors import MnistTfError
+from mnist_tf.export import preprocess, saved_model
 
 flags.DEFINE_string(
     "saved_model", "saved_models/lenet", "A SavedModel directory, or a base directory (its highest version)."
@@ -53,10 +53,12 @@ def main(argv: list[str]) -> None:
     paths = argv[1:]
     if not paths:
         raise app.UsageError("give one or more image files")
-    version_dir, loaded = export.load(FLAGS.saved_model)
-    if export.IMAGE_BYTES not in loaded.signatures:
-        raise MnistTfError(f"{version_dir} has no {export.IMAGE_BYTES} signature; re-export it with scripts/export.py")
-    signature = loaded.signatures[export.IMAGE_BYTES]
+    version_dir, loaded = saved_model.load(FLAGS.saved_model)
+    if saved_model.IMAGE_BYTES not in loaded.signatures:
+        raise MnistTfError(
+            f"{version_dir} has no {saved_model.IMAGE_BYTES} signature; re-export it with scripts/export.py"
+        )
+    signature = loaded.signatures[saved_model.IMAGE_BYTES]
     good: list[tuple[str, bytes]] = []
     for path in paths:
         try:

@@ -1,4 +1,4 @@
-r"""Runs recipes (classic setups, README: Recipes) and tabulates reported against measured test accuracy.
+r"""Runs recipes (classic setups, docs/recipes.md) and tabulates reported against measured test accuracy.
 
 python scripts/recipes.py --all --data_dir=/path/to/idx/files --output=runs/recipes.md
 python scripts/recipes.py --recipes=mxnet_mlp,digits_cnn --epochs=1    # a quick look
@@ -19,9 +19,11 @@ from pathlib import Path
 import common
 from absl import app, flags
 
-from mnist_tf import benchmark, recipes, train
+from mnist_tf import recipes
 from mnist_tf.errors import MnistTfError
 from mnist_tf.files import write_text_atomic
+from mnist_tf.reporting.machine import machine
+from mnist_tf.training.results import RESULTS_FILE
 
 flags.DEFINE_bool("all", False, "Run every recipe.")
 flags.DEFINE_list("recipes", None, f"Recipes to run: {', '.join(recipes.RECIPES)}.")
@@ -66,14 +68,14 @@ def main(argv: list[str]) -> None:
         model_dir = runs_dir / name
         print(f"\n=== recipe {name}: {recipes.get(name).setup}", flush=True)
         finished = subprocess.run(train_command(name, model_dir), check=False)
-        results[name] = json.loads((model_dir / train.RESULTS_FILE).read_text()) if finished.returncode == 0 else None
-    machine = benchmark.machine()
+        results[name] = json.loads((model_dir / RESULTS_FILE).read_text()) if finished.returncode == 0 else None
+    measured_on = machine()
     report = "\n".join(
         [
             recipes.table(results),
             "",
-            f"Measured {datetime.date.today()} on {machine['cpu']} ({machine['cores']} cores), TensorFlow "
-            f"{machine['tensorflow']}, Keras {machine['keras']}: `python scripts/recipes.py "
+            f"Measured {datetime.date.today()} on {measured_on['cpu']} ({measured_on['cores']} cores), TensorFlow "
+            f"{measured_on['tensorflow']}, Keras {measured_on['keras']}: `python scripts/recipes.py "
             f"{' '.join(sys.argv[1:])}`.",
         ]
     )

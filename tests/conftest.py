@@ -10,9 +10,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mnist_tf import idx, train  # first: it quiets TensorFlow before TensorFlow is imported
 from mnist_tf.config import Config
-from mnist_tf.console import ConsoleReporter
+from mnist_tf.data import idx  # first: importing mnist_tf quiets TensorFlow before TensorFlow is imported
+from mnist_tf.reporting.console import ConsoleReporter
+from mnist_tf.training import run
 
 # Where the tests find the scripts and files they run: the checkout, or under Bazel the test's runfiles, which hold
 # only what BUILD declares (so a missing `data` entry fails there).
@@ -42,7 +43,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def quiet_run(config: Config, fresh: bool = False) -> tuple[dict[str, Any], str]:
     """train.run with its console output captured: (results, output)."""
     stream = io.StringIO()
-    results = train.run(config, ConsoleReporter(stream, interactive=False), fresh=fresh)
+    results = run.run(config, ConsoleReporter(stream, interactive=False), fresh=fresh)
     return results, stream.getvalue()
 
 

@@ -1,6 +1,8 @@
 """scripts/benchmark.py --quick on generated data: every field of its JSON is there and sane (speed is not asserted:
-timed tests are flaky; the README's table comes from a real run)."""
+timed tests are flaky; docs/performance.md's table comes from a real run), and the contenders and the race's
+arithmetic in process."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -8,7 +10,11 @@ import sys
 import pytest
 from conftest import REPO, write_idx_dir
 
-from mnist_tf import benchmark
+from mnist_tf.benchmark import contenders, table
+from mnist_tf.benchmark import race as race_lib
+from mnist_tf.benchmark.race import TARGET_ACCURACY
+from mnist_tf.config import Config
+from mnist_tf.data import sources
 
 BENCHMARK = [sys.executable, str(REPO / "scripts" / "benchmark.py")]
 TRAIN_IMAGES = 5000 + 3 * 256  # the default validation split, then three default batches
@@ -37,10 +43,10 @@ def test_quick_run_reports_every_field_for_every_contender(quick):
     assert sorted(results["models"]) == ["lenet", "mlp"]
     for model, race in results["models"].items():
         assert race["batch_size"] == 256 and race["steps_trained"] == 3  # one epoch of three full batches
-        assert race["segment_steps"] == 1 and race["target_accuracy"] == benchmark.TARGET_ACCURACY[model]
+        assert race["segment_steps"] == 1 and race["target_accuracy"] == TARGET_ACCURACY[model]
         assert race["pipeline_images_per_second"] > 0
         assert race["pipeline_to_train"] > 0 and race["eval_to_train"] > 0
-        assert sorted(race["contenders"]) == sorted(benchmark.CONTENDERS)
+        assert sorted(race["contenders"]) == sorted(contenders.CONTENDERS)
         for name, contender in race["contenders"].items():
             assert contender["train_images_per_second"] > 0 and contender["eval_images_per_second"] > 0
             assert len(contender["train_window_images_per_second"]) == 2  # three turns, less the warm-up
@@ -72,7 +78,7 @@ def test_contenders_compute_the_same_model(quick):
 def test_prints_the_markdown_table(quick):
     _, stdout = quick
     for model in ("lenet", "mlp"):
-        for name in benchmark.CONTENDERS:
+        for name in contenders.CONTENDERS:
             assert f"| {model} | {name} |" in stdout
     assert "input pipeline alone" in stdout and "results: " in stdout
 
@@ -84,3 +90,46 @@ def test_unknown_model_is_one_line():
     assert process.returncode == 2  # a usage error, as with any bad flag
     assert "--models takes a comma-separated list of: lenet, mlp" in process.stderr
     assert "Traceback" not in process.stderr
+
+
+def test_each_contender_trains_and_evaluates_in_process(idx_dir):
+    """The contenders themselves, without their processes: a few steps each, and a test-set evaluation."""
+    config = Config(model="mlp", hidden_units=(32,), data_dir=str(idx_dir), batch_size=50, validation_size=0)
+    splits = sources.load_for(config.resolve())
+    for name, (layers, make) in contenders.CONTENDERS.items():
+        contender = make(dataclasses.replace(config, layers=layers).resolve(), splits, total_steps=4)
+        assert contender.train(2) > 0 and contender.train(2) > 0, name
+        accuracy, seconds = contender.evaluate()
+        assert 0 <= accuracy <= 1 and seconds > 0, name
+
+
+def test_summary_ratios_and_table_from_recorded_segments():
+    """What the race makes of its measurements: steady speed, time to target, ratios, and the Markdown table."""
+    fast, slow = (race_lib.ContenderResult(name, 100) for name in ("ours", "keras_fit"))
+    for result, seconds in ((fast, 1.0), (slow, 2.0)):
+        result.train_steps += [10, 10, 10]
+        result.train_seconds += [5.0, seconds, seconds]
+        result.accuracies += [0.5, 0.9, 0.99]
+        result.eval_seconds += [1.0, 0.5, 0.5]
+        result.peak_rss_mb = 1000.0
+    summaries = {r.name: r.summary(target=0.95, test_images=300) for r in (fast, slow)}
+    assert summaries["ours"]["train_images_per_second"] == 1000.0  # the first (tracing) segment left out
+    assert summaries["ours"]["seconds_to_target"] == 7.0 and summaries["keras_fit"]["seconds_to_target"] == 9.0
+    for summary in summaries.values():
+        summary["vs_keras_fit"] = race_lib._ratios(summary, summaries["keras_fit"])
+    assert summaries["ours"]["vs_keras_fit"]["train_speed"] == 2.0
+    results = {
+        "models": {
+            "mlp": {
+                "contenders": summaries,
+                "target_accuracy": 0.95,
+                "batch_size": 100,
+                "steps_trained": 30,
+                "pipeline_images_per_second": 50_000.0,
+                "pipeline_to_train": 50.0,
+                "eval_to_train": 0.6,
+            }
+        }
+    }
+    markdown = table.table(results)
+    assert "| mlp | ours | 1,000 | 2.00x |" in markdown and "7.0 s to 95.0%" in markdown

@@ -2,14 +2,15 @@
 
 import pytest
 
-from mnist_tf.config import MODEL_DEFAULTS, Config
+from mnist_tf.config import Config
 from mnist_tf.errors import MnistTfError
+from mnist_tf.nn.models import MODELS
 
 
 def test_resolve_fills_model_defaults_and_keeps_explicit_values():
     lenet = Config(model="lenet").resolve()
-    assert lenet.hidden_units == MODEL_DEFAULTS["lenet"]["hidden_units"]
-    assert lenet.filters == MODEL_DEFAULTS["lenet"]["filters"]
+    assert lenet.hidden_units == MODELS["lenet"].defaults["hidden_units"]
+    assert lenet.filters == MODELS["lenet"].defaults["filters"]
     mlp = Config(model="mlp", hidden_units=(500, 500), dropout=0.0).resolve()
     assert (mlp.hidden_units, mlp.dropout, mlp.filters) == ((500, 500), 0.0, ())
     cnn = Config(model="cnn").resolve()
@@ -52,7 +53,6 @@ def test_name_is_the_recipe_else_the_model():
         ({"filters": (8,)}, "--filters for lenet is two positive conv sizes"),
         ({"model": "cnn", "hidden_units": (10, 20)}, "--hidden_units for cnn is one dense layer size"),
         ({"model": "mlp", "filters": (8, 8)}, "--filters applies to lenet and cnn only"),
-        ({"source": "idx"}, "--source=idx needs --data_dir"),
         (
             {"strategy": "horovod"},
             "--strategy='horovod' is not one of: default, one_device, mirrored, multi_worker, tpu",

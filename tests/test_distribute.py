@@ -18,9 +18,11 @@ import pytest
 import tensorflow as tf
 from conftest import REPO, checkpoint_weights, quiet_run
 
-from mnist_tf import data, distribute, models, optimizers, train
 from mnist_tf.config import Config
+from mnist_tf.data import pipeline, sources
 from mnist_tf.errors import MnistTfError
+from mnist_tf.training import build, distribute, run
+from mnist_tf.training.trainer import Trainer
 
 TRAIN = [sys.executable, str(REPO / "scripts" / "train.py")]
 
@@ -62,7 +64,7 @@ def test_evaluation_counts_every_example_once_when_batches_do_not_divide_it(tiny
     results, _ = quiet_run(
         dataclasses.replace(tiny_config, strategy="mirrored", eval_batch_size=128, export_dir=str(tmp_path / "export"))
     )
-    test = data.load(data_dir=tiny_config.data_dir).test
+    test = sources.load(data_dir=tiny_config.data_dir).test
     served = tf.saved_model.load(results["export_dir"]).signatures["serving_default"]
     probabilities = served(images=tf.constant(test.images[..., 0]))["probabilities"].numpy()
     assert results["test_accuracy"] == pytest.approx(np.mean(probabilities.argmax(1) == test.labels), abs=1e-6)
@@ -74,12 +76,12 @@ def test_confusion_matrix_counts_each_example_once_across_replicas(idx_dir):
     strategy = distribute.make_strategy("mirrored")
     config = Config(model="mlp", hidden_units=(16,)).resolve()
     with strategy.scope():
-        model = models.build(config, (28, 28, 1), distribute.dtype_policy("float32"))
-        optimizer = optimizers.make(config, total_steps=1)
-    trainer = train.Trainer(model, optimizer, strategy, global_batch_size=50)
-    test = data.load(data_dir=str(idx_dir)).test  # 300 images: batches of 128 end in 84 padding blanks
-    result = trainer.evaluate(data.eval_dataset(test, 128))
-    predicted = model(data.normalize_images(test.images)).numpy().argmax(axis=1)
+        model = build.model(config, (28, 28, 1))
+        optimizer = build.optimizer(config, total_steps=1)
+    trainer = Trainer(model, optimizer, strategy, global_batch_size=50)
+    test = sources.load(data_dir=str(idx_dir)).test  # 300 images: batches of 128 end in 84 padding blanks
+    result = trainer.evaluate(pipeline.eval_dataset(test, 128))
+    predicted = model(pipeline.normalize_images(test.images)).numpy().argmax(axis=1)
     expected = np.zeros((10, 10), np.int64)
     np.add.at(expected, (test.labels, predicted), 1)
     np.testing.assert_array_equal(result.confusion, expected)
@@ -90,7 +92,7 @@ def test_confusion_matrix_counts_each_example_once_across_replicas(idx_dir):
 def test_batch_sizes_must_divide_over_the_replicas(tiny_config, flag):
     config = dataclasses.replace(tiny_config, strategy="mirrored", **{flag: 51})
     with pytest.raises(MnistTfError, match=rf"--{flag}=51 must be divisible by the number of replicas \(2\); try 50"):
-        train.run(config)
+        run.run(config)
 
 
 def test_steps_per_loop_gives_the_same_run_as_one_step_per_call(tiny_config):
@@ -110,7 +112,7 @@ def test_mixed_precision_trains_and_exports_a_float32_serving_model(tiny_config,
     assert losses[-1] < losses[0] - 0.2, losses
     served = tf.saved_model.load(results["export_dir"]).signatures["serving_default"]
     assert served.structured_outputs["probabilities"].dtype == tf.float32
-    test = data.load(data_dir=tiny_config.data_dir).test
+    test = sources.load(data_dir=tiny_config.data_dir).test
     outputs = served(images=tf.constant(test.images[..., 0]))
     np.testing.assert_allclose(outputs["probabilities"].numpy().sum(axis=1), 1.0, rtol=1e-5)
     served_accuracy = np.mean(outputs["classes"].numpy() == test.labels)

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from conftest import REPO
 
-from mnist_tf import evaluation, idx
+from mnist_tf.data import idx
+from mnist_tf.reporting import evaluation
 
 EVALUATE = [sys.executable, str(REPO / "scripts" / "evaluate.py")]
 

@@ -17,8 +17,9 @@ import pytest
 import tensorflow as tf
 from conftest import REPO, make_digits, requires_real_mnist
 
-from mnist_tf import checkpoints, export, preprocess
 from mnist_tf.errors import MnistTfError
+from mnist_tf.export import from_run, preprocess, saved_model
+from mnist_tf.training import checkpoints
 
 SAVED_MODEL_CLI = str(Path(sys.executable).parent / "saved_model_cli")
 EXPORT = [sys.executable, str(REPO / "scripts" / "export.py")]
@@ -67,15 +68,15 @@ def test_a_fresh_tensorflow_process_serves_both_signatures_like_the_trained_mode
     subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
     out = np.load(tmp_path / "out.npz")
 
-    model, _, _ = checkpoints.load_model(exported_run["flags"]["model_dir"])
-    expected = export.predict(model, images[..., np.newaxis])["probabilities"].numpy()
+    model, _, _ = from_run.load_model(exported_run["flags"]["model_dir"])
+    expected = saved_model.predict(model, images[..., np.newaxis])["probabilities"].numpy()
     np.testing.assert_allclose(out["rank3_probabilities"], expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(out["rank4_probabilities"], out["rank3_probabilities"])
     assert out["rank3_probabilities"].dtype == np.float32 and out["rank3_probabilities"].shape == (16, 10)
     np.testing.assert_array_equal(out["rank3_classes"], expected.argmax(axis=1))
     preprocessed = preprocess.preprocess_batch(tf.constant(pngs)).numpy()
     np.testing.assert_array_equal(out["preprocessed"], preprocessed)
-    expected_bytes = export.predict(model, preprocessed[..., np.newaxis])["probabilities"].numpy()
+    expected_bytes = saved_model.predict(model, preprocessed[..., np.newaxis])["probabilities"].numpy()
     np.testing.assert_allclose(out["bytes_probabilities"], expected_bytes, rtol=1e-5, atol=1e-6)
 
 
@@ -125,7 +126,7 @@ def test_saved_model_cli_shows_the_signatures_and_runs_them(exported_run, served
 def test_warmup_requests_are_prediction_logs_the_model_answers(exported_run, served):
     from tensorflow_serving.apis import prediction_log_pb2
 
-    path = Path(exported_run["export_dir"]) / "assets.extra" / export.WARMUP_FILE
+    path = Path(exported_run["export_dir"]) / "assets.extra" / saved_model.WARMUP_FILE
     signatures_seen = []
     for record in tf.data.TFRecordDataset(str(path)).as_numpy_iterator():
         request = prediction_log_pb2.PredictionLog.FromString(record).predict_log.request
@@ -137,18 +138,18 @@ def test_warmup_requests_are_prediction_logs_the_model_answers(exported_run, ser
 
 
 def test_metadata_says_how_the_model_was_trained(exported_run):
-    metadata = json.loads((Path(exported_run["export_dir"]) / "assets.extra" / export.METADATA_FILE).read_text())
+    metadata = json.loads((Path(exported_run["export_dir"]) / "assets.extra" / saved_model.METADATA_FILE).read_text())
     assert metadata["config"]["model"] == "mlp" and metadata["image_shape"] == [28, 28, 1]
     assert metadata["test_accuracy"] == exported_run["test_accuracy"]
 
 
 @pytest.mark.parametrize("model", ["tiny", pytest.param("mnist", marks=[pytest.mark.slow, requires_real_mnist])])
 def test_the_readme_rest_request_bodies_get_the_digit_they_show(exported_run, model, request):
-    """The README's TF Serving REST bodies (a PNG of a 7, and that 7 as pixels) name real signatures and inputs,
-    and a model trained on MNIST reads the 7 in both (the tiny model, trained on blobs, only has to answer)."""
+    """The TF Serving REST bodies in docs/serving.md (a PNG of a 7, and that 7 as pixels) name real signatures and
+    inputs, and a model trained on MNIST reads the 7 in both (the tiny model, trained on blobs, only has to answer)."""
     path = exported_run["export_dir"] if model == "tiny" else request.getfixturevalue("mnist_saved_model")
     served = tf.saved_model.load(path)
-    blocks = re.findall(r"```json\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+    blocks = re.findall(r"```json\n(.*?)```", (REPO / "docs" / "serving.md").read_text(), re.S)
     assert len(blocks) == 2
     for body in map(json.loads, blocks):
         signature = served.signatures[body.get("signature_name", "serving_default")]
@@ -164,16 +165,16 @@ def test_the_readme_rest_request_bodies_get_the_digit_they_show(exported_run, mo
 
 
 def test_a_failed_export_leaves_earlier_versions_and_no_debris(exported_run, tmp_path, monkeypatch):
-    model, _, _ = checkpoints.load_model(exported_run["flags"]["model_dir"])
+    model, _, _ = from_run.load_model(exported_run["flags"]["model_dir"])
     base = tmp_path / "mlp"
-    first = export.export_saved_model(model, base)
+    first = saved_model.export_saved_model(model, base)
 
     def disk_full(*_):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(export, "_write_warmup_requests", disk_full)
+    monkeypatch.setattr(saved_model, "_write_warmup_requests", disk_full)
     with pytest.raises(MnistTfError, match=r"could not export the SavedModel to .*/mlp/2: No space left on device"):
-        export.export_saved_model(model, base)
+        saved_model.export_saved_model(model, base)
     assert [p.name for p in base.iterdir()] == ["1"]
     assert tf.saved_model.load(str(first)).signatures["serving_default"] is not None
 
@@ -183,16 +184,16 @@ def test_a_crash_mid_export_leaves_no_new_version(exported_run, tmp_path):
     base = tmp_path / "mlp"
     script = textwrap.dedent(f"""
         import os, signal
-        from mnist_tf import checkpoints, export
-        model, _, _ = checkpoints.load_model({exported_run["flags"]["model_dir"]!r})
-        export.export_saved_model(model, {str(base)!r})
-        export._write_warmup_requests = lambda *_: os.kill(os.getpid(), signal.SIGKILL)
-        export.export_saved_model(model, {str(base)!r})
+        from mnist_tf.export import from_run, saved_model
+        model, _, _ = from_run.load_model({exported_run["flags"]["model_dir"]!r})
+        saved_model.export_saved_model(model, {str(base)!r})
+        saved_model._write_warmup_requests = lambda *_: os.kill(os.getpid(), signal.SIGKILL)
+        saved_model.export_saved_model(model, {str(base)!r})
     """)
     crashed = subprocess.run([sys.executable, "-c", script], capture_output=True)
     assert crashed.returncode == -signal.SIGKILL
     assert sorted(p.name for p in base.iterdir() if not p.name.startswith(".")) == ["1"]
-    assert export.latest_version(base) == base / "1" and export.next_version(base) == 2
+    assert saved_model.latest_version(base) == base / "1" and saved_model.next_version(base) == 2
 
 
 def test_export_script_writes_the_next_or_the_given_version(exported_run, tmp_path):
@@ -201,8 +202,8 @@ def test_export_script_writes_the_next_or_the_given_version(exported_run, tmp_pa
     first = subprocess.run(run, capture_output=True, text=True, check=True)
     assert first.stdout.strip().endswith(f"to {tmp_path}/mlp/1")
     assert subprocess.run([*run, "--version=7", "--name=digits"], capture_output=True, text=True).returncode == 0
-    assert export.latest_version(tmp_path / "digits") == tmp_path / "digits" / "7"
-    metadata = json.loads((tmp_path / "digits" / "7" / "assets.extra" / export.METADATA_FILE).read_text())
+    assert saved_model.latest_version(tmp_path / "digits") == tmp_path / "digits" / "7"
+    metadata = json.loads((tmp_path / "digits" / "7" / "assets.extra" / saved_model.METADATA_FILE).read_text())
     assert metadata["checkpoint"] == checkpoints.latest(model_dir)
 
     again = subprocess.run([*run, "--version=7", "--name=digits"], capture_output=True, text=True)
@@ -236,6 +237,6 @@ def test_latest_version_picks_the_highest_complete_version(tmp_path):
         (tmp_path / version).mkdir()
         (tmp_path / version / "saved_model.pb").write_bytes(b"")
     (tmp_path / "20").mkdir()  # no saved_model.pb: not a version (yet)
-    assert export.latest_version(tmp_path) == tmp_path / "12"
+    assert saved_model.latest_version(tmp_path) == tmp_path / "12"
     with pytest.raises(MnistTfError, match=r"no SavedModel at .*: no such directory"):
-        export.latest_version(tmp_path / "nowhere")
+        saved_model.latest_version(tmp_path / "nowhere")

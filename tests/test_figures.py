@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mnist_tf import figures
+from mnist_tf.reporting import figures
 
 
 def test_grid_places_each_tile_scaled_with_its_caption_below():

@@ -17,8 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from mnist_tf import export, idx, preprocess
+from mnist_tf.data import idx
 from mnist_tf.errors import MnistTfError
+from mnist_tf.export import preprocess, saved_model
 
 settings.register_profile(
     "mnist_tf", deadline=None, max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -119,7 +120,7 @@ def test_random_bytes_as_an_image_file_are_rejected_in_one_line_or_preprocessed(
 
 @pytest.fixture(scope="module")
 def served(exported_run):
-    return export.load(exported_run["export_dir"])[1].signatures
+    return saved_model.load(exported_run["export_dir"])[1].signatures
 
 
 @given(
@@ -130,7 +131,7 @@ def served(exported_run):
 def test_the_serving_signature_answers_any_uint8_shape_or_names_the_shape_it_takes(served, shape):
     images = tf.zeros(shape, tf.uint8)
     try:
-        outputs = served[export.SERVING_DEFAULT](images=images)
+        outputs = served[saved_model.SERVING_DEFAULT](images=images)
     except tf.errors.InvalidArgumentError as e:
         assert "images must be uint8 [batch, 28, 28] or [batch, 28, 28, 1], got shape" in e.message
         return
@@ -141,5 +142,5 @@ def test_the_serving_signature_answers_any_uint8_shape_or_names_the_shape_it_tak
 def test_the_image_bytes_signature_serves_every_image_that_decodes(served, encoded):
     decodable = [raw for raw in encoded if preprocessed_or_one_clear_error(raw) is not None]
     if decodable:
-        outputs = served[export.IMAGE_BYTES](image_bytes=tf.constant(decodable))
+        outputs = served[saved_model.IMAGE_BYTES](image_bytes=tf.constant(decodable))
         assert outputs["preprocessed"].shape == (len(decodable), 28, 28)

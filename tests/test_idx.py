@@ -5,7 +5,7 @@ import gzip
 import numpy as np
 import pytest
 
-from mnist_tf import idx
+from mnist_tf.data import idx
 from mnist_tf.errors import MnistTfError
 
 

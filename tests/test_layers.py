@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mnist_tf import layers
+from mnist_tf.nn import initializers, layers
 
 RNG = np.random.default_rng(0)
 
@@ -108,9 +108,9 @@ def test_dropout_masks_are_seeded_and_change_every_call():
 @pytest.mark.parametrize(
     "initializer, keras_initializer, limit",
     [
-        (layers.GlorotUniform, keras.initializers.GlorotUniform, math.sqrt(6 / (3 * 3 * 16 + 3 * 3 * 32))),
-        (layers.HeUniform, keras.initializers.HeUniform, math.sqrt(6 / (3 * 3 * 16))),
-        (layers.Uniform, functools.partial(keras.initializers.RandomUniform, -0.05, 0.05), 0.05),
+        (initializers.GlorotUniform, keras.initializers.GlorotUniform, math.sqrt(6 / (3 * 3 * 16 + 3 * 3 * 32))),
+        (initializers.HeUniform, keras.initializers.HeUniform, math.sqrt(6 / (3 * 3 * 16))),
+        (initializers.Uniform, functools.partial(keras.initializers.RandomUniform, -0.05, 0.05), 0.05),
     ],
 )
 def test_initializers_match_keras_distribution(initializer, keras_initializer, limit):

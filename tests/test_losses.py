@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mnist_tf import losses
+from mnist_tf.nn import losses
 
 LABELS = np.array([0, 3, 9, 3, 5])
 

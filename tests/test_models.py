@@ -1,10 +1,12 @@
 """Models: output shapes, parameter counts, and our layers vs Keras layers giving the same function."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
-from mnist_tf import distribute, models
 from mnist_tf.config import Config
+from mnist_tf.training import build
 
 
 @pytest.mark.parametrize(
@@ -20,7 +22,7 @@ from mnist_tf.config import Config
 )
 @pytest.mark.parametrize("kit", ["ours", "keras"])
 def test_parameter_counts_and_output_shape(config, trainable, kit):
-    model = models.build(Config(**{**config.__dict__, "layers": kit}).resolve(), (28, 28, 1))
+    model = build.model(Config(**{**config.__dict__, "layers": kit}).resolve(), (28, 28, 1))
     assert sum(int(np.prod(v.shape)) for v in model.trainable_variables) == trainable
     assert model(np.zeros((3, 28, 28, 1), np.float32)).shape == (3, 10)
 
@@ -29,7 +31,7 @@ def test_parameter_counts_and_output_shape(config, trainable, kit):
 @pytest.mark.parametrize("kit", ["ours", "keras"])
 def test_mixed_precision_computes_in_16_bits_with_float32_weights_and_logits(dtype, kit):
     config = Config(model="lenet", layers=kit, hidden_units=(32,), filters=(4, 8)).resolve()
-    model = models.build(config, (28, 28, 1), distribute.dtype_policy(dtype))
+    model = build.model(dataclasses.replace(config, dtype=dtype), (28, 28, 1))
     assert {v.dtype for v in model.trainable_variables} == {"float32"}
     assert [layer.compute_dtype for layer in model.layers[1:]] == [dtype] * 7 + ["float32"]
     assert model.get_layer("dense1")(np.zeros((2, 128), np.float32)).dtype == dtype
@@ -41,8 +43,8 @@ def test_mixed_precision_computes_in_16_bits_with_float32_weights_and_logits(dty
 )
 def test_our_layers_and_keras_layers_compute_the_same_function(model_name, initializer):
     config = Config(model=model_name, kernel_initializer=initializer).resolve()
-    ours = models.build(config, (28, 28, 1))
-    theirs = models.build(Config(**{**config.__dict__, "layers": "keras"}), (28, 28, 1))
+    ours = build.model(config, (28, 28, 1))
+    theirs = build.model(Config(**{**config.__dict__, "layers": "keras"}), (28, 28, 1))
     theirs.set_weights([v.numpy() for v in ours.trainable_variables])
     images = np.random.default_rng(0).random((4, 28, 28, 1), dtype=np.float32)
     np.testing.assert_allclose(ours(images), theirs(images), rtol=1e-4, atol=1e-5)
@@ -50,7 +52,7 @@ def test_our_layers_and_keras_layers_compute_the_same_function(model_name, initi
 
 def test_seed_decides_initial_weights():
     def weights(seed):
-        return models.build(Config(model="lenet", seed=seed).resolve(), (28, 28, 1)).get_weights()
+        return build.model(Config(model="lenet", seed=seed).resolve(), (28, 28, 1)).get_weights()
 
     same, other = weights(1), weights(2)
     for a, b in zip(weights(1), same, strict=True):
@@ -59,7 +61,7 @@ def test_seed_decides_initial_weights():
 
 
 def test_architecture_flags_shape_the_model():
-    model = models.build(Config(model="lenet", filters=(6, 16), hidden_units=(84,)).resolve(), (28, 28, 1))
+    model = build.model(Config(model="lenet", filters=(6, 16), hidden_units=(84,)).resolve(), (28, 28, 1))
     assert [layer.name for layer in model.layers] == [
         "images",
         "conv1",
@@ -73,13 +75,13 @@ def test_architecture_flags_shape_the_model():
     ]
     assert model.get_layer("conv2").kernel.shape == (5, 5, 6, 16)
     assert model.get_layer("dense1").kernel.shape == (4 * 4 * 16, 84)
-    no_dropout = models.build(Config(model="mlp", dropout=0.0).resolve(), (8, 8, 1))
+    no_dropout = build.model(Config(model="mlp", dropout=0.0).resolve(), (8, 8, 1))
     assert not any("dropout" in layer.name for layer in no_dropout.layers)
     assert no_dropout.get_layer("dense1").kernel.shape == (64, 800)
 
 
 def test_cnn_on_8x8_digits_and_its_conv_dropout():
-    model = models.build(Config(model="cnn").resolve(), (8, 8, 1))
+    model = build.model(Config(model="cnn").resolve(), (8, 8, 1))
     assert [layer.name for layer in model.layers] == [
         "images",
         "conv1",
@@ -94,14 +96,14 @@ def test_cnn_on_8x8_digits_and_its_conv_dropout():
     assert model.get_layer("conv1").kernel.shape == (3, 3, 1, 32)
     assert model.get_layer("dense1").kernel.shape == (2 * 2 * 64, 128)  # 8 -> 6 -> 4 -> pooled 2
     assert model.get_layer("conv_dropout").rate == 0.25 and model.get_layer("dropout1").rate == 0.5
-    lenet = models.build(Config(model="lenet", conv_dropout=0.1).resolve(), (28, 28, 1))
+    lenet = build.model(Config(model="lenet", conv_dropout=0.1).resolve(), (28, 28, 1))
     assert lenet.get_layer("conv_dropout").rate == 0.1
 
 
 @pytest.mark.parametrize("kit", ["ours", "keras"])
 def test_kernel_initializer_choice_reaches_every_kernel(kit):
-    uniform = models.build(Config(model="mlp", kernel_initializer="uniform", layers=kit).resolve(), (28, 28, 1))
-    he = models.build(Config(model="mlp", layers=kit).resolve(), (28, 28, 1))
+    uniform = build.model(Config(model="mlp", kernel_initializer="uniform", layers=kit).resolve(), (28, 28, 1))
+    he = build.model(Config(model="mlp", layers=kit).resolve(), (28, 28, 1))
     for layer in ("dense1", "dense2", "logits"):
         kernel = uniform.get_layer(layer).kernel.numpy()
         assert 0.049 < np.abs(kernel).max() <= 0.05, layer  # U(-0.05, 0.05) whatever the fan-in

@@ -5,12 +5,14 @@ from itertools import pairwise
 import keras
 import pytest
 
-from mnist_tf import optimizers
-from mnist_tf.config import OPTIMIZERS, Config
+from mnist_tf.config import Config
+from mnist_tf.nn import optimizers
+from mnist_tf.nn.optimizers import OPTIMIZERS
+from mnist_tf.training import build
 
 
 def rates(schedule: str, total_steps: int = 1000) -> list[float]:
-    lr = optimizers.learning_rate(Config(learning_rate=0.1, lr_schedule=schedule), total_steps)
+    lr = optimizers.learning_rate(schedule, 0.1, total_steps)
     return [float(lr(step)) if callable(lr) else lr for step in range(0, total_steps + 1, 50)]
 
 
@@ -37,7 +39,7 @@ def test_one_cycle_warms_up_to_the_peak_then_anneals_to_zero():
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
 def test_each_name_builds_its_optimizer(name):
-    optimizer = optimizers.make(Config(optimizer=name, lr_schedule="constant", momentum=0.8), total_steps=10)
+    optimizer = build.optimizer(Config(optimizer=name, lr_schedule="constant", momentum=0.8), total_steps=10)
     expected = {
         "sgd": keras.optimizers.SGD,
         "momentum": keras.optimizers.SGD,
@@ -53,7 +55,7 @@ def test_each_name_builds_its_optimizer(name):
 
 
 def test_float16_gets_dynamic_loss_scaling_and_bfloat16_does_not():
-    scaled = optimizers.make(Config(optimizer="sgd", dtype="float16"), total_steps=10)
+    scaled = build.optimizer(Config(optimizer="sgd", dtype="float16"), total_steps=10)
     assert isinstance(scaled, keras.optimizers.LossScaleOptimizer)
     assert isinstance(scaled.inner_optimizer, keras.optimizers.SGD)
-    assert not isinstance(optimizers.make(Config(dtype="bfloat16"), 10), keras.optimizers.LossScaleOptimizer)
+    assert not isinstance(build.optimizer(Config(dtype="bfloat16"), 10), keras.optimizers.LossScaleOptimizer)

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 from conftest import REAL_MNIST, REPO, make_digits, requires_real_mnist
 
-from mnist_tf import idx
+from mnist_tf.data import idx
 
 PREDICT = [sys.executable, str(REPO / "scripts" / "predict.py")]
 

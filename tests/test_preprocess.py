@@ -11,8 +11,9 @@ import tensorflow as tf
 from conftest import REAL_MNIST, requires_real_mnist
 from PIL import Image
 
-from mnist_tf import export, idx, preprocess
+from mnist_tf.data import idx
 from mnist_tf.errors import MnistTfError
+from mnist_tf.export import preprocess, saved_model
 
 
 def stroke_image(height: int, width: int, light_background: bool) -> np.ndarray:
@@ -126,7 +127,7 @@ def test_an_image_declaring_too_many_pixels_is_refused_before_it_is_decoded(imag
 
 
 def test_a_served_model_refuses_an_image_declaring_too_many_pixels(exported_run):
-    signature = export.load(exported_run["export_dir"])[1].signatures[export.IMAGE_BYTES]
+    signature = saved_model.load(exported_run["export_dir"])[1].signatures[saved_model.IMAGE_BYTES]
     with pytest.raises(tf.errors.InvalidArgumentError, match="the image declares more than 67,108,864 pixels"):
         signature(image_bytes=tf.constant([declaring_a_huge_size("PNG")]))
 

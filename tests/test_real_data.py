@@ -6,9 +6,9 @@ import io
 import pytest
 from conftest import REAL_MNIST, requires_real_mnist
 
-from mnist_tf import train
 from mnist_tf.config import Config
-from mnist_tf.console import ConsoleReporter
+from mnist_tf.reporting.console import ConsoleReporter
+from mnist_tf.training import run
 
 pytestmark = [pytest.mark.slow, requires_real_mnist]
 
@@ -23,6 +23,6 @@ def test_lenet_reaches_97_percent_in_a_few_hundred_steps(tmp_path):
         batch_size=200,  # 250 steps over the 50,000 training images
         validation_size=10_000,
     )
-    results = train.run(config, ConsoleReporter(io.StringIO(), interactive=False))
+    results = run.run(config, ConsoleReporter(io.StringIO(), interactive=False))
     assert results["test_accuracy"] >= 0.97
     assert dataclasses.asdict(config)["data_dir"] == results["flags"]["data_dir"]

@@ -18,11 +18,14 @@ import pytest
 import tensorflow as tf
 from conftest import REPO, quiet_run, tiny_config_in
 
-from mnist_tf import checkpoints, distribute, export, train
 from mnist_tf.config import Config
-from mnist_tf.console import ConsoleReporter
 from mnist_tf.errors import MnistTfError
-from mnist_tf.interruption import Interrupted
+from mnist_tf.export import from_run, saved_model
+from mnist_tf.reporting.console import ConsoleReporter
+from mnist_tf.training import distribute, run
+from mnist_tf.training.interruption import Interrupted
+from mnist_tf.training.results import weights_digest
+from mnist_tf.training.trainer import Trainer
 
 TRAIN = [sys.executable, str(REPO / "scripts" / "train.py")]
 # ~3,000 steps of a small MLP: several seconds of training, so a signal lands somewhere in the middle of it.
@@ -170,7 +173,7 @@ def test_sigterm_in_process_saves_the_next_step_and_restores_the_signal_handlers
     config = dataclasses.replace(tiny_config, epochs=2, export_dir=None)  # 20 steps per epoch
     before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(Interrupted, match=rf"^stopped by SIGTERM at step {saved_at}, saved; to resume") as stop:
-        train.run(config, SignalAtStep(signal.SIGTERM, signal_at, 20))
+        run.run(config, SignalAtStep(signal.SIGTERM, signal_at, 20))
     assert stop.value.exit_code == 143
     assert signal.getsignal(signal.SIGTERM) is before
     assert latest_step(Path(config.model_dir)) == saved_at
@@ -197,7 +200,7 @@ def test_skip_policy_leaves_weights_and_optimizer_alone_on_a_nan_batch_under_eve
     for strategy_name in ("default", "mirrored"):
         strategy = distribute.make_strategy(strategy_name)
         config = Config(model="mlp", hidden_units=(16,), batch_size=8, nan_policy="skip").resolve()
-        trainer = train.Trainer.from_config(config, strategy, (28, 28, 1), total_steps=10)
+        trainer = Trainer.from_config(config, strategy, (28, 28, 1), total_steps=10)
         rng = np.random.default_rng(0)
         images = rng.random((3, 8, 28, 28, 1), dtype=np.float32)
         images[1, 5, 3, 3, 0] = np.nan  # the second batch has one bad pixel
@@ -220,7 +223,7 @@ def test_skip_policy_keeps_a_diverging_run_going_with_finite_weights_and_counts_
     skipped = results["skipped_steps"]
     assert 10 < skipped < 20  # of the epoch's 20 steps
     assert f"| skipped {skipped} steps (NaN/Inf)" in output
-    model, _, _ = checkpoints.load_model(config.model_dir)
+    model, _, _ = from_run.load_model(config.model_dir)
     assert all(np.isfinite(w.numpy()).all() for w in model.weights)
 
 
@@ -308,9 +311,9 @@ def fill(disk, leave_bytes):
 
 def assert_intact(config, digest, export_dir):
     """The run's checkpoint and its export still load, and the checkpoint holds the weights that were saved."""
-    model, _, path = checkpoints.load_model(config.model_dir)
-    assert path.endswith("ckpt-20") and train.weights_digest(model) == digest
-    version, loaded = export.load(export_dir)
+    model, _, path = from_run.load_model(config.model_dir)
+    assert path.endswith("ckpt-20") and weights_digest(model) == digest
+    version, loaded = saved_model.load(export_dir)
     assert version == Path(export_dir) and "serving_default" in loaded.signatures
     assert sorted(p.name for p in version.parent.iterdir()) == ["1"]  # no half-written version, no staging
 
@@ -322,9 +325,9 @@ def test_a_full_disk_fails_the_save_in_one_line_and_keeps_the_checkpoint_and_exp
     with pytest.raises(MnistTfError, match=r"^could not save a checkpoint in .*No space left on device\); the ear"):
         quiet_run(dataclasses.replace(config, epochs=2))
     assert not list(Path(config.model_dir, "checkpoints").glob("*_temp*"))
-    model, _, _ = checkpoints.load_model(config.model_dir)
+    model, _, _ = from_run.load_model(config.model_dir)
     with pytest.raises(MnistTfError, match=r"^could not export the SavedModel to .*/2: .*No space left on device"):
-        export.export_saved_model(model, Path(config.export_dir) / "mlp")
+        saved_model.export_saved_model(model, Path(config.export_dir) / "mlp")
     (tiny_disk / "filler").unlink()
     assert_intact(config, first["weights_sha256"], first["export_dir"])
 
@@ -335,9 +338,9 @@ def test_a_read_only_model_dir_fails_before_training_and_keeps_everything(tiny_c
     with read_only(Path(config.model_dir)), read_only(Path(config.export_dir)):
         with pytest.raises(MnistTfError, match=r"^could not write .*/run/config.json: (Read-only file system|Perm)"):
             quiet_run(dataclasses.replace(config, epochs=2))
-        model, _, _ = checkpoints.load_model(config.model_dir)
+        model, _, _ = from_run.load_model(config.model_dir)
         with pytest.raises(MnistTfError, match=r"^could not export the SavedModel to .*/2: (Read-only|Permission)"):
-            export.export_saved_model(model, Path(config.export_dir) / "mlp")
+            saved_model.export_saved_model(model, Path(config.export_dir) / "mlp")
     assert_intact(config, first["weights_sha256"], first["export_dir"])
 
 

@@ -20,8 +20,9 @@ import tensorflow as tf
 from conftest import quiet_run, tiny_config_in
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 
-from mnist_tf import figures
-from mnist_tf.summaries import HPARAMS, Summaries
+from mnist_tf.config import HPARAMS
+from mnist_tf.reporting import figures
+from mnist_tf.reporting.summaries import Summaries
 
 STEPS_PER_EPOCH = 20  # 1,000 training images in batches of 50
 LOG_EVERY = 5

@@ -10,10 +10,14 @@ import pytest
 import tensorflow as tf
 from conftest import checkpoint_weights, quiet_run, write_idx_dir
 
-from mnist_tf import checkpoints, data, idx, models, recipes, train
-from mnist_tf.config import OPTIMIZERS
-from mnist_tf.console import ConsoleReporter
+from mnist_tf import recipes
+from mnist_tf.data import idx, pipeline, sources
 from mnist_tf.errors import MnistTfError
+from mnist_tf.export import from_run
+from mnist_tf.nn.optimizers import OPTIMIZERS
+from mnist_tf.reporting.console import ConsoleReporter
+from mnist_tf.training import build, run
+from mnist_tf.training.results import weights_digest
 
 
 def test_mlp_learns_and_writes_results_checkpoints_logs_and_export(tiny_config):
@@ -52,9 +56,9 @@ def test_mlp_learns_and_writes_results_checkpoints_logs_and_export(tiny_config):
 def test_progress_bar_on_a_terminal(tiny_config, monkeypatch):
     monkeypatch.setattr(ConsoleReporter, "REFRESH_SECONDS", 0.0)  # draw on every step
     stream = io.StringIO()
-    train.run(dataclasses.replace(tiny_config, epochs=1, export_dir=None), ConsoleReporter(stream, interactive=True))
+    run.run(dataclasses.replace(tiny_config, epochs=1, export_dir=None), ConsoleReporter(stream, interactive=True))
     output = stream.getvalue()
-    steps = data.steps_per_epoch(data.load(data_dir=tiny_config.data_dir, validation_size=200).train, 50)
+    steps = pipeline.steps_per_epoch(sources.load(data_dir=tiny_config.data_dir, validation_size=200).train, 50)
     assert f"\repoch 1/1 [{'=' * 24}] {steps}/{steps}  loss " in output
     assert "\r\033[Kepoch 1/1  loss" in output  # the bar is cleared before the epoch line
 
@@ -95,7 +99,7 @@ def test_rerun_resumes_from_the_last_epoch_and_matches_an_uninterrupted_run(tiny
             raise RuntimeError("crash")
 
     with pytest.raises(RuntimeError):
-        train.run(split_run, CrashAfterFirstEpoch(io.StringIO()))
+        run.run(split_run, CrashAfterFirstEpoch(io.StringIO()))
     resumed, output = quiet_run(split_run)
     assert "resuming from" in output and "(step 20: epoch 2, step 0/20)" in output
     assert resumed["resumed_from_step"] == 20
@@ -148,7 +152,7 @@ def test_variants_train(tiny_config, changes):
 
 
 def test_digits_cnn_recipe_trains_on_the_bundled_digits(tmp_path):
-    """The recipe as it is, for 3 of its 150 epochs: 8x8 images through the same pipeline, model and export."""
+    """The recipe as it is, for 3 of its 150 epochs: 8x8 images through the same pipeline, model and saved_model."""
     config = recipes.config("digits_cnn", epochs=3, model_dir=str(tmp_path / "run"), export_dir=str(tmp_path / "sm"))
     results, output = quiet_run(config)
     losses = [float(line.split("loss ")[1].split()[0]) for line in output.splitlines() if line.startswith("epoch ")]
@@ -158,7 +162,7 @@ def test_digits_cnn_recipe_trains_on_the_bundled_digits(tmp_path):
     assert results["test_accuracy"] > 0.6  # 200 test digits; about 0.85 after 3 epochs
     assert results["export_dir"].endswith("sm/digits_cnn/1")
     served = tf.saved_model.load(results["export_dir"]).signatures["serving_default"]
-    test = data.load("digits", validation_size=0).test
+    test = sources.load("digits", validation_size=0).test
     classes = served(images=tf.constant(test.images))["classes"].numpy()
     assert np.mean(classes == test.labels) == pytest.approx(results["test_accuracy"])
 
@@ -191,13 +195,13 @@ def test_early_stopping_stops_when_validation_stops_improving_and_keeps_the_best
         in (output)
     )
     # The tested (and exported) weights are the best epoch's, kept in checkpoints/best.
-    best = models.build(config.resolve(), (28, 28, 1))
+    best = build.model(config.resolve(), (28, 28, 1))
     tf.train.Checkpoint(model=best).restore(tf.train.latest_checkpoint(f"{config.model_dir}/checkpoints/best"))
-    assert train.weights_digest(best) == results["weights_sha256"]
+    assert weights_digest(best) == results["weights_sha256"]
 
     # scripts/export.py and evaluate.py rebuild the same model from the run's checkpoints.
-    rebuilt, _, path = checkpoints.load_model(config.model_dir)
-    assert "/checkpoints/best/" in path and train.weights_digest(rebuilt) == results["weights_sha256"]
+    rebuilt, _, path = from_run.load_model(config.model_dir)
+    assert "/checkpoints/best/" in path and weights_digest(rebuilt) == results["weights_sha256"]
 
     # Run again: it resumes from the last checkpoint, sees it has stopped, and ends with the same best weights.
     again, _ = quiet_run(config)

@@ -1,4 +1,4 @@
-"""Low-level layers written on variables and raw `tf` / `tf.nn` ops, with their own initializers.
+"""Low-level layers written on variables and raw `tf` / `tf.nn` ops, seeded by our own `initializers`.
 
 They are Keras `Layer` subclasses only so that they compose in the functional API, count parameters, checkpoint
 and serialize; the math is ours. `tests/test_layers.py` proves each equal to its Keras built-in counterpart
@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 import keras
 import tensorflow as tf
 
+from mnist_tf.nn.initializers import INITIALIZERS, Zeros, default_initializer
+
 _PACKAGE = "mnist_tf"
 
 ACTIVATIONS: dict[str, Callable[[tf.Tensor], tf.Tensor]] = {
@@ -25,77 +27,7 @@ ACTIVATIONS: dict[str, Callable[[tf.Tensor], tf.Tensor]] = {
     "elu": tf.nn.elu,
     "gelu": tf.nn.gelu,
 }
-
-
-# --- Initializers -----------------------------------------------------------------------------------------------
-
-
-def _fans(shape: Sequence[int]) -> tuple[int, int]:
-    """(fan_in, fan_out) of a Dense kernel [in, out] or a conv kernel [h, w, in, out]."""
-    receptive_field = math.prod(shape[:-2]) if len(shape) > 2 else 1
-    return shape[-2] * receptive_field, shape[-1] * receptive_field
-
-
-class Initializer:
-    """A seeded, stateless initializer: the same seed and shape always give the same values."""
-
-    def __init__(self, seed: int | None = None) -> None:
-        self.seed = random.randrange(2**31) if seed is None else seed
-
-    def __call__(self, shape: Sequence[int], dtype: tf.DType | str | None = None) -> tf.Tensor:
-        return tf.cast(self.sample(tuple(shape)), dtype or tf.float32)
-
-    def sample(self, shape: tuple[int, ...]) -> tf.Tensor:
-        raise NotImplementedError
-
-    def _uniform(self, shape: tuple[int, ...], limit: float) -> tf.Tensor:
-        return tf.random.stateless_uniform(shape, seed=[self.seed, 0], minval=-limit, maxval=limit)
-
-
-class GlorotUniform(Initializer):
-    """U(-l, l) with l = sqrt(6 / (fan_in + fan_out)) (Glorot & Bengio 2010): keeps variance for tanh/sigmoid."""
-
-    def sample(self, shape: tuple[int, ...]) -> tf.Tensor:
-        fan_in, fan_out = _fans(shape)
-        return self._uniform(shape, math.sqrt(6.0 / (fan_in + fan_out)))
-
-
-class HeUniform(Initializer):
-    """U(-l, l) with l = sqrt(6 / fan_in) (He et al. 2015): keeps variance through ReLUs."""
-
-    def sample(self, shape: tuple[int, ...]) -> tf.Tensor:
-        fan_in, _ = _fans(shape)
-        return self._uniform(shape, math.sqrt(6.0 / fan_in))
-
-
-class Uniform(Initializer):
-    """U(-0.05, 0.05) whatever the shape: Keras 1's 'uniform', which older tutorials (and `keras_mlp`) use."""
-
-    LIMIT = 0.05
-
-    def sample(self, shape: tuple[int, ...]) -> tf.Tensor:
-        return self._uniform(shape, self.LIMIT)
-
-
-class Zeros(Initializer):
-    def sample(self, shape: tuple[int, ...]) -> tf.Tensor:
-        return tf.zeros(shape)
-
-
-INITIALIZERS: dict[str, type[Initializer]] = {
-    "glorot_uniform": GlorotUniform,
-    "he_uniform": HeUniform,
-    "uniform": Uniform,
-    "zeros": Zeros,
-}
-
-
-def default_initializer(activation: str) -> str:
-    """He for the ReLU family, Glorot otherwise."""
-    return "he_uniform" if activation in ("relu", "elu", "gelu") else "glorot_uniform"
-
-
-# --- Layers -----------------------------------------------------------------------------------------------------
+HIDDEN_ACTIVATIONS = tuple(name for name in ACTIVATIONS if name != "linear")  # --activation's choices
 
 
 class _Layer(keras.layers.Layer):

@@ -11,6 +11,7 @@ import glob
 import json
 import os
 import socket
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
 
@@ -24,27 +25,29 @@ DTYPE_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16":
 
 
 def make_strategy(name: str, num_gpus: int | None = None, tpu: str = "") -> tf.distribute.Strategy:
-    """The strategy `--strategy=name` asks for; raises MnistTfError when this machine cannot give it.
+    """The strategy `--strategy=name` asks for (see `STRATEGIES`); MnistTfError when this machine cannot give it."""
+    return STRATEGIES[name](num_gpus, tpu)
 
-    default: no distribution. one_device: the first GPU (the CPU with none, or with num_gpus=0). mirrored: the
-    first `num_gpus` local GPUs (all by default); on a machine without GPUs, its logical CPU devices (one, unless
-    split with `tf.config.set_logical_device_configuration`, as the tests do). multi_worker: every worker of the
-    cluster in $TF_CONFIG. tpu: a local or Colab TPU (`tpu=""`) or the one at a grpc:// address.
-    """
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name == "multi_worker":
-        return _multi_worker()
-    if name == "tpu":
-        return _tpu(tpu)
+
+def _default(num_gpus: int | None, tpu: str) -> tf.distribute.Strategy:
+    """No distribution."""
+    return tf.distribute.get_strategy()
+
+
+def _one_device(num_gpus: int | None, tpu: str) -> tf.distribute.Strategy:
+    """The first GPU; the CPU with none, or with num_gpus=0."""
     gpus = _local_gpus(num_gpus)
-    if name == "one_device":
-        return tf.distribute.OneDeviceStrategy(gpus[0] if gpus else "/cpu:0")
+    return tf.distribute.OneDeviceStrategy(gpus[0] if gpus else "/cpu:0")
+
+
+def _mirrored(num_gpus: int | None, tpu: str) -> tf.distribute.Strategy:
+    """The first `num_gpus` local GPUs (all by default); on a machine without GPUs, its logical CPU devices (one,
+    unless split with `tf.config.set_logical_device_configuration`, as the tests do)."""
+    gpus = _local_gpus(num_gpus)
     if gpus:
         return tf.distribute.MirroredStrategy(gpus)
-    # CPU replicas share one memory, so summing on one device is all the all-reduce they need. (TF's default,
-    # collective ops, also numbers its collectives from 1 in every MirroredStrategy, so a second strategy in the
-    # same process collides with the first: tests and benchmarks make several.)
+    # CPU replicas share one memory, so summing on one device is all the all-reduce they need (TF's default,
+    # collective ops, also collides when a process makes a second MirroredStrategy, as tests and benchmarks do).
     cpus = [device.name for device in tf.config.list_logical_devices("CPU")]
     return tf.distribute.MirroredStrategy(cpus, cross_device_ops=tf.distribute.ReductionToOneDevice())
 
@@ -65,8 +68,8 @@ def dtype_policy(dtype: str) -> keras.DTypePolicy:
 
 
 def use_jit(setting: str) -> bool:
-    """XLA for the forward/backward step: on for GPUs/TPUs; off on CPU, where XLA convolutions were measured
-    about 10x slower than TensorFlow's own (oneDNN) kernels for LeNet."""
+    """XLA for the forward/backward step: on for GPUs/TPUs; off on CPU, where its convolutions are much slower than
+    TensorFlow's own oneDNN kernels (docs/performance.md)."""
     if setting != "auto":
         return setting == "on"
     return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
@@ -119,8 +122,8 @@ def _local_gpus(num_gpus: int | None) -> list[str]:
     return gpus[:num_gpus]
 
 
-def _multi_worker() -> tf.distribute.Strategy:
-    """MultiWorkerMirroredStrategy from $TF_CONFIG, checked first so that a typo is one line, not a hang."""
+def _multi_worker(num_gpus: int | None, tpu: str) -> tf.distribute.Strategy:
+    """Every worker of the cluster in $TF_CONFIG, checked first so that a typo is one line, not a hang."""
     raw = os.environ.get("TF_CONFIG")
     if not raw:
         raise MnistTfError(
@@ -141,8 +144,9 @@ def _multi_worker() -> tf.distribute.Strategy:
         raise MnistTfError(f"cannot start worker {task_type} {index} at {tasks[index]}: {first_line(e)}") from None
 
 
-def _tpu(address: str) -> tf.distribute.Strategy:
-    """TPUStrategy, or a clear error within seconds when there is no TPU to connect to."""
+def _tpu(num_gpus: int | None, address: str) -> tf.distribute.Strategy:
+    """A local or Colab TPU (`address` "") or the one at a grpc:// address; a clear error within seconds when
+    there is no TPU to connect to."""
     address = address or _find_tpu()
     if address.startswith("grpc://"):
         _require_reachable(address)
@@ -154,6 +158,18 @@ def _tpu(address: str) -> tf.distribute.Strategy:
         return tf.distribute.TPUStrategy(resolver)
     except (ValueError, RuntimeError, tf.errors.OpError) as e:
         raise MnistTfError(f"cannot use the TPU {address!r}: {first_line(e)}") from None
+
+
+# --strategy -> (num_gpus, tpu) -> the strategy
+STRATEGIES: dict[str, Callable[[int | None, str], tf.distribute.Strategy]] = {
+    "default": _default,
+    "one_device": _one_device,
+    "mirrored": _mirrored,
+    "multi_worker": _multi_worker,
+    "tpu": _tpu,
+}
+# --jit_compile: auto is XLA on GPUs and TPUs only
+JIT_SETTINGS = ("auto", "on", "off")
 
 
 def _find_tpu() -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from mnist_tf import checkpoints
+from mnist_tf.training import checkpoints
 
 
 class EarlyStopping:

@@ -24,29 +24,9 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hparams_api
 
-from mnist_tf import figures
+from mnist_tf.config import HPARAMS
+from mnist_tf.reporting import figures
 
-HPARAMS = (
-    "model",
-    "layers",
-    "optimizer",
-    "learning_rate",
-    "lr_schedule",
-    "loss",
-    "batch_size",
-    "epochs",
-    "early_stopping_patience",
-    "dropout",
-    "conv_dropout",
-    "weight_decay",
-    "activation",
-    "kernel_initializer",
-    "hidden_units",
-    "filters",
-    "dtype",
-    "strategy",
-    "seed",
-)
 # Shown under each chart; keyed by tag.
 DESCRIPTIONS = {
     "epoch_loss": "Mean loss (--loss: cross-entropy by default) over the epoch (train, while it trained) or over the "

@@ -2,14 +2,70 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from typing import TYPE_CHECKING, Any, TextIO
 
+from mnist_tf.config import Config
+from mnist_tf.data.sources import Splits
+
 if TYPE_CHECKING:
     import keras
 
-    from mnist_tf.train import EpochResult
+
+@dataclasses.dataclass(frozen=True)
+class EpochResult:
+    epoch: int  # 1-based
+    train_loss: float
+    train_accuracy: float
+    validation_loss: float | None
+    validation_accuracy: float | None
+    seconds: float  # training only, without validation
+    images_per_second: float
+    skipped_steps: int = 0  # steps with a non-finite loss that --nan_policy=skip left out
+
+
+@dataclasses.dataclass(frozen=True)
+class RunStart:
+    """What the header says about a run beyond its Config: the data, the strategy, where it resumes."""
+
+    splits: Splits
+    strategy: str  # e.g. "mirrored (2 replicas)"
+    per_replica_batch_size: int
+    steps_per_epoch: int
+    precision: str  # the Keras dtype policy, e.g. "mixed_bfloat16"
+    first_step: int
+    resumed_from: str | None
+    changes: list[str]  # settings changed since the checkpoint resumed from
+
+
+def header(config: Config, start: RunStart) -> list[str]:
+    """The lines a run starts with: model, data, strategy, optimizer, where it writes, and what it resumes."""
+    splits, steps = start.splits, start.steps_per_epoch
+    validation = f" · validation {len(splits.validation):,}" if splits.validation else ""
+    per_call = f" · {config.steps_per_loop} steps per call" if config.steps_per_loop > 1 else ""
+    stopping = ""
+    if config.early_stopping_patience:
+        stopping = f" (early stopping: patience {config.early_stopping_patience})"
+    recipe = f" · recipe {config.recipe}" if config.recipe else ""
+    lines = [
+        f"mnist_tf: {config.model} ({config.layers} layers) on {config.dataset} from {splits.source}{recipe}",
+        f"data: train {len(splits.train):,}{validation} · test {len(splits.test):,} images",
+        f"strategy: {start.strategy} · batch {config.batch_size} ({start.per_replica_batch_size} per replica)"
+        f" · {steps} steps/epoch{per_call} · {start.precision}",
+        f"optimizer: {config.optimizer} lr {config.learning_rate:g} ({config.lr_schedule})"
+        f" · weight decay {config.weight_decay:g} · {config.loss} loss · {config.epochs} epochs{stopping}"
+        f" · seed {config.seed}",
+        f"model_dir: {config.model_dir}",
+    ]
+    if start.resumed_from:
+        epoch, step = divmod(start.first_step, steps)
+        where = f"step {start.first_step}: epoch {epoch + 1}, step {step}/{steps}"
+        lines.append(f"resuming from {start.resumed_from} ({where})")
+    if start.changes:
+        lines.append(f"changed since the checkpoint: {'; '.join(start.changes)}")
+    return lines
 
 
 def format_duration(seconds: float) -> str:

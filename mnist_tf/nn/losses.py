@@ -35,6 +35,6 @@ def _errors(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
 
 LOSSES: dict[str, Callable[[tf.Tensor, tf.Tensor], tf.Tensor]] = {
     "cross_entropy": cross_entropy,
-    "mse": mse,
     "logcosh": logcosh,
+    "mse": mse,
 }

@@ -23,9 +23,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mnist_tf import preprocess
-from mnist_tf.data import normalize_images
+from mnist_tf.data.pipeline import normalize_images
 from mnist_tf.errors import MnistTfError, first_line
+from mnist_tf.export import preprocess
 
 SERVING_DEFAULT = "serving_default"
 IMAGE_BYTES = "image_bytes"

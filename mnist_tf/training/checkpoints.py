@@ -1,8 +1,7 @@
-"""A run's checkpoints: where they live, restoring them with clear errors, and turning one back into its model.
+"""A run's checkpoints: where they live, saving and restoring them with clear errors, and the run's config.json.
 
 Training writes `<model_dir>/config.json` (the resolved Config and the image shape) before the first step, so a
-checkpoint can be rebuilt into its model by `scripts/export.py` and `scripts/evaluate.py` without repeating the
-training flags.
+checkpoint can be rebuilt into its model (`mnist_tf.export.from_run`) without repeating the training flags.
 """
 
 from __future__ import annotations
@@ -14,10 +13,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import keras
 import tensorflow as tf
 
-from mnist_tf import distribute, models
 from mnist_tf.config import Config
 from mnist_tf.errors import MnistTfError, first_line
 from mnist_tf.files import write_json_atomic
@@ -25,8 +22,9 @@ from mnist_tf.files import write_json_atomic
 CONFIG_FILE = "config.json"
 DIRECTORY = "checkpoints"
 MAX_TO_KEEP = 3
-# Flags that make a different model: a checkpoint of one cannot be resumed as the other.
-ARCHITECTURE = ("model", "layers", "activation", "hidden_units", "filters")
+# Flags that make a different model whatever the architecture (its registry entry adds the ones that shape its
+# weights): a checkpoint of one cannot be resumed as the other.
+ARCHITECTURE = ("model", "layers", "activation")
 # Flags that say where things are or what is logged: changing them on resume is not worth a mention.
 _NOT_TRAINING = frozenset(
     {"model_dir", "export_dir", "data_dir", "source", "tfds_data_dir", "log_every_steps", "histograms", "profile_steps"}
@@ -92,7 +90,7 @@ def changes(model_dir: str | os.PathLike, config: Config, image_shape: tuple[int
     previous, previous_shape = read_config(model_dir)
     other = [
         f"{name} {getattr(previous, name)}, not {getattr(config, name)}"
-        for name in ARCHITECTURE
+        for name in (*ARCHITECTURE, *config.architecture.shape_fields)
         if getattr(previous, name) != getattr(config, name)
     ]
     if tuple(previous_shape) != tuple(image_shape):
@@ -124,19 +122,3 @@ def read_config(model_dir: str | os.PathLike) -> tuple[Config, tuple[int, ...]]:
         raise MnistTfError(f"{path} not found: --model_dir must be a training run's directory") from None
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise MnistTfError(f"{path} is not a readable mnist_tf run configuration ({first_line(e)})") from None
-
-
-def load_model(model_dir: str | os.PathLike) -> tuple[keras.Model, Config, str]:
-    """(the model with its latest checkpoint's weights, the config it was trained with, the checkpoint path).
-
-    With early stopping, the weights are its best epoch's, as training itself tests and exports them.
-    """
-    config, image_shape = read_config(model_dir)
-    path = latest(model_dir)
-    if config.early_stopping_patience:
-        path = tf.train.latest_checkpoint(os.fspath(best_directory(model_dir))) or path
-    if path is None:
-        raise MnistTfError(f"no checkpoint in {directory(model_dir)}: the run has not saved one yet")
-    model = models.build(config, image_shape, distribute.dtype_policy(config.dtype))
-    restore(tf.train.Checkpoint(model=model), path)
-    return model, config, path

@@ -1,6 +1,5 @@
-"""Data sources, splits and the tf.data pipeline.
+"""Data sets and where they come from: every source ends as the same in-memory uint8 splits (MNIST is 55 MB).
 
-Every source ends as the same in-memory uint8 arrays (MNIST is 55 MB), so one pipeline serves them:
 - `idx`: a folder with the four LeCun IDX files (`--data_dir`, or the MNIST_TF_DATA_DIR environment variable);
   fully offline.
 - `tfds`: `tensorflow-datasets` (`mnist`, `fashion_mnist`). With a `data_dir` as well, tfds builds its own copy
@@ -8,8 +7,8 @@ Every source ends as the same in-memory uint8 arrays (MNIST is 55 MB), so one pi
 - `sklearn`: scikit-learn's bundled 8x8 `digits` (1,797 images, pixels 0..16, scaled to 0..255); the last 200
   are the test split, as in the classic examples. Offline too.
 
-Training: shuffle (seeded, a new order each epoch) -> batch (dropping the remainder, so shapes are static) ->
-normalize to float32 in [0, 1] -> prefetch. Evaluation: batch (padded) -> normalize -> cache -> prefetch.
+`load_for(config)` is how training, the benchmark and evaluation load data; every check of a data set against
+its source is in `load`.
 """
 
 from __future__ import annotations
@@ -17,17 +16,23 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
+from typing import Protocol
 
 import numpy as np
 import tensorflow as tf
 
-from mnist_tf import idx
+from mnist_tf.data import idx
 from mnist_tf.errors import MnistTfError, first_line
 
 DATA_DIR_ENV = "MNIST_TF_DATA_DIR"
 NUM_CLASSES = 10
 _TFDS_DOWNLOAD_HOST = ("storage.googleapis.com", 443)
 DIGITS_TEST_SIZE = 200
+
+# --dataset -> training images held out for validation by default: MNIST's customary 5,000; 200 of the digits' 1,597.
+DATASETS = {"mnist": 5000, "fashion_mnist": 5000, "digits": 200}
+# --source: auto picks sklearn for the digits, else idx when a data folder is given, else tfds.
+SOURCES = ("auto", "idx", "tfds", "sklearn")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +58,21 @@ class Splits:
         return tuple(self.train.images.shape[1:])
 
 
+class DataSettings(Protocol):
+    """The settings `load_for` reads; a resolved `Config` has them all."""
+
+    dataset: str
+    data_dir: str | None
+    source: str
+    validation_size: int
+    tfds_data_dir: str | None
+
+
+def load_for(settings: DataSettings) -> Splits:
+    """The splits that the data settings of a resolved config ask for."""
+    return load(settings.dataset, settings.data_dir, settings.source, settings.validation_size, settings.tfds_data_dir)
+
+
 def load(
     dataset: str = "mnist",
     data_dir: str | None = None,
@@ -61,21 +81,11 @@ def load(
     tfds_data_dir: str | None = None,
 ) -> Splits:
     """Loads train/test arrays and holds the last `validation_size` training images out for validation."""
-    digits = dataset == "digits"
-    if (digits and (data_dir or source not in ("auto", "sklearn"))) or (not digits and source == "sklearn"):
-        raise MnistTfError(
-            f"--dataset={dataset} --source={source}{' --data_dir' if data_dir else ''}: the digits ship with "
-            "scikit-learn (--source=sklearn or auto, no --data_dir); the other data sets come from idx or tfds"
-        )
-    data_dir = data_dir or os.environ.get(DATA_DIR_ENV) or None
-    if source == "auto":
-        source = "sklearn" if dataset == "digits" else "idx" if data_dir else "tfds"
+    source, data_dir = _resolve_source(dataset, source, data_dir)
     if source == "sklearn":
         train, test = _load_digits()
         where = "sklearn:digits"
     elif source == "idx":
-        if not data_dir:
-            raise MnistTfError(f"the idx source needs --data_dir or ${DATA_DIR_ENV}")
         train, test = (Split(*_with_channel(*idx.load_split(data_dir, s))) for s in ("train", "test"))
         where = f"idx:{data_dir}"
     else:
@@ -88,64 +98,20 @@ def load(
     return Splits(train=train, validation=validation, test=test, source=where)
 
 
-def normalize_images(images: tf.Tensor) -> tf.Tensor:
-    """uint8 pixels -> float32 in [0, 1]: what the models take. Shared by the pipeline and the SavedModel."""
-    return tf.cast(images, tf.float32) / 255.0
-
-
-def normalize(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    return normalize_images(images), tf.cast(labels, tf.int32)
-
-
-def train_dataset(split: Split, batch_size: int, seed: int, first_step: int = 0) -> tf.data.Dataset:
-    """The batches of global steps `first_step`, `first_step + 1`, ... (0-based) of every epoch, end to end.
-
-    Epoch e is shuffled with seed (seed, e): seeding by the epoch's number (not by how many epochs this iterator
-    has seen) makes a run resumed at any step see exactly the batches an uninterrupted run sees. Each epoch drops
-    its last partial batch, so every batch has a static shape and an epoch is exactly `len(split) // batch_size`
-    steps.
-
-    The split already lives in memory, so the pipeline shuffles and batches example *indices* and gathers each
-    batch of uint8 images in one op, then normalizes it. Compared with shuffling and batching examples one by one
-    from a float32 cache, that is one tf.data element per batch instead of one per image: it starts at once (no
-    shuffle buffer to fill), holds 4x less memory, and leaves the CPU to the train step (README, Performance).
-    """
-    steps = steps_per_epoch(split, batch_size)  # fails on an empty epoch, which would make this dataset spin forever
-    images, labels = tf.constant(split.images), tf.constant(split.labels)
-
-    def epoch_batches(epoch: tf.Tensor) -> tf.Tensor:
-        """[steps, batch_size] example indices: the epoch's permutation, less the remainder."""
-        order = tf.random.experimental.stateless_shuffle(tf.range(len(split), dtype=tf.int64), seed=[seed, epoch])
-        return tf.reshape(order[: steps * batch_size], [steps, batch_size])
-
-    def gather(indices: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        return normalize(tf.gather(images, indices), tf.gather(labels, indices))
-
-    first_epoch, skipped = divmod(first_step, steps)
-    epochs = tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max)
-    batches = epochs.map(epoch_batches).unbatch().skip(skipped)  # skipping indices costs nothing
-    return batches.map(gather).prefetch(tf.data.AUTOTUNE)
-
-
-def steps_per_epoch(split: Split, batch_size: int) -> int:
-    """Full batches per epoch (the remainder is dropped); at least one, or a clear error."""
-    if len(split) < batch_size:
-        raise MnistTfError(f"--batch_size={batch_size} is larger than the training set ({len(split):,} images)")
-    return len(split) // batch_size
-
-
-def eval_dataset(split: Split, batch_size: int) -> tf.data.Dataset:
-    """Every example once, in order, as (images, labels, weights) batches of exactly `batch_size`.
-
-    The last batch is padded with blank images of weight 0: shapes stay static (TPUs need that), every replica
-    gets an equal share of every batch, and metrics weighted by `weights` count each real example exactly once.
-    """
-    padding = -len(split) % batch_size
-    images = np.concatenate([split.images, np.zeros((padding, *split.images.shape[1:]), split.images.dtype)])
-    labels = np.concatenate([split.labels, np.zeros(padding, split.labels.dtype)])
-    weights = np.concatenate([np.ones(len(split), np.float32), np.zeros(padding, np.float32)])
-    examples = tf.data.Dataset.from_tensor_slices((images, labels, weights)).batch(batch_size, drop_remainder=True)
-    return examples.map(lambda x, y, w: (*normalize(x, y), w)).cache().prefetch(tf.data.AUTOTUNE)
+def _resolve_source(dataset: str, source: str, data_dir: str | None) -> tuple[str, str | None]:
+    """(the source to read, the data folder): `auto` decided, $MNIST_TF_DATA_DIR applied, mismatches refused."""
+    digits = dataset == "digits"
+    if (digits and (data_dir or source not in ("auto", "sklearn"))) or (not digits and source == "sklearn"):
+        raise MnistTfError(
+            f"--dataset={dataset} --source={source}{' --data_dir' if data_dir else ''}: the digits ship with "
+            "scikit-learn (--source=sklearn or auto, no --data_dir); the other data sets come from idx or tfds"
+        )
+    data_dir = data_dir or os.environ.get(DATA_DIR_ENV) or None
+    if source == "auto":
+        source = "sklearn" if digits else "idx" if data_dir else "tfds"
+    if source == "idx" and not data_dir:
+        raise MnistTfError(f"--source=idx needs --data_dir or ${DATA_DIR_ENV} (a folder with the four IDX files)")
+    return source, data_dir
 
 
 def _with_channel(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,153 @@
+"""Speed, measured: our training loop against Keras `model.fit` on the same model, data, optimizer and batch.
+
+For each model, the contenders (`contenders.py`) train from a fresh start with the default configuration of
+`scripts/train.py`. Each lives in its own process, and the processes take turns: a segment of training each (a
+quarter epoch), then an evaluation on the test split each, and so on. A machine that slows down for a while slows
+all of them alike, so ratios from one run are fair even on a noisy machine. Training time counts only training
+(from the first step, tracing included); evaluations are timed apart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import tensorflow as tf
+
+from mnist_tf.benchmark.contenders import CONTENDERS
+from mnist_tf.benchmark.processes import Processes
+from mnist_tf.config import Config
+from mnist_tf.data import pipeline, sources
+from mnist_tf.data.sources import Split, Splits
+from mnist_tf.nn.models import MODELS as ARCHITECTURES
+from mnist_tf.reporting import machine
+
+# The models raced by default, and the accuracy each contender is timed to: from the model registry.
+TARGET_ACCURACY = {name: entry.benchmark_target for name, entry in ARCHITECTURES.items() if entry.benchmark_target}
+MODELS = tuple(TARGET_ACCURACY)
+SEGMENTS_PER_EPOCH = 4
+BASELINE = "keras_fit"
+PIPELINE_EPOCHS = 5  # how much of the input pipeline alone is timed
+
+
+def _log(line: str) -> None:
+    print(line, flush=True)  # progress shows at once, also through a pipe
+
+
+@dataclasses.dataclass
+class ContenderResult:
+    """What one contender did: every segment's training time and every evaluation's accuracy and time."""
+
+    name: str
+    images_per_step: int
+    train_seconds: list[float] = dataclasses.field(default_factory=list)
+    train_steps: list[int] = dataclasses.field(default_factory=list)
+    accuracies: list[float] = dataclasses.field(default_factory=list)
+    eval_seconds: list[float] = dataclasses.field(default_factory=list)
+    peak_rss_mb: float = 0.0
+
+    def summary(self, target: float, test_images: int) -> dict[str, Any]:
+        elapsed = [sum(self.train_seconds[: i + 1]) for i in range(len(self.train_seconds))]
+        windows = [s * self.images_per_step / t for s, t in zip(self.train_steps, self.train_seconds, strict=True)]
+        # The first segment traces the step and the first evaluation traces its function: warm-up, not speed.
+        steady = windows[1:] or windows
+        evaluations = self.eval_seconds[1:] or self.eval_seconds
+        reached = next((t for t, a in zip(elapsed, self.accuracies, strict=True) if a >= target), None)
+        return {
+            "train_images_per_second": round(statistics.median(steady), 1),
+            "train_window_images_per_second": [round(w, 1) for w in steady],
+            "eval_images_per_second": round(test_images / statistics.median(evaluations), 1),
+            "seconds_to_target": None if reached is None else round(reached, 2),
+            "train_seconds": round(elapsed[-1], 2),
+            "final_test_accuracy": self.accuracies[-1],
+            "curve": [{"seconds": round(t, 2), "accuracy": a} for t, a in zip(elapsed, self.accuracies, strict=True)],
+            "peak_rss_mb": round(self.peak_rss_mb, 1),
+        }
+
+
+def run(
+    base: Config, models: tuple[str, ...], quick: bool = False, log: Callable[[str], None] = _log
+) -> dict[str, Any]:
+    """Races the contenders for each model; returns everything measured (what `scripts/benchmark.py` writes).
+
+    `quick` trains one epoch per contender instead of the default run: speeds, but no time to target.
+    """
+    splits = sources.load_for(base.resolve())
+    results: dict[str, Any] = {"quick": quick, "machine": machine.machine(), "data_source": splits.source, "models": {}}
+    for model in models:
+        results["models"][model] = _race(dataclasses.replace(base, model=model).resolve(), splits, quick, log)
+    return results
+
+
+def _race(config: Config, splits: Splits, quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
+    steps_per_epoch = pipeline.steps_per_epoch(splits.train, config.batch_size)
+    total_steps = config.epochs * steps_per_epoch  # the learning-rate schedule spans the default run
+    planned = steps_per_epoch if quick else total_steps
+    segment = math.ceil(steps_per_epoch / SEGMENTS_PER_EPOCH)
+    target = TARGET_ACCURACY[config.model]
+    log(f"{config.model}: {planned} steps of batch {config.batch_size} per contender, in turns of {segment}")
+    results = {name: ContenderResult(name, config.batch_size) for name in CONTENDERS}
+    with Processes(config, splits, total_steps) as processes:
+        done, turn = 0, 0
+        while done < planned:
+            steps = min(segment, planned - done)
+            order = processes.rotated(turn)  # each contender goes first, second, third equally often
+            for process in order:
+                results[process.name].train_steps.append(steps)
+                results[process.name].train_seconds.append(process.call("train", steps))
+            for process in order:
+                accuracy, seconds = process.call("evaluate")
+                results[process.name].accuracies.append(accuracy)
+                results[process.name].eval_seconds.append(seconds)
+            done, turn = done + steps, turn + 1
+            log(
+                f"  step {done}/{planned}: "
+                + " · ".join(
+                    f"{r.name} {r.accuracies[-1]:.2%} at {sum(r.train_seconds):.1f}s" for r in results.values()
+                )
+            )
+        for process, peak in processes.stop():
+            results[process.name].peak_rss_mb = peak
+    contenders = {name: result.summary(target, len(splits.test)) for name, result in results.items()}
+    for summary in contenders.values():
+        summary[f"vs_{BASELINE}"] = _ratios(summary, contenders[BASELINE])
+    ours = contenders["ours"]
+    pipeline_speed = pipeline_images_per_second(
+        splits.train, config.batch_size, config.seed, PIPELINE_EPOCHS * steps_per_epoch
+    )
+    return {
+        "batch_size": config.batch_size,
+        "epochs": config.epochs,
+        "steps_trained": planned,
+        "segment_steps": segment,
+        "target_accuracy": target,
+        "contenders": contenders,
+        "pipeline_images_per_second": round(pipeline_speed, 1),
+        "pipeline_to_train": round(pipeline_speed / ours["train_images_per_second"], 2),
+        "eval_to_train": round(ours["eval_images_per_second"] / ours["train_images_per_second"], 2),
+    }
+
+
+def _ratios(summary: dict[str, Any], baseline: dict[str, Any]) -> dict[str, float | None]:
+    """Above 1 means better than the baseline for speeds and time, and more memory for peak RSS."""
+    reached = summary["seconds_to_target"] and baseline["seconds_to_target"]
+    return {
+        "train_speed": round(summary["train_images_per_second"] / baseline["train_images_per_second"], 3),
+        "eval_speed": round(summary["eval_images_per_second"] / baseline["eval_images_per_second"], 3),
+        "time_to_target": round(baseline["seconds_to_target"] / summary["seconds_to_target"], 3) if reached else None,
+        "peak_rss": round(summary["peak_rss_mb"] / baseline["peak_rss_mb"], 3),
+    }
+
+
+def pipeline_images_per_second(split: Split, batch_size: int, seed: int, steps: int) -> float:
+    """The training input pipeline alone, no model: batches per second it delivers, in images."""
+    batches = pipeline.train_dataset(split, batch_size, seed).take(steps)
+    count = tf.function(lambda: batches.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
+    count()  # traces, and warms the caches
+    start = time.perf_counter()
+    count()
+    return steps * batch_size / (time.perf_counter() - start)

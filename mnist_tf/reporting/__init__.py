@@ -1,0 +1,1 @@
+"""What a run tells people: console lines, TensorBoard summaries and figures, evaluation reports, the machine."""

@@ -1,0 +1,33 @@
+"""The model and the optimizer a resolved `Config` asks for: the one place `nn` meets the configuration."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import tensorflow as tf
+
+from mnist_tf.config import Config
+from mnist_tf.nn import models, optimizers
+from mnist_tf.training import distribute
+
+
+def model(config: Config, image_shape: Sequence[int]) -> keras.Model:
+    """The registered architecture `config.model`, computing in `config.dtype`; call under the strategy's scope."""
+    kit = models.LayerKit(config.layers, config.seed, distribute.dtype_policy(config.dtype), config.kernel_initializer)
+    shape = models.Shape(config.hidden_units, config.filters, config.activation, config.dropout, config.conv_dropout)
+    return models.build(config.model, kit, image_shape, shape)
+
+
+def optimizer(config: Config, total_steps: int) -> keras.optimizers.Optimizer:
+    """`config.optimizer`, driven by `config.lr_schedule` over `total_steps`; loss-scaled under float16."""
+    learning_rate = optimizers.learning_rate(config.lr_schedule, config.learning_rate, total_steps)
+    return optimizers.make(config.optimizer, learning_rate, config.momentum, loss_scaling=config.dtype == "float16")
+
+
+def model_and_optimizer(
+    config: Config, strategy: tf.distribute.Strategy, image_shape: Sequence[int], total_steps: int
+) -> tuple[keras.Model, keras.optimizers.Optimizer]:
+    """Both, made under `strategy`'s scope so that their variables are distributed."""
+    with strategy.scope():
+        return model(config, image_shape), optimizer(config, total_steps)

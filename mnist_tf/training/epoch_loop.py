@@ -1,0 +1,157 @@
+"""One epoch of training: the train calls of a `Trainer` and what happens between them."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from mnist_tf.config import Config
+from mnist_tf.errors import MnistTfError
+from mnist_tf.reporting.console import ConsoleReporter, EpochResult
+from mnist_tf.reporting.evaluation import Report
+from mnist_tf.reporting.summaries import StepProfiler, Summaries
+from mnist_tf.training import checkpoints, interruption
+from mnist_tf.training.early_stopping import EarlyStopping
+from mnist_tf.training.trainer import Trainer
+
+
+@dataclasses.dataclass
+class EpochLoop:
+    """One epoch of training calls, with what happens between them: progress, step summaries, profiling, and
+    the checks that stop a run (a non-finite loss, a stop request); then the epoch's summaries."""
+
+    trainer: Trainer
+    iterator: Any
+    config: Config
+    steps: int  # per epoch
+    reporter: ConsoleReporter
+    manager: tf.train.CheckpointManager
+    guard: interruption.Guard
+    summaries: Summaries
+    profiler: StepProfiler
+
+    def train_epochs(
+        self,
+        first_step: int,
+        validation: tf.data.Dataset | None,
+        stopper: EarlyStopping | None,
+        first_batch: tuple[tf.Tensor, tf.Tensor],
+    ) -> float:
+        """Trains from global step `first_step` to the last epoch (or early stopping's), validating, checkpointing,
+        summarizing and reporting each epoch; returns the seconds spent training (validation excluded)."""
+        steps, epochs = self.steps, self.config.epochs
+        start, train_seconds = time.perf_counter(), 0.0
+        for epoch in range(first_step // steps, epochs):
+            if stopper and stopper.should_stop():  # resumed from the checkpoint of a run that stopped early
+                break
+            result = self.train_epoch(epoch, first_step)
+            validated = self.trainer.evaluate(validation) if validation is not None else None
+            if validated is not None:
+                result = dataclasses.replace(
+                    result, validation_loss=validated.loss, validation_accuracy=validated.accuracy
+                )
+                if stopper:
+                    stopper.update(epoch + 1, validated.loss)
+            train_seconds += result.seconds
+            step = (epoch + 1) * steps
+            self.guard.check(step)  # a stop requested during validation stops here, with this very checkpoint
+            checkpoints.save(self.manager, step)
+            self.write_summaries(step, result, validated, first_batch)
+            elapsed = time.perf_counter() - start
+            eta = elapsed / (step - first_step) * (epochs * steps - step)
+            self.reporter.epoch_end(result, epochs, elapsed, eta)
+        return train_seconds
+
+    def train_epoch(self, epoch: int, first_step: int) -> EpochResult:
+        """Trains epoch `epoch` (0-based) from global step `first_step` on, or from its start if that is earlier.
+
+        Resumed mid-epoch, the train metrics continue from the checkpoint's, so the epoch line covers the epoch.
+        """
+        trainer, config = self.trainer, self.config
+        step = max(0, first_step - epoch * self.steps)  # within the epoch
+        if step == 0:
+            trainer.reset_train_metrics()
+        skipped_before = int(trainer.skipped_steps.numpy())
+        steps_run = self.steps - step
+        start = time.perf_counter()
+        window = (trainer.train_totals(), start)  # train totals and time at the last step summary
+        while step < self.steps:
+            calls = min(config.steps_per_loop, self.steps - step)
+            first, last = epoch * self.steps + step + 1, epoch * self.steps + step + calls  # global, 1-based
+            self.profiler.before(first, last)
+            with self.summaries.graph(last):
+                trainer.train(self.iterator, calls)
+            self.profiler.after(last)
+            step += calls
+            if not trainer.skip_non_finite:
+                self._stop_unless_finite(first, last, epoch)
+            self.guard.check(last)
+            every = config.log_every_steps
+            # Every worker reads the metrics (a collective under multi-worker); only the chief writes them.
+            if every and last // every > (first - 1) // every:
+                window = self._write_step_summaries(last, *window)
+            if self.reporter.wants_progress():
+                self.reporter.progress(epoch + 1, config.epochs, step, self.steps, *trainer.train_metrics())
+        loss, accuracy = trainer.train_metrics()  # reading the metrics waits for the last step to finish
+        seconds = time.perf_counter() - start
+        skipped = int(trainer.skipped_steps.numpy()) - skipped_before
+        images_per_second = steps_run * config.batch_size / seconds
+        return EpochResult(epoch + 1, loss, accuracy, None, None, seconds, images_per_second, skipped)
+
+    def _stop_unless_finite(self, first: int, last: int, epoch: int) -> None:
+        """Raises when a step of the last call had a NaN or infinite loss; no checkpoint is written after it."""
+        loss_sum = float(self.trainer.train_loss.total.numpy())
+        if math.isfinite(loss_sum):
+            return
+        steps = f"step {last}" if first == last else f"steps {first}-{last}"
+        kept = self.manager.latest_checkpoint
+        kept = f"the last good checkpoint is {kept}" if kept else "no checkpoint was written"
+        raise MnistTfError(
+            f"training loss became {loss_sum} at {steps} (epoch {epoch + 1}); {kept}; try a lower --learning_rate, "
+            "or --nan_policy=skip to skip such steps"
+        )
+
+    def _write_step_summaries(self, step: int, totals: np.ndarray, time_: float) -> tuple[np.ndarray, float]:
+        """Loss and accuracy of the steps since the last step summary; returns the new window start."""
+        now_totals, now = self.trainer.train_totals(), time.perf_counter()
+        loss_sum, correct, examples = now_totals - totals
+        values = {
+            "step_loss": loss_sum / examples,
+            "step_accuracy": correct / examples,
+            "step_learning_rate": float(self.trainer.optimizer.learning_rate),
+            "step_images_per_second": examples / (now - time_),
+        }
+        self.summaries.scalars("train", step, values)
+        return now_totals, now
+
+    def write_summaries(
+        self, step: int, result: EpochResult, validation: Report | None, first_batch: tuple[tf.Tensor, tf.Tensor]
+    ) -> None:
+        """The epoch's TensorBoard scalars, confusion matrix, first-layer weights and (if asked) histograms."""
+        trainer, summaries = self.trainer, self.summaries
+        summaries.scalars(
+            "train",
+            step,
+            {
+                "epoch_loss": result.train_loss,
+                "epoch_accuracy": result.train_accuracy,
+                "epoch_learning_rate": float(trainer.optimizer.learning_rate),
+                "epoch_images_per_second": result.images_per_second,
+                "epoch_seconds": result.seconds,
+            },
+        )
+        if validation is not None:
+            summaries.scalars(
+                "validation", step, {"epoch_loss": validation.loss, "epoch_accuracy": validation.accuracy}
+            )
+            summaries.confusion("validation", step, validation.confusion)
+        summaries.first_layer(step, trainer.kernels[0].numpy(), tuple(trainer.model.input_shape[1:]))
+        if "weights" in self.config.histograms:
+            summaries.histograms(step, "weights", {v.path: v.numpy() for v in trainer.model.trainable_variables})
+        if "gradients" in self.config.histograms:
+            summaries.histograms(step, "gradients", trainer.gradients(*first_batch))

@@ -1,0 +1,73 @@
+"""`<model_dir>/results.json`: what a finished run reports, and the digest that says two models are the same."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from mnist_tf.config import Config
+from mnist_tf.data.sources import Splits
+from mnist_tf.reporting.evaluation import Report
+from mnist_tf.training.early_stopping import EarlyStopping
+from mnist_tf.training.trainer import Trainer
+
+RESULTS_FILE = "results.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Progress:
+    """How far the run got: the steps it began and ended at, and its training time."""
+
+    first_step: int
+    last_step: int
+    steps_per_epoch: int
+    train_seconds: float
+
+
+def record(
+    config: Config,
+    splits: Splits,
+    trainer: Trainer,
+    progress: Progress,
+    test: Report,
+    stopper: EarlyStopping | None,
+    export_path: Path | None,
+) -> dict[str, Any]:
+    """The results of a finished run (docs/training.md: What a run leaves behind)."""
+    model, seconds = trainer.model, progress.train_seconds
+    trained_images = (progress.last_step - progress.first_step) * config.batch_size
+    return {
+        "model": config.model,
+        "recipe": config.recipe,
+        "dataset": config.dataset,
+        "data_source": splits.source,
+        "epochs": config.epochs,
+        "epochs_trained": progress.last_step // progress.steps_per_epoch,
+        "early_stopping": stopper.summary() if stopper else None,
+        "resumed_from_step": progress.first_step,
+        "skipped_steps": int(trainer.skipped_steps.numpy()),
+        "train_seconds": round(seconds, 3),
+        "images_per_second": round(trained_images / seconds, 1) if seconds else 0.0,
+        "test_accuracy": test.accuracy,
+        "test_loss": test.loss,
+        "export_dir": os.fspath(export_path) if export_path else None,
+        "trainable_parameters": sum(math.prod(v.shape) for v in model.trainable_variables),
+        "weights_sha256": weights_digest(model),
+        "replicas": trainer.strategy.num_replicas_in_sync,
+        "flags": dataclasses.asdict(config),
+    }
+
+
+def weights_digest(model: keras.Model) -> str:
+    """SHA-256 of every weight's bytes, in order: equal digests mean bit-identical models."""
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        digest.update(np.ascontiguousarray(weight.value).tobytes())
+    return digest.hexdigest()

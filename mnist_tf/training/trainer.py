@@ -1,0 +1,242 @@
+"""The compiled steps of one model, optimizer and strategy: `Trainer`, what the epoch loop, tests and the
+benchmark drive."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mnist_tf.config import Config
+from mnist_tf.nn import losses
+from mnist_tf.reporting.evaluation import Report
+from mnist_tf.training import build, distribute
+
+
+class ConfusionMatrix(keras.metrics.Metric):
+    """Counts of (true label, predicted class) pairs, summed across replicas; float32 so TPUs can hold it."""
+
+    def __init__(self, classes: int, name: str = "confusion_matrix") -> None:
+        super().__init__(name=name)
+        self.classes = classes
+        self.matrix = self.add_variable(shape=(classes, classes), initializer="zeros", name="matrix")
+
+    def update_state(self, labels: tf.Tensor, logits: tf.Tensor, sample_weight: tf.Tensor | None = None) -> None:
+        predicted = tf.argmax(logits, axis=-1)
+        self.matrix.assign_add(
+            tf.math.confusion_matrix(labels, predicted, self.classes, weights=sample_weight, dtype=tf.float32)
+        )
+
+    def result(self) -> tf.Tensor:
+        return tf.convert_to_tensor(self.matrix)
+
+    def reset_state(self) -> None:
+        self.matrix.assign(tf.zeros_like(self.matrix))
+
+
+class Trainer:
+    """Compiled train and eval steps for one model, optimizer and strategy.
+
+    The loss of each replica is its examples' summed loss (cross-entropy unless `loss` names another of
+    `losses.LOSSES`) divided by the *global* batch size, so the gradients the strategy sums across replicas are
+    those of the global mean. Metrics are Keras metrics created under the strategy's scope and updated inside
+    each replica.
+
+    `step` counts the training steps taken (skipped ones included): with the model, the optimizer and the train
+    metrics it is what a checkpoint must hold for a resumed run to continue exactly where it stopped.
+    """
+
+    def __init__(
+        self,
+        model: keras.Model,
+        optimizer: keras.optimizers.Optimizer,
+        strategy: tf.distribute.Strategy,
+        global_batch_size: int,
+        weight_decay: float = 0.0,
+        jit_compile: bool = False,
+        nan_policy: str = "stop",
+        loss: str = "cross_entropy",
+    ) -> None:
+        self.model = model
+        self.loss = losses.LOSSES[loss]
+        self.optimizer = optimizer
+        self.strategy = strategy
+        self.global_batch_size = global_batch_size
+        self.weight_decay = weight_decay
+        self.skip_non_finite = nan_policy == "skip"
+        with strategy.scope():
+            # Optimizer slots must exist before the first distributed step: created lazily inside a replica
+            # context they break Keras 3 under MirroredStrategy.
+            optimizer.build(model.trainable_variables)
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            self.skipped_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_steps")
+            self.train_loss = keras.metrics.Mean("loss")
+            self.train_accuracy = keras.metrics.SparseCategoricalAccuracy("accuracy")
+            self.eval_loss = keras.metrics.Mean("loss")
+            self.eval_confusion = ConfusionMatrix(model.output_shape[-1])
+        # Weight decay applies to these; layers create their kernel first, so kernels[0] is the first layer's.
+        self.kernels = [v for v in model.trainable_variables if len(v.shape) >= 2]
+        # XLA compiles the forward/backward pass only: the optimizer update may synchronize replicas.
+        self._gradients = self._loss_and_gradients
+        if jit_compile:
+            self._gradients = tf.function(self._loss_and_gradients, jit_compile=True)
+
+    @classmethod
+    def from_config(
+        cls, config: Config, strategy: tf.distribute.Strategy, image_shape: tuple[int, ...], total_steps: int
+    ) -> Trainer:
+        """The steps of the model and optimizer a resolved `config` asks for: what `run` trains."""
+        model, optimizer = build.model_and_optimizer(config, strategy, image_shape, total_steps)
+        jit = distribute.use_jit(config.jit_compile)
+        return cls(
+            model, optimizer, strategy, config.batch_size, config.weight_decay, jit, config.nan_policy, config.loss
+        )
+
+    def checkpoint(self, **extra: Any) -> tf.train.Checkpoint:
+        """Everything a resumed run needs: weights, optimizer state, steps taken, this epoch's train metrics, and
+        the `extra` objects the run adds (early stopping's state).
+
+        Dropout's mask counters are model weights and the data pipeline restarts at `step`, so nothing random is
+        left out.
+        """
+        return tf.train.Checkpoint(
+            model=self.model,
+            optimizer=self.optimizer,
+            step=self.step,
+            skipped_steps=self.skipped_steps,
+            train_metrics=[*self.train_loss.variables, *self.train_accuracy.variables],
+            **extra,
+        )
+
+    def _loss_and_gradients(self, images: tf.Tensor, labels: tf.Tensor):
+        with tf.GradientTape() as tape:
+            logits = tf.cast(self.model(images, training=True), tf.float32)
+            per_example_loss = self.loss(labels, logits)
+            loss = tf.nn.compute_average_loss(per_example_loss, global_batch_size=self.global_batch_size)
+            if self.weight_decay:
+                l2 = self.weight_decay * tf.add_n([tf.nn.l2_loss(kernel) for kernel in self.kernels])
+                loss += tf.nn.scale_regularization_loss(l2)
+            # float16 scales the loss up so small gradients survive; the optimizer scales them back down.
+            loss = self.optimizer.scale_loss(loss)
+        gradients = tape.gradient(loss, self.model.trainable_variables)
+        return per_example_loss, logits, gradients
+
+    def _replica_train_step(self, images: tf.Tensor, labels: tf.Tensor) -> None:
+        self._replica_apply(labels, *self._gradients(images, labels))
+
+    def _replica_apply(
+        self, labels: tf.Tensor, per_example_loss: tf.Tensor, logits: tf.Tensor, gradients: list[tf.Tensor]
+    ) -> None:
+        self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables, strict=False))
+        self.train_loss.update_state(per_example_loss)
+        self.train_accuracy.update_state(labels, logits)
+
+    def _replica_checked_gradients(self, images: tf.Tensor, labels: tf.Tensor):
+        """The loss and gradients of one replica, and 1.0 if any of them is NaN or infinite (0.0 otherwise).
+
+        Under float16 the loss scaler already skips steps whose scaled gradients overflow (and lowers the scale),
+        so only the loss itself is checked there.
+        """
+        per_example_loss, logits, gradients = self._gradients(images, labels)
+        checked = [per_example_loss]
+        if not isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
+            checked += gradients
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(t)) for t in checked])
+        return per_example_loss, logits, gradients, tf.cast(tf.logical_not(finite), tf.float32)
+
+    def _skipping_train_step(self, images: Any, labels: Any) -> None:
+        """A train step that leaves weights, optimizer and metrics untouched when any replica's loss or
+        gradients are not finite (`--nan_policy=skip`), and counts it in `skipped_steps`.
+
+        The decision is taken in cross-replica context on the sum over replicas, so every replica takes the same
+        branch: a branch that applies gradients synchronizes replicas, which DistributionStrategy cannot do from
+        inside a `tf.cond` in replica context.
+        """
+        per_example_loss, logits, gradients, bad = self.strategy.run(
+            self._replica_checked_gradients, args=(images, labels)
+        )
+
+        def apply() -> None:
+            self.strategy.run(self._replica_apply, args=(labels, per_example_loss, logits, gradients))
+
+        def skip() -> None:
+            self.skipped_steps.assign_add(1)
+
+        tf.cond(self.strategy.reduce(tf.distribute.ReduceOp.SUM, bad, axis=None) > 0, skip, apply)
+
+    def _replica_eval_step(self, images: tf.Tensor, labels: tf.Tensor, weights: tf.Tensor) -> None:
+        logits = tf.cast(self.model(images, training=False), tf.float32)
+        per_example_loss = self.loss(labels, logits)
+        self.eval_loss.update_state(per_example_loss, sample_weight=weights)
+        self.eval_confusion.update_state(labels, logits, sample_weight=weights)
+
+    def train(self, iterator: Any, steps: int = 1) -> None:
+        """`steps` optimizer steps on the next global batches of a distributed iterator, in one call.
+
+        Several steps per call (`--steps_per_loop`) keep the loop on the device: TPUs need it to stay busy.
+        """
+        self._train_steps(iterator, tf.constant(steps, tf.int32))  # a tensor: no retracing per count
+
+    @tf.function
+    def _train_steps(self, iterator: Any, steps: tf.Tensor) -> None:
+        for _ in tf.range(steps):
+            if self.skip_non_finite:
+                self._skipping_train_step(*next(iterator))
+            else:
+                self.strategy.run(self._replica_train_step, args=next(iterator))
+            self.step.assign_add(1)
+
+    @tf.function
+    def _eval_step(self, batch: Any) -> None:
+        self.strategy.run(self._replica_eval_step, args=batch)
+
+    def evaluate(self, dataset: tf.data.Dataset) -> Report:
+        """Loss, confusion matrix and so accuracy over the examples of a `pipeline.eval_dataset` (padding
+        excluded); no mistakes listed."""
+        for metric in (self.eval_loss, self.eval_confusion):
+            metric.reset_state()
+        # One call per batch: faster on CPU than looping over the dataset inside one tf.function.
+        for batch in distribute.distribute_dataset(self.strategy, dataset):
+            self._eval_step(batch)
+        confusion = np.rint(self.eval_confusion.result()).astype(np.int64)
+        return Report(confusion, float(self.eval_loss.result()), mistakes=())
+
+    def train_metrics(self) -> tuple[float, float]:
+        """Mean loss and accuracy since the last reset."""
+        return float(self.train_loss.result()), float(self.train_accuracy.result())
+
+    def train_totals(self) -> np.ndarray:
+        """[summed loss, correct predictions, examples] since the last reset.
+
+        The difference of two readings gives the loss and accuracy of just the steps in between, at no cost to
+        the train step (`EpochLoop` logs `step_loss` and `step_accuracy` this way).
+        """
+        return np.array(
+            [float(v.numpy()) for v in (self.train_loss.total, self.train_accuracy.total, self.train_loss.count)]
+        )
+
+    def gradients(self, images: tf.Tensor, labels: tf.Tensor) -> dict[str, np.ndarray]:
+        """Gradients of the mean loss on one batch with dropout off, by variable path: for histograms.
+
+        Outside the train step, so it costs nothing when unused, and without dropout, so it draws no random
+        numbers and training stays bit-identical with or without it.
+        """
+        gradients = self._probe_gradients(images, labels)
+        first_replica = [self.strategy.experimental_local_results(g)[0] for g in gradients]
+        return {v.path: g.numpy() for v, g in zip(self.model.trainable_variables, first_replica, strict=True)}
+
+    @tf.function
+    def _probe_gradients(self, images: tf.Tensor, labels: tf.Tensor) -> list[Any]:
+        def replica_gradients(images: tf.Tensor, labels: tf.Tensor) -> list[tf.Tensor]:
+            with tf.GradientTape() as tape:
+                logits = tf.cast(self.model(images, training=False), tf.float32)
+                loss = tf.reduce_mean(self.loss(labels, logits))
+            return tape.gradient(loss, self.model.trainable_variables)
+
+        return self.strategy.run(replica_gradients, args=(images, labels))
+
+    def reset_train_metrics(self) -> None:
+        self.train_loss.reset_state()
+        self.train_accuracy.reset_state()

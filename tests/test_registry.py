@@ -1,0 +1,78 @@
+"""Every registered model is whole: its defaults resolve, it builds in both layer kits, trains, checkpoints and
+is recognised on resume; and every choice a setting offers is a key of the registry that implements it."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mnist_tf.config import HPARAMS, SETTINGS, Config
+from mnist_tf.errors import MnistTfError
+from mnist_tf.nn.models import MODELS
+from mnist_tf.training import checkpoints, distribute
+from mnist_tf.training.trainer import Trainer
+
+
+def fixed_batch(size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return rng.random((size, 28, 28, 1), dtype=np.float32), rng.integers(0, 10, size).astype(np.int32)
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("kit", ["ours", "keras"])
+def test_each_model_trains_a_few_steps(name, kit, tmp_path):
+    config = Config(model=name, layers=kit, batch_size=32, learning_rate=1e-3, lr_schedule="constant").resolve()
+    strategy = distribute.make_strategy("default")
+    trainer = Trainer.from_config(config, strategy, (28, 28, 1), total_steps=5)
+    assert trainer.model.name == name and trainer.model.output_shape == (None, 10)
+    images, labels = fixed_batch()
+    batches = iter(tf.data.Dataset.from_tensors((images, labels)).repeat())
+    losses = []
+    for _ in range(5):
+        trainer.reset_train_metrics()
+        trainer.train(batches)
+        losses.append(trainer.train_metrics()[0])
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0], losses
+    assert int(trainer.step.numpy()) == 5
+    assert tf.train.latest_checkpoint(tmp_path) is None
+    trainer.checkpoint().save(tmp_path / "ckpt")
+    assert tf.train.latest_checkpoint(tmp_path).endswith("ckpt-1")
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_each_models_shape_settings_make_another_model_on_resume(name, tmp_path):
+    config = Config(model=name, model_dir=str(tmp_path)).resolve()
+    checkpoints.write_config(tmp_path, config, (28, 28, 1))
+    assert checkpoints.changes(tmp_path, dataclasses.replace(config, epochs=9), (28, 28, 1)) == ["epochs 4 -> 9"]
+    for field in MODELS[name].shape_fields:
+        value = getattr(config, field)
+        if not value:  # a model without convolutions has no filters to change
+            continue
+        changed = dataclasses.replace(config, **{field: tuple(v + 1 for v in value)})
+        with pytest.raises(MnistTfError, match=f"holds checkpoints of another model .*{field}"):
+            checkpoints.changes(tmp_path, changed, (28, 28, 1))
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_each_models_registry_entry_is_complete(name):
+    entry = MODELS[name]
+    assert set(entry.defaults) == {"hidden_units", "dropout", "conv_dropout", "filters"}
+    assert entry.dense_layers in (None, len(entry.defaults["hidden_units"]))
+    assert entry.benchmark_target is None or 0 < entry.benchmark_target < 1
+    assert set(entry.shape_fields) <= set(SETTINGS)
+
+
+def test_every_choice_of_every_setting_resolves():
+    """Each choice a flag offers is accepted by Config (the registries and the flag choices cannot drift apart)."""
+    for setting in SETTINGS.values():
+        for choice in setting.choices:
+            if setting.name in ("strategy", "dataset", "source"):
+                continue  # need hardware, data or another data set's source: covered by their own tests
+            value = (choice,) if setting.sequence else choice
+            Config(**{setting.name: value}).resolve()
+
+
+def test_hparams_and_settings_carry_help():
+    assert {"model", "learning_rate", "batch_size", "dtype"} <= set(HPARAMS)
+    assert all(setting.help for setting in SETTINGS.values())
