@@ -20,44 +20,45 @@ DATA_FLAGS = ("dataset", "data_dir", "source", "tfds_data_dir")
 _FLAG_DEFAULTS = {"model_dir": None}
 
 
-def define_config_flags(names: Iterable[str] | None = None) -> None:
+def define_config_flags(names: Iterable[str] | None = None, flag_values: flags.FlagValues = flags.FLAGS) -> None:
     """One absl flag per Config field (or per field in `names`), with the field's help, choices and bounds."""
+    for setting in _settings(names):
+        _define(setting, flag_values)
+
+
+def _settings(names: Iterable[str] | None) -> list[config_lib.Setting]:
     wanted = set(names) if names is not None else None
-    for setting in config_lib.settings():
-        if setting.flag and (wanted is None or setting.name in wanted):
-            _define(setting)
+    return [s for s in config_lib.settings() if s.flag and (wanted is None or s.name in wanted)]
 
 
-def _define(setting: config_lib.Setting) -> None:
+def _define(setting: config_lib.Setting, flag_values: flags.FlagValues) -> None:
     name, help_text = setting.name, setting.help
     default = _FLAG_DEFAULTS.get(name, setting.default)
     if setting.sequence:
-        flags.DEFINE_list(name, list(default) if default is not None else None, help_text)
+        flags.DEFINE_list(name, list(default) if default is not None else None, help_text, flag_values=flag_values)
         if setting.type is int:
             flags.register_validator(
                 name,
                 lambda values: values is None or all(v.strip().isdigit() for v in values),
                 message=f"--{name} takes comma-separated positive integers",
+                flag_values=flag_values,
             )
     elif setting.choices:
-        flags.DEFINE_enum(name, default, setting.choices, help_text)
-    elif setting.type is int:
-        flags.DEFINE_integer(name, default, help_text, lower_bound=setting.lower_bound)
-    elif setting.type is float:
-        flags.DEFINE_float(name, default, help_text, lower_bound=setting.lower_bound)
+        flags.DEFINE_enum(name, default, setting.choices, help_text, flag_values=flag_values)
+    elif setting.type in (int, float):
+        define = flags.DEFINE_integer if setting.type is int else flags.DEFINE_float
+        define(name, default, help_text, lower_bound=setting.lower_bound, flag_values=flag_values)
     elif setting.type is bool:
-        flags.DEFINE_bool(name, default, help_text)
+        flags.DEFINE_bool(name, default, help_text, flag_values=flag_values)
     else:
-        flags.DEFINE_string(name, default, help_text)
+        flags.DEFINE_string(name, default, help_text, flag_values=flag_values)
 
 
-def config_values(names: Iterable[str] | None = None) -> dict[str, Any]:
+def config_values(names: Iterable[str] | None = None, flag_values: flags.FlagValues = flags.FLAGS) -> dict[str, Any]:
     """The Config values of the defined flags (or of those in `names`): lists as tuples, an empty path as None."""
     values = {}
-    for setting in config_lib.settings():
-        if not setting.flag or (names is not None and setting.name not in names):
-            continue
-        value = flags.FLAGS[setting.name].value
+    for setting in _settings(names):
+        value = flag_values[setting.name].value
         if setting.sequence:
             value = None if value is None else tuple(setting.type(v) for v in value)
             value = () if value is None and not setting.optional else value

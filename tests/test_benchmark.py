@@ -36,6 +36,7 @@ def quick(tmp_path_factory):
     return json.loads(output.read_text()), process.stdout
 
 
+@pytest.mark.slow
 def test_quick_run_reports_every_field_for_every_contender(quick):
     results, _ = quick
     assert results["quick"] is True and results["command"].startswith("python scripts/benchmark.py --quick")
@@ -66,6 +67,7 @@ def test_quick_run_reports_every_field_for_every_contender(quick):
                 assert ratios["train_speed"] == ratios["eval_speed"] == ratios["peak_rss"] == 1
 
 
+@pytest.mark.slow
 def test_contenders_compute_the_same_model(quick):
     """Same initial weights, data order, dropout masks and optimizer: only the speed may differ."""
     results, _ = quick
@@ -75,6 +77,7 @@ def test_contenders_compute_the_same_model(quick):
             assert curve == pytest.approx(curves[0], abs=0.01)
 
 
+@pytest.mark.slow
 def test_prints_the_markdown_table(quick):
     _, stdout = quick
     for model in ("lenet", "mlp"):
@@ -83,6 +86,7 @@ def test_prints_the_markdown_table(quick):
     assert "input pipeline alone" in stdout and "results: " in stdout
 
 
+@pytest.mark.slow
 def test_unknown_model_is_one_line():
     process = subprocess.run(
         [*BENCHMARK, "--models=lenet,resnet"], capture_output=True, text=True, timeout=120, cwd=REPO

@@ -10,6 +10,8 @@ import sys
 import pytest
 from conftest import REPO
 
+pytestmark = pytest.mark.slow  # every test here starts a Python process (fast tier: -m 'not slow')
+
 TRAIN = [sys.executable, str(REPO / "scripts" / "train.py")]
 
 

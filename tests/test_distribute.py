@@ -45,6 +45,7 @@ def free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_mirrored_over_two_devices_matches_the_default_strategy(tiny_config):
     single, single_output = quiet_run(small_lenet(tiny_config, "default"))
     mirrored, mirrored_output = quiet_run(small_lenet(tiny_config, "mirrored", strategy="mirrored"))
@@ -103,6 +104,7 @@ def test_steps_per_loop_gives_the_same_run_as_one_step_per_call(tiny_config):
     assert seven["test_loss"] == one["test_loss"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
 def test_mixed_precision_trains_and_exports_a_float32_serving_model(tiny_config, tmp_path, dtype):
     config = small_lenet(tiny_config, dtype, dtype=dtype, epochs=3, export_dir=str(tmp_path / "export"))
@@ -128,6 +130,7 @@ def test_gpu_counts_are_checked_and_one_device_can_pin_the_cpu():
     assert strategy.extended.worker_devices == ("/job:localhost/replica:0/task:0/device:CPU:0",)
 
 
+@pytest.mark.slow
 def test_tpu_strategy_without_a_tpu_fails_fast_with_one_line(idx_dir, tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("COLAB_TPU_ADDR", "TPU_NAME")}
     start = time.monotonic()
@@ -221,6 +224,7 @@ def two_worker_run(idx_dir, tmp_path_factory):
     return root, outputs
 
 
+@pytest.mark.slow
 def test_two_worker_processes_train_in_sync_and_only_the_chief_writes(two_worker_run):
     root, outputs = two_worker_run
     model_dir, export_dir = root / "run", root / "saved_models"
@@ -244,6 +248,7 @@ def test_two_worker_processes_train_in_sync_and_only_the_chief_writes(two_worker
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_a_preempted_worker_makes_both_save_the_same_step_and_the_rerun_ends_in_the_same_weights(
     idx_dir, tmp_path, two_worker_run
 ):

@@ -47,6 +47,7 @@ def test_a_class_never_predicted_has_zero_precision_not_nan():
     np.testing.assert_array_equal(report.recall, [1.0, 0.0, 0.0])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("source", ["saved_model", "model_dir"])
 def test_evaluates_on_the_data_the_model_was_trained_on(exported_run, tmp_path, source):
     target = exported_run["export_dir"] if source == "saved_model" else exported_run["flags"]["model_dir"]
@@ -67,6 +68,7 @@ def test_evaluates_on_the_data_the_model_was_trained_on(exported_run, tmp_path, 
     assert "confusion matrix (rows: true label, columns: predicted)" in result.stdout
 
 
+@pytest.mark.slow
 def test_data_flags_override_the_training_data(exported_run, tmp_path):
     result = evaluate(f"--saved_model={exported_run['export_dir']}", f"--data_dir={tmp_path / 'nowhere'}")
     assert result.returncode == 1
@@ -74,6 +76,7 @@ def test_data_flags_override_the_training_data(exported_run, tmp_path):
     assert line.startswith("error: ") and str(tmp_path / "nowhere") in line
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("source", ["saved_model", "model_dir"])
 def test_images_of_another_size_are_one_line(exported_run, tmp_path, source):
     rng = np.random.default_rng(0)
@@ -93,6 +96,7 @@ def test_images_of_another_size_are_one_line(exported_run, tmp_path, source):
     assert expected[source] in line
 
 
+@pytest.mark.slow
 def test_a_missing_model_is_one_line(tmp_path):
     result = evaluate(f"--saved_model={tmp_path}")
     assert result.returncode == 1
@@ -101,6 +105,7 @@ def test_a_missing_model_is_one_line(tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_saved_model_and_model_dir_are_exclusive(tmp_path):
     result = evaluate(f"--saved_model={tmp_path}", f"--model_dir={tmp_path}")
     assert result.returncode == 2 and "of (saved_model, model_dir) must have a value" in result.stderr

@@ -40,6 +40,7 @@ def served(exported_run):
     return tf.saved_model.load(exported_run["export_dir"])
 
 
+@pytest.mark.slow
 def test_a_fresh_tensorflow_process_serves_both_signatures_like_the_trained_model(exported_run, tmp_path):
     images, _ = make_digits(16, seed=9)
     pngs = digits_as_png(images[:5])
@@ -91,6 +92,7 @@ def test_serving_default_takes_only_uint8(served):
         served.signatures["serving_default"](images=tf.zeros([1, 28, 28], tf.float32))
 
 
+@pytest.mark.slow
 def test_saved_model_cli_shows_the_signatures_and_runs_them(exported_run, served):
     shown = subprocess.run(
         [SAVED_MODEL_CLI, "show", "--all", "--dir", exported_run["export_dir"]],
@@ -179,6 +181,7 @@ def test_a_failed_export_leaves_earlier_versions_and_no_debris(exported_run, tmp
     assert tf.saved_model.load(str(first)).signatures["serving_default"] is not None
 
 
+@pytest.mark.slow
 def test_a_crash_mid_export_leaves_no_new_version(exported_run, tmp_path):
     """SIGKILL while the SavedModel is being written: TF Serving must never see a version directory."""
     base = tmp_path / "mlp"
@@ -196,6 +199,7 @@ def test_a_crash_mid_export_leaves_no_new_version(exported_run, tmp_path):
     assert saved_model.latest_version(base) == base / "1" and saved_model.next_version(base) == 2
 
 
+@pytest.mark.slow
 def test_export_script_writes_the_next_or_the_given_version(exported_run, tmp_path):
     model_dir = exported_run["flags"]["model_dir"]
     run = [*EXPORT, f"--model_dir={model_dir}", f"--export_dir={tmp_path}"]
@@ -220,6 +224,7 @@ def test_export_script_writes_the_next_or_the_given_version(exported_run, tmp_pa
         ("empty", "no checkpoint in"),
     ],
 )
+@pytest.mark.slow
 def test_export_script_reports_a_run_it_cannot_export(exported_run, tmp_path, model_dir, message):
     if model_dir == "empty":
         (tmp_path / "empty").mkdir()

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import nbformat
+import pytest
 from conftest import REPO
 
 NOTEBOOK = REPO / "notebooks" / "colab_tpu.ipynb"
@@ -21,6 +22,7 @@ def test_notebook_is_valid_and_asks_colab_for_a_tpu():
     assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")  # saved clean
 
 
+@pytest.mark.slow
 def test_notebook_trains_and_serves_on_the_cpu_when_no_tpu_is_attached(idx_dir, tmp_path):
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     overrides = "\n".join(

@@ -13,6 +13,8 @@ from conftest import REAL_MNIST, REPO, make_digits, requires_real_mnist
 
 from mnist_tf.data import idx
 
+pytestmark = pytest.mark.slow  # every test here starts a Python process (fast tier: -m 'not slow')
+
 PREDICT = [sys.executable, str(REPO / "scripts" / "predict.py")]
 
 

@@ -78,6 +78,7 @@ def uninterrupted(idx_dir, tmp_path_factory):
     return results
 
 
+@pytest.mark.slow
 def test_sigkill_at_a_random_point_then_the_same_command_ends_with_the_same_weights(idx_dir, tmp_path, uninterrupted):
     model_dir = tmp_path / "run"
     delay = random.uniform(0, 4)
@@ -97,6 +98,7 @@ def test_sigkill_at_a_random_point_then_the_same_command_ends_with_the_same_weig
     assert resumed["test_loss"] == uninterrupted["test_loss"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_stop_signal_saves_at_the_next_step_then_the_same_command_ends_with_the_same_weights(
     idx_dir, tmp_path, uninterrupted, signal_number
@@ -126,6 +128,7 @@ def test_a_stop_signal_saves_at_the_next_step_then_the_same_command_ends_with_th
     assert resumed["weights_sha256"] == uninterrupted["weights_sha256"]
 
 
+@pytest.mark.slow
 def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_checkpoint(idx_dir, tmp_path):
     model_dir = tmp_path / "run"
     process = start(idx_dir, model_dir, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))

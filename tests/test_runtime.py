@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # every test here starts a Python process (fast tier: -m 'not slow')
+
 SHOW = "import mnist_tf, os; print(os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset'))"
 
 

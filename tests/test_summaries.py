@@ -220,6 +220,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_a_tensorboard_server_serves_the_run(logs):
     """`tensorboard --logdir` over the run's parent (as over runs/): scalars, images and hparams over HTTP."""
     port = free_port()

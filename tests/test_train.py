@@ -63,6 +63,7 @@ def test_progress_bar_on_a_terminal(tiny_config, monkeypatch):
     assert "\r\033[Kepoch 1/1  loss" in output  # the bar is cleared before the epoch line
 
 
+@pytest.mark.slow
 def test_second_export_gets_the_next_version(tiny_config):
     first, _ = quiet_run(dataclasses.replace(tiny_config, epochs=1))
     second, _ = quiet_run(dataclasses.replace(tiny_config, epochs=1, model_dir=tiny_config.model_dir + "2"))
