@@ -21,3 +21,15 @@ def first_line(error: BaseException) -> str:
         return error.strerror  # "No space left on device", not "[Errno 28] No space left on device: '/x/y.tmp'"
     text = _TF_LOCATION.sub("", str(error)).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def assertion_message(error: BaseException) -> str:
+    """The message of the in-graph assertion that failed (`tf.debugging.Assert`), not TensorFlow's page of
+    context around it; `first_line` for any other error."""
+    for line in str(error).splitlines():
+        if line.startswith("assertion failed: ["):  # in a graph: "... [message]" or "... [message] [data]"
+            message, separator, data = line.removeprefix("assertion failed: [").rpartition("] [")
+            return f"{message} [{data}" if separator else data.removesuffix("]")
+        if "Summarized data: b'" in line:  # eagerly: "Expected ... to be true. Summarized data: b'message'"
+            return line.partition("Summarized data: b'")[2].removesuffix("'")
+    return first_line(error)

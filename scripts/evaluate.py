@@ -21,7 +21,7 @@ from absl import app, flags
 
 from mnist_tf.config import Config
 from mnist_tf.data import sources
-from mnist_tf.errors import MnistTfError, first_line
+from mnist_tf.errors import MnistTfError, assertion_message
 from mnist_tf.export import from_run, saved_model
 from mnist_tf.files import write_json_atomic
 from mnist_tf.reporting import evaluation
@@ -50,7 +50,7 @@ def from_saved_model(path: str) -> tuple[str, dict[str, Any], Predict]:
         try:
             return signature(images=tf.constant(images))["probabilities"].numpy()
         except tf.errors.InvalidArgumentError as e:
-            raise MnistTfError(f"{version_dir} rejects these images: {_assertion(e)}") from None
+            raise MnistTfError(f"{version_dir} rejects these images: {assertion_message(e)}") from None
 
     return str(version_dir), metadata.get("config", {}), predict
 
@@ -66,15 +66,6 @@ def from_checkpoint(model_dir: str) -> tuple[str, dict[str, Any], Predict]:
         return serve(tf.constant(images)).numpy()
 
     return checkpoint, dataclasses.asdict(config), predict
-
-
-def _assertion(error: tf.errors.OpError) -> str:
-    """The message of the in-graph assertion that failed, not TensorFlow's page of context around it."""
-    for line in str(error).splitlines():
-        if line.startswith("assertion failed: ["):  # "assertion failed: [message] [data]"
-            message, _, data = line.removeprefix("assertion failed: [").rpartition("] [")
-            return f"{message} [{data}"
-    return first_line(error)
 
 
 def main(argv: list[str]) -> None:

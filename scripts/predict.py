@@ -1,7 +1,8 @@
 r"""Classifies image files of handwritten digits with a SavedModel.
 
-Takes PNG, JPEG, GIF or BMP files of any size up to 67 megapixels: grayscale, RGB or RGBA, dark ink on light paper
-or light on dark.
+Takes PNG, JPEG, GIF (its first frame) or BMP files of any size up to 67 megapixels: grayscale, RGB or RGBA, dark
+ink on light paper or light on dark. A file that is none of these, or damaged, is one line on stderr; the others
+are still answered, and the exit status is 1.
 The SavedModel's `image_bytes` signature turns each into an MNIST-style 28x28 image inside its own graph
 (mnist_tf/export/preprocess.py), exactly as it does for a TF Serving client.
 
@@ -12,21 +13,25 @@ python scripts/predict.py --saved_model=saved_models/mlp/3 --top_k=3 scans/*.png
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import common
 import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from mnist_tf.errors import MnistTfError
+from mnist_tf.errors import MnistTfError, assertion_message
 from mnist_tf.export import preprocess, saved_model
 
 flags.DEFINE_string(
     "saved_model", "saved_models/lenet", "A SavedModel directory, or a base directory (its highest version)."
 )
 flags.DEFINE_integer("top_k", 1, "How many of the likeliest digits to print per image.", lower_bound=1, upper_bound=10)
-flags.DEFINE_integer("batch_size", 64, "Images per prediction call.", lower_bound=1)
+flags.DEFINE_integer(
+    "batch_size", 64, "Images per prediction call (and read at once).", lower_bound=1, upper_bound=preprocess.MAX_BATCH
+)
 flags.DEFINE_string("preprocessed_dir", None, "Also save what the model saw: each preprocessed image as a PNG.")
 FLAGS = flags.FLAGS
 
@@ -59,22 +64,43 @@ def main(argv: list[str]) -> None:
             f"{version_dir} has no {saved_model.IMAGE_BYTES} signature; re-export it with scripts/export.py"
         )
     signature = loaded.signatures[saved_model.IMAGE_BYTES]
-    good: list[tuple[str, bytes]] = []
-    for path in paths:
-        try:
-            good.append((path, read_image(path)))
-        except MnistTfError as e:
-            print(f"error: {e}", file=sys.stderr)
     width = max(len(path) for path in paths)
-    for start in range(0, len(good), FLAGS.batch_size):
-        batch = good[start : start + FLAGS.batch_size]
-        outputs = signature(image_bytes=tf.constant([encoded for _, encoded in batch]))
-        for i, (path, _) in enumerate(batch):
-            print(describe(path, outputs["probabilities"][i].numpy(), FLAGS.top_k, width))
+    answered = 0
+    for start in range(0, len(paths), FLAGS.batch_size):  # one batch of files in memory at a time
+        batch = []
+        for path in paths[start : start + FLAGS.batch_size]:
+            try:
+                batch.append((path, read_image(path)))
+            except MnistTfError as e:
+                print(f"error: {e}", file=sys.stderr)
+        for path, outputs in classify(signature, batch):
+            print(describe(path, outputs["probabilities"].numpy(), FLAGS.top_k, width))
             if FLAGS.preprocessed_dir:
-                save_preprocessed(outputs["preprocessed"][i], start + i, path)
-    if len(good) < len(paths):
+                save_preprocessed(outputs["preprocessed"], answered, path)
+            answered += 1
+    if answered < len(paths):
         sys.exit(1)
+
+
+def classify(signature: Any, batch: list[tuple[str, bytes]]) -> Iterator[tuple[str, dict[str, tf.Tensor]]]:
+    """(path, that image's outputs) for each image the signature answers, in order.
+
+    The pre-check runs the signature's own preprocessing, so a batch fails only with a SavedModel exported by an
+    older version: then each image goes alone, and only the bad ones are reported.
+    """
+    if not batch:
+        return
+    try:
+        outputs = signature(image_bytes=tf.constant([encoded for _, encoded in batch]))
+    except tf.errors.InvalidArgumentError as e:
+        if len(batch) == 1:
+            print(f"error: {batch[0][0]}: {assertion_message(e)}", file=sys.stderr)
+            return
+        for one in batch:
+            yield from classify(signature, [one])
+        return
+    for i, (path, _) in enumerate(batch):
+        yield path, {name: value[i] for name, value in outputs.items()}
 
 
 def save_preprocessed(image: tf.Tensor, index: int, path: str) -> None:

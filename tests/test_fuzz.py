@@ -15,6 +15,7 @@ import pytest
 import tensorflow as tf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from image_files import top_down_bmp
 from PIL import Image
 
 from mnist_tf.data import idx
@@ -74,19 +75,29 @@ def test_a_truncated_idx_file_is_always_reported(tmp_path, cut, gzipped):
 # Images: real ones of every kind, then damaged; and random bytes.
 
 
+VARIANTS = [
+    "PNG",
+    "PNG16",
+    "JPEG",
+    "JPEG_CMYK",
+    "JPEG_PROGRESSIVE",
+    "BMP",
+    "BMP_TOP_DOWN",
+    "GIF",
+    "GIF_ANIMATED",
+    "WEBP",
+]
+
+
 @st.composite
 def encoded_images(draw) -> bytes:
-    """A random image in a random format and mode, then maybe truncated or with bytes overwritten."""
+    """A random image in a random format, variant and mode (every kind `decode_image` reads, WebP included), then
+    maybe truncated or with bytes overwritten."""
     height, width = draw(st.integers(1, 48)), draw(st.integers(1, 48))
     mode = draw(st.sampled_from(["L", "LA", "RGB", "RGBA", "P", "1"]))
-    pixels = np.random.default_rng(draw(st.integers(0, 2**32 - 1))).integers(0, 256, (height, width, 4), np.uint8)
-    image = Image.fromarray(pixels, "RGBA").convert(mode)
-    image_format = draw(st.sampled_from(["PNG", "JPEG", "BMP", "GIF"]))
-    if image_format in ("JPEG", "BMP") and mode not in ("L", "RGB"):
-        image = image.convert("RGB")
-    buffer = io.BytesIO()
-    image.save(buffer, image_format)
-    raw = bytearray(buffer.getvalue())
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    image = Image.fromarray(rng.integers(0, 256, (height, width, 4), np.uint8), "RGBA").convert(mode)
+    raw = bytearray(encode_variant(image, draw(st.sampled_from(VARIANTS)), rng))
     damage = draw(st.sampled_from(["none", "truncate", "overwrite"]))
     if damage == "truncate":
         raw = raw[: draw(st.integers(0, len(raw) - 1))]
@@ -94,6 +105,25 @@ def encoded_images(draw) -> bytes:
         for _ in range(draw(st.integers(1, 8))):
             raw[draw(st.integers(0, len(raw) - 1))] = draw(st.integers(0, 255))
     return bytes(raw)
+
+
+def encode_variant(image: Image.Image, variant: str, rng: np.random.Generator) -> bytes:
+    buffer = io.BytesIO()
+    if variant == "PNG16":
+        Image.fromarray(np.asarray(image.convert("L")).astype(np.uint16) * 257).save(buffer, "PNG")
+    elif variant.startswith("JPEG"):
+        color = "CMYK" if variant == "JPEG_CMYK" else "RGB" if image.mode not in ("L", "RGB") else image.mode
+        image.convert(color).save(buffer, "JPEG", progressive=variant == "JPEG_PROGRESSIVE")
+    elif variant.startswith("BMP"):
+        image.convert("RGB").save(buffer, "BMP")
+        if variant == "BMP_TOP_DOWN":
+            return top_down_bmp(buffer.getvalue())
+    elif variant == "GIF_ANIMATED":
+        frames = [Image.fromarray(rng.integers(0, 256, (image.height, image.width), np.uint8)) for _ in range(3)]
+        image.convert("L").save(buffer, "GIF", save_all=True, append_images=frames)
+    else:
+        image.save(buffer, variant)
+    return buffer.getvalue()
 
 
 def preprocessed_or_one_clear_error(encoded: bytes) -> np.ndarray | None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import struct
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import REAL_MNIST, requires_real_mnist
+from image_files import animated_gif, declaring_a_huge_size, saved, top_down_bmp
 from PIL import Image
 
 from mnist_tf.data import idx
@@ -99,23 +99,6 @@ def test_a_good_image_passes_the_check():
     preprocess.check_decodable(encode(stroke_image(30, 30, True), "jpeg_rgb"))
 
 
-def declaring_a_huge_size(image_format: str) -> bytes:
-    """A small image whose header is changed to declare 20000x20000 pixels (60000x60000 for GIF's 16-bit fields)."""
-    buffer = io.BytesIO()
-    Image.new("RGB", (40, 30), "white").save(buffer, image_format)
-    raw = bytearray(buffer.getvalue())
-    if image_format == "PNG":  # IHDR: big-endian width, height
-        raw[16:24] = struct.pack(">II", 20000, 20000)
-    elif image_format == "GIF":  # logical screen: little-endian 16-bit width, height
-        raw[6:10] = struct.pack("<HH", 60000, 60000)
-    elif image_format == "BMP":  # little-endian 32-bit width, height (negative: rows top-down)
-        raw[18:26] = struct.pack("<ii", 20000, -20000)
-    else:  # JPEG: the frame header after the SOF0 marker holds big-endian 16-bit height, width
-        frame = raw.index(b"\xff\xc0")
-        raw[frame + 5 : frame + 9] = struct.pack(">HH", 20000, 20000)
-    return bytes(raw)
-
-
 @pytest.mark.parametrize("image_format", ["PNG", "GIF", "BMP", "JPEG"])
 def test_an_image_declaring_too_many_pixels_is_refused_before_it_is_decoded(image_format):
     """A decompression bomb: a 400-megapixel PNG of blank paper is 438 kB, and decoding it took 6 GB here."""
@@ -141,3 +124,92 @@ def test_mnist_test_digits_come_back_almost_unchanged():
     out = preprocess.preprocess_batch(encoded).numpy().astype(np.int64)
     mean_abs_difference = np.abs(out - images).mean()
     assert mean_abs_difference < 1.0  # of 255; measured 0.28
+
+
+# Hostile inputs: formats that are not accepted, animations, batches too large, and the position of the bad image.
+
+
+def stroke_file(image_format: str = "PNG") -> bytes:
+    return saved(Image.fromarray(stroke_image(60, 50, light_background=True)), image_format)
+
+
+def test_webp_is_refused_in_one_line_naming_the_accepted_formats():
+    webp = saved(Image.fromarray(stroke_image(60, 50, True)), "WEBP", lossless=True)
+    with pytest.raises(MnistTfError, match=r"^not a PNG, JPEG, GIF or BMP image \(or a damaged one\)$"):
+        preprocess.check_decodable(webp)
+    assert preprocess.FORMATS and "WebP" not in preprocess.IMAGE_FORMATS
+
+
+def test_an_error_in_the_graph_names_the_image_at_fault():
+    good, webp = stroke_file(), saved(Image.new("L", (30, 30)), "WEBP")
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"image 2 of the batch, from 0"):
+        preprocess.preprocess_batch(tf.constant([good, good, webp, good]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"pixels \(400000000\): image 1 of the batch, from 0"):
+        preprocess.preprocess_batch(tf.constant([good, declaring_a_huge_size("PNG")]))
+
+
+def test_an_animated_gif_is_read_by_its_first_frame_only():
+    first = stroke_image(60, 50, light_background=True)
+    frames = [first, np.full_like(first, 255), 255 - first]  # then blank paper, then the negative
+    encoded = animated_gif(frames)
+    expected = preprocess.preprocess(tf.constant(saved(Image.fromarray(first), "GIF"))).numpy()
+    np.testing.assert_array_equal(preprocess.preprocess(tf.constant(encoded)).numpy(), expected)
+    cut, pixels = preprocess.first_gif_frame(tf.constant(encoded))
+    assert int(pixels) == 60 * 50 and len(cut.numpy()) < len(encoded) / 2
+    assert tf.io.decode_gif(cut).shape[0] == 1  # what is decoded is one frame
+
+
+@pytest.mark.parametrize("extensions", [0, 3])
+def test_the_first_frame_is_found_after_any_extensions(extensions):
+    """Comments and application blocks (NETSCAPE looping) may precede the first image."""
+    frames = [stroke_image(40, 30, True), np.full((40, 30), 255, np.uint8)]
+    raw = bytearray(animated_gif(frames))
+    table = 3 * 2 ** ((raw[10] & 7) + 1) if raw[10] & 0x80 else 0
+    comment = b"\x21\xfe" + b"\x05hello" + b"\x00"
+    raw[13 + table : 13 + table] = comment * extensions
+    cut, pixels = preprocess.first_gif_frame(tf.constant(bytes(raw)))
+    assert int(pixels) == 40 * 30 and tf.io.decode_gif(cut).shape == (1, 40, 30, 3)
+
+
+def test_a_gif_whose_first_frame_declares_too_many_pixels_is_refused_before_it_is_decoded():
+    """A 1x1 logical screen does not hide a 60000x60000 frame."""
+    raw = bytearray(saved(Image.new("L", (40, 30), 255), "GIF"))
+    raw[6:10] = struct.pack("<HH", 1, 1)
+    table = 3 * 2 ** ((raw[10] & 7) + 1) if raw[10] & 0x80 else 0
+    descriptor = raw.index(b"\x2c", 13 + table)
+    raw[descriptor + 5 : descriptor + 9] = struct.pack("<HH", 60000, 60000)
+    with pytest.raises(MnistTfError, match=r"^the image declares more than 67,108,864 pixels \(3600000000\)$"):
+        preprocess.check_decodable(bytes(raw))
+
+
+@pytest.mark.parametrize("name", ["png16", "cmyk_jpeg", "progressive_jpeg", "bmp_rgb", "bmp_top_down"])
+def test_every_accepted_variant_preprocesses(name):
+    image = Image.fromarray(stroke_image(60, 50, light_background=True))
+    encoded = {
+        "png16": lambda: saved(Image.fromarray(np.asarray(image).astype(np.uint16) * 257), "PNG"),
+        "cmyk_jpeg": lambda: saved(image.convert("CMYK"), "JPEG"),
+        "progressive_jpeg": lambda: saved(image.convert("RGB"), "JPEG", progressive=True),
+        "bmp_rgb": lambda: saved(image.convert("RGB"), "BMP"),
+        "bmp_top_down": lambda: top_down_bmp(saved(image.convert("RGB"), "BMP")),
+    }[name]()
+    preprocess.check_decodable(encoded)
+    expected = preprocess.preprocess(tf.constant(stroke_file())).numpy()
+    out = preprocess.preprocess(tf.constant(encoded)).numpy()
+    assert np.abs(out.astype(int) - expected).mean() < 8  # the same digit (JPEG's blur aside)
+
+
+def test_a_bmp_tensorflow_cannot_decode_is_one_line():
+    """TensorFlow decodes 24- and 32-bit BMPs; a 1-bit one is refused like a damaged file, not a crash."""
+    one_bit = saved(Image.fromarray(stroke_image(60, 50, True)).convert("1"), "BMP")
+    with pytest.raises(MnistTfError, match=r"^not a PNG, JPEG, GIF or BMP image \(or a damaged one\)$"):
+        preprocess.check_decodable(one_bit)
+
+
+def test_a_served_model_refuses_more_images_than_a_call_may_take(exported_run):
+    signature = saved_model.load(exported_run["export_dir"])[1].signatures[saved_model.IMAGE_BYTES]
+    good = stroke_file()
+    assert signature(image_bytes=tf.constant([good] * preprocess.MAX_BATCH))["classes"].shape == (preprocess.MAX_BATCH,)
+    with pytest.raises(
+        tf.errors.InvalidArgumentError, match=f"at most 256 images per call, got {preprocess.MAX_BATCH + 1}"
+    ):
+        signature(image_bytes=tf.constant([good] * (preprocess.MAX_BATCH + 1)))

@@ -3,48 +3,88 @@
 One implementation serves the SavedModel's `image_bytes` signature and, through it, `scripts/predict.py`, so a
 server and the command line can never disagree. The steps follow how MNIST itself was made (LeCun et al.):
 
-  decode PNG/JPEG/GIF/BMP -> grayscale (transparency composited over white) -> light ink on a dark background
-  (inverted when the border is light) -> contrast stretched from the background level to the strongest ink ->
-  cropped to the ink -> resized to fit a 20x20 box, keeping the aspect ratio -> placed in 28x28 with the ink's
-  center of mass at the center.
+  check the batch (accepted formats, declared sizes) -> decode PNG/JPEG/BMP, or a GIF's first frame -> grayscale
+  (transparency composited over white) -> light ink on a dark background (inverted when the border is light) ->
+  contrast stretched from the background level to the strongest ink -> cropped to the ink -> resized to fit a
+  20x20 box, keeping the aspect ratio -> placed in 28x28 with the ink's center of mass at the center.
 
 Every step is shape-agnostic graph code: images of any size and channel count go through one traced function.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import tensorflow as tf
 
-from mnist_tf.errors import MnistTfError
+from mnist_tf.errors import MnistTfError, assertion_message
 
-IMAGE_FORMATS = "PNG, JPEG, GIF or BMP"
+# The accepted formats, by the bytes their files start with: the one list for the graph, predict.py and evaluate.py.
+# TensorFlow also decodes WebP, but only as uint8 and without a size guard: refused like any other format.
+FORMATS = {b"\x89PNG": "PNG", b"\xff\xd8": "JPEG", b"GIF8": "GIF", b"BM": "BMP"}
+IMAGE_FORMATS = ", ".join(list(FORMATS.values())[:-1]) + " or " + list(FORMATS.values())[-1]
+NOT_AN_IMAGE = f"not a {IMAGE_FORMATS} image (or a damaged one)"
 MAX_PIXELS = 64 * 2**20  # 67 megapixels: phone photos (12-50 MP) pass, decompression bombs do not
 TOO_LARGE = f"the image declares more than {MAX_PIXELS:,} pixels"
+MAX_BATCH = 256  # images per call of the image_bytes signature
+TOO_MANY = f"at most {MAX_BATCH} images per call"
 _INK_THRESHOLD = 0.25  # of the strongest ink, after the contrast stretch: what counts as the digit when cropping
 _LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as `tf.image.rgb_to_grayscale`
+_POSITION = ": image {} of the batch, from 0"  # how an in-graph error names the image at fault
 
 
 def check_decodable(encoded: bytes) -> None:
-    """Raises MnistTfError unless `encoded` decodes as an image: lets a caller drop one bad file, not a batch."""
+    """Raises MnistTfError unless `encoded` preprocesses: lets a caller drop one bad file, not a batch.
+
+    It runs the very graph code of the image_bytes signature on a batch of one, so a file that passes can never
+    fail there.
+    """
     if not encoded:
         raise MnistTfError("empty file")
     try:
-        pixels = int(declared_pixels(tf.constant(encoded)))
-        if pixels <= MAX_PIXELS:
-            tf.io.decode_image(encoded, expand_animations=False)
-    except tf.errors.InvalidArgumentError:
-        raise MnistTfError(f"not a {IMAGE_FORMATS} image (or a damaged one)") from None
-    if pixels > MAX_PIXELS:
-        raise MnistTfError(f"{TOO_LARGE} ({pixels:,})")
+        _preprocess_one(tf.constant([encoded]))
+    except tf.errors.InvalidArgumentError as e:
+        message = assertion_message(e)
+        problem = message.split(_POSITION.format(0))[0] if message.endswith(_POSITION.format(0)) else NOT_AN_IMAGE
+        raise MnistTfError(problem) from None
+
+
+def check_request_size(encoded: tf.Tensor) -> tf.Operation:
+    """Refuses more than MAX_BATCH images in one call: what a server's request may cost is bounded."""
+    count = tf.size(encoded)
+    return tf.debugging.Assert(count <= MAX_BATCH, [tf.strings.format(TOO_MANY + ", got {}", count)])
+
+
+def check_batch(encoded: tf.Tensor) -> tf.Operation:
+    """Refuses a batch before anything is decoded: a format that is not accepted, or a header that declares more
+    than MAX_PIXELS pixels; the message names the first image at fault."""
+    encoded = tf.reshape(encoded, [-1])
+    pixels = declared_pixels(encoded)
+    not_an_image = _assert_each(accepted_format(encoded), lambda _: NOT_AN_IMAGE)
+    with tf.control_dependencies([not_an_image]):
+        return _assert_each(pixels <= MAX_PIXELS, lambda i: tf.strings.format(TOO_LARGE + " ({})", pixels[i]))
+
+
+def _assert_each(ok: tf.Tensor, problem: Callable[[tf.Tensor], tf.Tensor | str]) -> tf.Operation:
+    """Asserts that `ok` holds for every image; the message is `problem(i)` for the first image i where it does not."""
+    first = tf.argmin(tf.cast(ok, tf.int32), output_type=tf.int32)
+    message = tf.strings.join([problem(first), tf.strings.format(_POSITION, first)])
+    return tf.debugging.Assert(tf.reduce_all(ok), [message])
+
+
+def accepted_format(encoded: tf.Tensor) -> tf.Tensor:
+    """Whether each file starts as one of FORMATS does (bool, shaped as `encoded`)."""
+    starts = [tf.strings.substr(encoded, 0, len(magic)) == magic for magic in FORMATS]
+    return tf.reduce_any(tf.stack(starts), axis=0)
 
 
 def declared_pixels(encoded: tf.Tensor) -> tf.Tensor:
     """Width x height as each image file's header declares them, without decoding (int64, shaped as `encoded`;
-    0 for an unknown format).
+    0 for a format that is not accepted).
 
-    A few hundred kilobytes of PNG can declare 20000x20000 blank pixels: decoding them took 6 GB and 16 s here, and
-    larger ones would take a server down. So sizes are checked before anything is decoded, for a whole batch at
-    once: PNG, GIF and BMP headers are plain arithmetic; only JPEGs need their parser, one by one.
+    A few hundred kilobytes of PNG can declare 20000x20000 blank pixels, which take gigabytes to decode. So sizes
+    are checked before anything is decoded, for a whole batch at once: PNG, GIF and BMP headers are plain
+    arithmetic; only JPEGs need their parser, one by one. A GIF's first frame is checked again when it is cut out.
     """
     shape, encoded = tf.shape(encoded), tf.reshape(encoded, [-1])  # a vector, whatever came in
     head = tf.strings.join([tf.strings.substr(encoded, 0, 32), tf.constant(bytes(32))])  # 32 bytes at least
@@ -71,13 +111,67 @@ def declared_pixels(encoded: tf.Tensor) -> tf.Tensor:
     return tf.reshape(tf.tensor_scatter_nd_update(pixels, jpegs, jpeg_pixels), shape)
 
 
-def _refuse_too_large(encoded: tf.Tensor) -> tf.Operation:
-    return tf.debugging.assert_less_equal(declared_pixels(encoded), tf.constant(MAX_PIXELS, tf.int64), TOO_LARGE)
+def first_gif_frame(encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """(the file cut after its first image and closed, that image's declared pixels): a GIF decodes all its frames
+    into memory before TensorFlow keeps the first, so an animation of hundreds of frames is cut to one first.
+
+    Walks the GIF's blocks (extensions and image data are chains of sub-blocks of at most 255 bytes) up to the end
+    of the first image. Other formats come back as they are, with 0 pixels.
+    """
+    length = tf.strings.length(encoded)
+    padded = tf.strings.join([encoded, tf.constant(bytes(16))])  # reads a few bytes past a block's start
+
+    def byte(at: tf.Tensor) -> tf.Tensor:
+        return tf.cast(tf.io.decode_raw(tf.strings.substr(padded, at, 1), tf.uint8)[0], tf.int32)
+
+    def color_table(flags: tf.Tensor) -> tf.Tensor:  # bytes of the color table a descriptor's flags announce
+        return tf.where(flags >= 128, 3 * tf.bitwise.left_shift(2, flags % 8), 0)
+
+    def step(at, in_blocks, pixels, done):
+        value = byte(at)
+        end_of_chain = in_blocks & tf.equal(value, 0)
+        image = ~in_blocks & tf.equal(value, 0x2C)
+        extension = ~in_blocks & tf.equal(value, 0x21)
+        image_pixels = tf.cast(byte(at + 5) + 256 * byte(at + 6), tf.int64) * tf.cast(
+            byte(at + 7) + 256 * byte(at + 8), tf.int64
+        )
+        next_at = tf.where(
+            in_blocks,
+            at + value + 1,
+            tf.where(image, at + 11 + color_table(byte(at + 9)), tf.where(extension, at + 2, at)),
+        )
+        pixels = tf.where(image, image_pixels, pixels)
+        done = (end_of_chain & (pixels >= 0)) | ~(in_blocks | image | extension)  # image done, or no more blocks
+        return next_at, (in_blocks & ~end_of_chain) | image | extension, pixels, done
+
+    def cut() -> tuple[tf.Tensor, tf.Tensor]:
+        start = 13 + color_table(byte(10))  # after the header, the logical screen and its color table
+        state = (start, tf.constant(False), tf.constant(-1, tf.int64), tf.constant(False))
+        at, _, pixels, _ = tf.while_loop(lambda at, *rest: ~rest[-1] & (at < length), step, state)
+        return tf.strings.join([tf.strings.substr(encoded, 0, tf.minimum(at, length)), b";"]), tf.maximum(pixels, 0)
+
+    is_gif = tf.strings.substr(encoded, 0, 4) == b"GIF8"
+    return tf.cond(is_gif, cut, lambda: (encoded, tf.constant(0, tf.int64)))
 
 
-def decode_grayscale(encoded: tf.Tensor) -> tf.Tensor:
-    """Encoded image bytes -> float32 [height, width] in [0, 1], 0 black; transparent pixels read as white."""
-    image = tf.io.decode_image(encoded, expand_animations=False, dtype=tf.float32)  # [h, w, 1|2|3|4]
+def decode_grayscale(encoded: tf.Tensor, position: tf.Tensor | int = 0) -> tf.Tensor:
+    """Encoded image bytes -> float32 [height, width] in [0, 1], 0 black; transparent pixels read as white.
+
+    Only a GIF's first frame is decoded (see `first_gif_frame`); `position` names the image in an error.
+    """
+    encoded, frame_pixels = first_gif_frame(encoded)
+    frame_fits = tf.debugging.Assert(
+        frame_pixels <= MAX_PIXELS,
+        [
+            tf.strings.join(
+                [tf.strings.format(TOO_LARGE + " ({})", frame_pixels), tf.strings.format(_POSITION, position)]
+            )
+        ],
+    )
+    with tf.control_dependencies([frame_fits]):
+        # uint8, then float: decoding straight to float32 crashes TensorFlow 2.21 on BMPs stored top-down.
+        pixels = tf.io.decode_image(encoded, expand_animations=False)  # [h, w, 1|2|3|4]
+    image = tf.image.convert_image_dtype(pixels, tf.float32)
     channels = tf.shape(image)[-1]
     has_alpha = tf.equal(channels % 2, 0)  # gray+alpha or RGBA
     alpha = tf.cond(has_alpha, lambda: image[..., -1], lambda: tf.ones_like(image[..., 0]))
@@ -103,20 +197,27 @@ def to_mnist(gray: tf.Tensor, size: int = 28) -> tf.Tensor:
 def preprocess(encoded: tf.Tensor, size: int = 28) -> tf.Tensor:
     """Encoded image bytes (a scalar string) -> uint8 [size, size], ready for the `serving_default` signature.
 
-    An image that declares more than MAX_PIXELS pixels fails before it is decoded (see `declared_pixels`).
+    Checked first as `preprocess_batch` checks a batch (see `check_batch`).
     """
-    with tf.control_dependencies([_refuse_too_large(encoded)]):
-        return to_mnist(decode_grayscale(encoded), size)
+    return preprocess_batch(tf.reshape(encoded, [1]), size)[0]
 
 
 def preprocess_batch(encoded: tf.Tensor, size: int = 28) -> tf.Tensor:
-    """A vector of encoded images -> uint8 [batch, size, size]; sizes are checked for the batch first."""
-    with tf.control_dependencies([_refuse_too_large(encoded)]):
-        return tf.map_fn(
-            lambda image: to_mnist(decode_grayscale(image), size),
-            encoded,
-            fn_output_signature=tf.TensorSpec([size, size], tf.uint8),
-        )
+    """A vector of encoded images -> uint8 [batch, size, size], after `check_batch`.
+
+    One image at a time: a batch costs the memory of its largest image, not of all of them at once.
+    """
+    with tf.control_dependencies([check_batch(encoded)]):
+        positions = tf.range(tf.size(encoded))
+    return tf.map_fn(
+        lambda image_at: to_mnist(decode_grayscale(image_at[0], image_at[1]), size),
+        (encoded, positions),
+        fn_output_signature=tf.TensorSpec([size, size], tf.uint8),
+        parallel_iterations=1,
+    )
+
+
+_preprocess_one = tf.function(preprocess_batch, input_signature=[tf.TensorSpec([None], tf.string)])
 
 
 def _light_ink_on_dark(gray: tf.Tensor) -> tf.Tensor:

@@ -115,7 +115,8 @@ def _archive(model: keras.Model, rows: int, cols: int) -> keras.export.ExportArc
         return predict(model, _as_image_batch(images, rows, cols))
 
     def serve_image_bytes(image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
-        images = preprocess.preprocess_batch(image_bytes, rows)
+        with tf.control_dependencies([preprocess.check_request_size(image_bytes)]):
+            images = preprocess.preprocess_batch(image_bytes, rows)
         return {**predict(model, images[..., tf.newaxis]), "preprocessed": images}
 
     archive = keras.export.ExportArchive()
