@@ -183,10 +183,10 @@ class Config:
     def _validate(self) -> None:
         for setting in SETTINGS.values():
             value = getattr(self, setting.name)
-            for one in value if setting.sequence and setting.choices else (value,):
-                if setting.choices:
+            if setting.choices:
+                for one in value if setting.sequence else (value,):
                     _check_choice(setting.name, one, setting.choices)
-            if setting.type is int and setting.lower_bound is not None and value is not None:
+            elif setting.type is int and setting.lower_bound is not None and value is not None:
                 _check_lower_bound(setting, value)
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise MnistTfError(f"--learning_rate must be a positive number, got {self.learning_rate}")
