@@ -13,6 +13,7 @@ Every step is shape-agnostic graph code: images of any size and channel count go
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import tensorflow as tf
@@ -45,8 +46,10 @@ def check_decodable(encoded: bytes) -> None:
         _preprocess_one(tf.constant([encoded]))
     except tf.errors.InvalidArgumentError as e:
         message = assertion_message(e)
-        problem = message.split(_POSITION.format(0))[0] if message.endswith(_POSITION.format(0)) else NOT_AN_IMAGE
-        raise MnistTfError(problem) from None
+        if not message.endswith(_POSITION.format(0)):  # not one of our checks: the decoder's own error
+            raise MnistTfError(NOT_AN_IMAGE) from None
+        problem = message.removesuffix(_POSITION.format(0))
+        raise MnistTfError(re.sub(r"\((\d+)\)$", lambda m: f"({int(m[1]):,})", problem)) from None  # (1,234)
 
 
 def check_request_size(encoded: tf.Tensor) -> tf.Operation:
