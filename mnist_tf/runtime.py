@@ -1,6 +1,7 @@
-"""How this process runs TensorFlow, settled before TensorFlow is first imported (importing `mnist_tf` does it).
+"""How this process runs TensorFlow: settled before TensorFlow is first imported (importing `mnist_tf` does it),
+and whether its TensorFlow and Keras are versions this project supports.
 
-Both are environment variables TensorFlow reads once, at import; a value you set yourself always wins.
+The settings are environment variables TensorFlow reads once, at import; a value you set yourself always wins.
 """
 
 from __future__ import annotations
@@ -9,6 +10,11 @@ import os
 import platform
 import sys
 import warnings
+
+from mnist_tf.errors import MnistTfError
+
+# The oldest versions supported (requirements-oldest.txt): CI tests them and the pinned ones (requirements.txt).
+OLDEST = {"tensorflow": (2, 19), "keras": (3, 10)}
 
 
 def configure() -> None:
@@ -52,3 +58,19 @@ def silence_tensorflow() -> None:
         os.dup2(saved_stderr, 2)
         os.close(saved_stderr)
         os.close(devnull)
+
+
+def check_versions() -> None:
+    """MnistTfError, in one line that says what to do, when TensorFlow or Keras is older than OLDEST."""
+    import keras
+    import tensorflow as tf
+
+    for name, version in (("tensorflow", tf.__version__), ("keras", keras.__version__)):
+        major, minor = (int(part) for part in version.split(".")[:2])
+        if (major, minor) < OLDEST[name]:
+            oldest = ".".join(map(str, OLDEST[name]))
+            raise MnistTfError(
+                f"{name} {version} is older than {oldest}, the oldest mnist_tf supports: install the versions of "
+                "requirements.txt, or on Colab choose a newer runtime version (upgrading TensorFlow there would "
+                "replace its TPU build)"
+            )

@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 from absl import app, flags, logging
 
 from mnist_tf import config as config_lib
+from mnist_tf import runtime
 from mnist_tf.errors import MnistTfError
 from mnist_tf.training.interruption import Interrupted
 
@@ -93,6 +94,7 @@ def _one_line_errors(main: Callable[[list[str]], None]) -> Callable[[list[str]],
     def wrapped(argv: list[str]) -> None:
         logging.set_verbosity(logging.ERROR)  # absl's and tfds's warnings are not for users
         try:
+            runtime.check_versions()
             main(argv)
         except app.UsageError as e:
             _exit(f"{e} (see --helpshort)", 2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import os
 from pathlib import Path
@@ -30,6 +31,11 @@ REAL_MNIST = Path(
 requires_real_mnist = pytest.mark.skipif(
     not (REAL_MNIST / "train-images-idx3-ubyte.gz").exists(), reason=f"real MNIST files not found at {REAL_MNIST}"
 )
+
+
+def requires_module(name: str) -> pytest.MarkDecorator:
+    """Skips a test of an optional feature where its package is not installed (CI's oldest-versions run)."""
+    return pytest.mark.skipif(importlib.util.find_spec(name) is None, reason=f"{name} is not installed (optional)")
 
 
 def pytest_configure(config: pytest.Config) -> None:

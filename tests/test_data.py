@@ -1,13 +1,14 @@
 """Sources and the tf.data pipeline: shapes, dtypes, seeded per-epoch shuffling, splits, tfds, clear errors."""
 
 import socket
+import sys
 import time
 
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
-from conftest import REAL_MNIST, requires_real_mnist, write_idx_dir
+from conftest import REAL_MNIST, requires_module, requires_real_mnist, write_idx_dir
 
 from mnist_tf.config import Config
 from mnist_tf.data import idx, pipeline, sources
@@ -31,6 +32,20 @@ def test_data_dir_from_environment(idx_dir, monkeypatch):
     assert sources.load(source="idx").source == f"idx:{idx_dir}"  # the variable is enough for --source=idx too
 
 
+@pytest.mark.parametrize(
+    "module, options, message",
+    [
+        ("sklearn", {"dataset": "digits"}, "--dataset=digits needs scikit-learn"),
+        ("tensorflow_datasets", {"source": "tfds"}, "the tfds source needs tensorflow-datasets"),
+    ],
+)
+def test_a_missing_optional_package_is_one_line_naming_it(monkeypatch, module, options, message):
+    monkeypatch.setitem(sys.modules, module, None)  # any import of it now fails
+    with pytest.raises(MnistTfError, match=message) as error:
+        sources.load(**options)
+    assert "\n" not in str(error.value)
+
+
 def test_idx_source_needs_a_data_dir(monkeypatch):
     monkeypatch.delenv(sources.DATA_DIR_ENV, raising=False)
     with pytest.raises(MnistTfError, match=r"--source=idx needs --data_dir or \$MNIST_TF_DATA_DIR"):
@@ -42,6 +57,7 @@ def test_load_for_reads_the_data_settings_of_a_config(idx_dir):
     assert (len(splits.train), len(splits.validation), len(splits.test)) == (1100, 100, 300)
 
 
+@requires_module("sklearn")
 def test_digits_from_scikit_learn_offline_last_200_are_the_test_split(idx_dir, monkeypatch):
     from sklearn.datasets import load_digits
 

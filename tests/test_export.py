@@ -18,7 +18,7 @@ import tensorflow as tf
 from conftest import REPO, make_digits, requires_real_mnist
 
 from mnist_tf.errors import MnistTfError
-from mnist_tf.export import from_run, preprocess, saved_model
+from mnist_tf.export import from_run, preprocess, saved_model, warmup
 from mnist_tf.training import checkpoints
 
 SAVED_MODEL_CLI = str(Path(sys.executable).parent / "saved_model_cli")
@@ -126,7 +126,7 @@ def test_saved_model_cli_shows_the_signatures_and_runs_them(exported_run, served
 
 
 def test_warmup_requests_are_prediction_logs_the_model_answers(exported_run, served):
-    from tensorflow_serving.apis import prediction_log_pb2
+    prediction_log_pb2 = pytest.importorskip("tensorflow_serving.apis.prediction_log_pb2")
 
     path = Path(exported_run["export_dir"]) / "assets.extra" / saved_model.WARMUP_FILE
     signatures_seen = []
@@ -137,6 +137,35 @@ def test_warmup_requests_are_prediction_logs_the_model_answers(exported_run, ser
         assert outputs["probabilities"].shape == (1, 10)
         signatures_seen.append(request.model_spec.signature_name)
     assert sorted(signatures_seen) == ["image_bytes", "image_bytes", "serving_default", "serving_default"]
+
+
+@pytest.mark.parametrize(
+    "signature, input_name, value",
+    [
+        ("serving_default", "images", np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 28, 28)),
+        ("image_bytes", "image_bytes", np.array([b"\x89PNG" + bytes(300)], dtype=object)),
+        ("a" * 200, "x" * 130, np.zeros((1, 100, 100, 1), np.uint8)),  # lengths past one varint byte
+    ],
+)
+def test_hand_encoded_prediction_logs_are_byte_for_byte_what_tf_serving_writes(signature, input_name, value):
+    """Written without tensorflow-serving-api, compared with it where it is installed."""
+    predict_pb2 = pytest.importorskip("tensorflow_serving.apis.predict_pb2")
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.signature_name = signature
+    request.inputs[input_name].CopyFrom(tf.make_tensor_proto(value))
+    expected = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+    assert warmup.prediction_log(signature, input_name, value) == expected.SerializeToString()
+
+
+def test_exports_without_tensorflow_serving_api(exported_run, tmp_path, monkeypatch):
+    """As on Colab, where installing the package would replace the TPU build of TensorFlow."""
+    monkeypatch.setitem(sys.modules, "tensorflow_serving", None)  # any import of it now fails
+    model, _, _ = from_run.load_model(exported_run["flags"]["model_dir"])
+    path = saved_model.export_saved_model(model, tmp_path / "mlp")
+    records = list(tf.data.TFRecordDataset(str(path / "assets.extra" / saved_model.WARMUP_FILE)))
+    assert len(records) == 4
 
 
 def test_metadata_says_how_the_model_was_trained(exported_run):
@@ -174,7 +203,7 @@ def test_a_failed_export_leaves_earlier_versions_and_no_debris(exported_run, tmp
     def disk_full(*_):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(saved_model, "_write_warmup_requests", disk_full)
+    monkeypatch.setattr(warmup, "write_requests", disk_full)
     with pytest.raises(MnistTfError, match=r"could not export the SavedModel to .*/mlp/2: No space left on device"):
         saved_model.export_saved_model(model, base)
     assert [p.name for p in base.iterdir()] == ["1"]
@@ -187,10 +216,10 @@ def test_a_crash_mid_export_leaves_no_new_version(exported_run, tmp_path):
     base = tmp_path / "mlp"
     script = textwrap.dedent(f"""
         import os, signal
-        from mnist_tf.export import from_run, saved_model
+        from mnist_tf.export import from_run, saved_model, warmup
         model, _, _ = from_run.load_model({exported_run["flags"]["model_dir"]!r})
         saved_model.export_saved_model(model, {str(base)!r})
-        saved_model._write_warmup_requests = lambda *_: os.kill(os.getpid(), signal.SIGKILL)
+        warmup.write_requests = lambda *_: os.kill(os.getpid(), signal.SIGKILL)
         saved_model.export_saved_model(model, {str(base)!r})
     """)
     crashed = subprocess.run([sys.executable, "-c", script], capture_output=True)

@@ -1,5 +1,6 @@
 """Importing mnist_tf sets TensorFlow up before it loads: oneDNN kernels on x86-64, unless the user chose."""
 
+import importlib
 import os
 import platform
 import subprocess
@@ -7,7 +8,8 @@ import sys
 
 import pytest
 
-pytestmark = pytest.mark.slow  # every test here starts a Python process (fast tier: -m 'not slow')
+from mnist_tf import runtime
+from mnist_tf.errors import MnistTfError
 
 SHOW = "import mnist_tf, os; print(os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset'))"
 
@@ -22,9 +24,22 @@ def _onednn_after_import(value: str | None) -> str:
 
 
 @pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="oneDNN is turned on on x86-64")
+@pytest.mark.slow  # starts a Python process
 def test_onednn_is_turned_on_by_default_on_x86_64():
     assert _onednn_after_import(None) == "1"
 
 
+@pytest.mark.slow  # starts a Python process
 def test_a_users_choice_wins():
     assert _onednn_after_import("0") == "0"
+
+
+@pytest.mark.parametrize("module, version", [("tensorflow", "2.18.1"), ("keras", "3.9.2")])
+def test_a_tensorflow_or_keras_older_than_supported_is_one_line(monkeypatch, module, version):
+    monkeypatch.setattr(importlib.import_module(module), "__version__", version)
+    with pytest.raises(MnistTfError, match=f"^{module} {version} is older than .*, the oldest mnist_tf supports: "):
+        runtime.check_versions()
+
+
+def test_the_versions_here_are_supported():
+    runtime.check_versions()

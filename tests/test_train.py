@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import checkpoint_weights, quiet_run, write_idx_dir
+from conftest import checkpoint_weights, quiet_run, requires_module, write_idx_dir
 
 from mnist_tf import recipes
 from mnist_tf.data import idx, pipeline, sources
@@ -152,6 +152,7 @@ def test_variants_train(tiny_config, changes):
     assert ("val loss" in output) == bool(changes.get("validation_size", 1))
 
 
+@requires_module("sklearn")
 def test_digits_cnn_recipe_trains_on_the_bundled_digits(tmp_path):
     """The recipe as it is, for 3 of its 150 epochs: 8x8 images through the same pipeline, model and saved_model."""
     config = recipes.config("digits_cnn", epochs=3, model_dir=str(tmp_path / "run"), export_dir=str(tmp_path / "sm"))

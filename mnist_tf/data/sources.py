@@ -145,7 +145,13 @@ def _load_digits() -> tuple[Split, Split]:
 
 
 def _load_tfds(dataset: str, manual_dir: str | None, tfds_data_dir: str | None) -> tuple[Split, Split]:
-    import tensorflow_datasets as tfds  # imported here: the idx source must work without touching tfds
+    try:
+        import tensorflow_datasets as tfds  # imported here: the idx source must work without it
+    except ImportError:
+        raise MnistTfError(
+            "the tfds source needs tensorflow-datasets (pip install tensorflow-datasets); or pass --data_dir=DIR "
+            "with the four IDX files"
+        ) from None
 
     tfds.disable_progress_bar()
     try:

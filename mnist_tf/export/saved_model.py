@@ -20,12 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from mnist_tf.data.pipeline import normalize_images
 from mnist_tf.errors import MnistTfError, first_line
-from mnist_tf.export import preprocess
+from mnist_tf.export import preprocess, warmup
 
 SERVING_DEFAULT = "serving_default"
 IMAGE_BYTES = "image_bytes"
@@ -92,7 +91,7 @@ def export_saved_model(
         _archive(model, rows, cols).write_out(os.fspath(staging), verbose=False)
         extra = staging / "assets.extra"
         extra.mkdir()
-        _write_warmup_requests(extra / WARMUP_FILE, rows, cols)
+        warmup.write_requests(extra / WARMUP_FILE, rows, cols, (SERVING_DEFAULT, IMAGE_BYTES))
         metadata = {**(metadata or {}), "image_shape": list(model.input_shape[1:])}
         (extra / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
         staging.rename(target)
@@ -144,28 +143,6 @@ def _as_image_batch(images: tf.Tensor, rows: int, cols: int) -> tf.Tensor:
     )
     with tf.control_dependencies([check]):
         return tf.reshape(images, [-1, rows, cols, 1])
-
-
-def _write_warmup_requests(path: Path, rows: int, cols: int) -> None:
-    """One `PredictionLog` per signature and input form, so TF Serving traces every path before real traffic."""
-    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
-
-    digit = np.zeros((rows, cols), np.uint8)
-    digit[rows // 4 : rows - rows // 4, cols // 2 - 1 : cols // 2 + 1] = 255  # a "1"
-    on_paper = tf.constant(255 - digit[..., np.newaxis])
-    requests = [
-        (SERVING_DEFAULT, "images", digit[np.newaxis]),
-        (SERVING_DEFAULT, "images", digit[np.newaxis, ..., np.newaxis]),
-        (IMAGE_BYTES, "image_bytes", np.array([tf.io.encode_png(on_paper).numpy()], dtype=object)),
-        (IMAGE_BYTES, "image_bytes", np.array([tf.io.encode_jpeg(on_paper).numpy()], dtype=object)),
-    ]
-    with tf.io.TFRecordWriter(os.fspath(path)) as writer:
-        for signature, input_name, value in requests:
-            request = predict_pb2.PredictRequest()
-            request.model_spec.signature_name = signature
-            request.inputs[input_name].CopyFrom(tf.make_tensor_proto(value))
-            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
-            writer.write(log.SerializeToString())
 
 
 def _versions(base: Path) -> list[int]:
