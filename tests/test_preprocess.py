@@ -213,3 +213,7 @@ def test_a_served_model_refuses_more_images_than_a_call_may_take(exported_run):
         tf.errors.InvalidArgumentError, match=f"at most 256 images per call, got {preprocess.MAX_BATCH + 1}"
     ):
         signature(image_bytes=tf.constant([good] * (preprocess.MAX_BATCH + 1)))
+
+
+def test_an_empty_batch_is_an_empty_answer():
+    assert preprocess.preprocess_batch(tf.constant([], tf.string)).shape == (0, 28, 28)

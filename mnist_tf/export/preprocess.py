@@ -69,10 +69,15 @@ def check_batch(encoded: tf.Tensor) -> tf.Operation:
 
 
 def _assert_each(ok: tf.Tensor, problem: Callable[[tf.Tensor], tf.Tensor | str]) -> tf.Operation:
-    """Asserts that `ok` holds for every image; the message is `problem(i)` for the first image i where it does not."""
-    first = tf.argmin(tf.cast(ok, tf.int32), output_type=tf.int32)
-    message = tf.strings.join([problem(first), tf.strings.format(_POSITION, first)])
-    return tf.debugging.Assert(tf.reduce_all(ok), [message])
+    """Asserts that `ok` holds for every image; the message is `problem(i)` for the first image i where it does not
+    (worked out only then: an empty batch has no first image)."""
+
+    def message() -> tf.Tensor:
+        first = tf.argmin(tf.cast(ok, tf.int32), output_type=tf.int32)
+        return tf.strings.join([problem(first), tf.strings.format(_POSITION, first)])
+
+    all_ok = tf.reduce_all(ok)
+    return tf.debugging.Assert(all_ok, [tf.cond(all_ok, lambda: tf.constant(""), message)])
 
 
 def accepted_format(encoded: tf.Tensor) -> tf.Tensor:
