@@ -17,9 +17,10 @@ import pytest
 import tensorflow as tf
 from conftest import REPO, make_digits, requires_real_mnist
 
+from mnist_tf.config import Config
 from mnist_tf.errors import MnistTfError
 from mnist_tf.export import from_run, preprocess, saved_model, warmup
-from mnist_tf.training import checkpoints
+from mnist_tf.training import build, checkpoints
 
 SAVED_MODEL_CLI = str(Path(sys.executable).parent / "saved_model_cli")
 EXPORT = [sys.executable, str(REPO / "scripts" / "export.py")]
@@ -85,6 +86,17 @@ def test_a_fresh_tensorflow_process_serves_both_signatures_like_the_trained_mode
 def test_serving_default_names_the_shapes_it_takes(served, shape):
     with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape("images must be uint8 [batch, 28, 28] or")):
         served.signatures["serving_default"](images=tf.zeros(shape, tf.uint8))
+
+
+def test_an_empty_request_gets_empty_answers_from_a_convolutional_model(tmp_path):
+    """TensorFlow's convolutions fail on a batch of 0 images; the signatures answer it without the model."""
+    model = build.model(Config(model="lenet", filters=(4, 8), hidden_units=(16,)).resolve(), (28, 28, 1))
+    signatures = tf.saved_model.load(str(saved_model.export_saved_model(model, tmp_path / "lenet"))).signatures
+    empty = signatures["serving_default"](images=tf.zeros([0, 28, 28], tf.uint8))
+    assert empty["probabilities"].shape == (0, 10) and empty["classes"].shape == (0,)
+    from_bytes = signatures["image_bytes"](image_bytes=tf.constant([], tf.string))
+    assert from_bytes["probabilities"].shape == (0, 10) and from_bytes["preprocessed"].shape == (0, 28, 28)
+    assert signatures["serving_default"](images=tf.zeros([2, 28, 28], tf.uint8))["classes"].shape == (2,)
 
 
 def test_serving_default_takes_only_uint8(served):

@@ -103,9 +103,16 @@ def export_saved_model(
 
 
 def predict(model: keras.Model, images: tf.Tensor) -> dict[str, tf.Tensor]:
-    """What both signatures serve for uint8 [batch, rows, cols, 1] pixels: normalization happens here, in-graph."""
-    logits = model(normalize_images(images), training=False)
-    probabilities = tf.nn.softmax(tf.cast(logits, tf.float32))
+    """What both signatures serve for uint8 [batch, rows, cols, 1] pixels: normalization happens here, in-graph.
+
+    An empty batch gets empty answers without running the model: TensorFlow's convolutions fail on it.
+    """
+
+    def logits() -> tf.Tensor:
+        return tf.cast(model(normalize_images(images), training=False), tf.float32)
+
+    empty = tf.zeros([0, model.output_shape[-1]], tf.float32)
+    probabilities = tf.nn.softmax(tf.cond(tf.shape(images)[0] > 0, logits, lambda: empty))
     return {"probabilities": probabilities, "classes": tf.argmax(probabilities, axis=-1)}
 
 
