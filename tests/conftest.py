@@ -105,6 +105,7 @@ def tiny_config_in(idx_dir: Path, root: Path) -> Config:
         validation_size=200,
         hidden_units=(64,),
         learning_rate=3e-3,
+        dtype="float32",  # the same on every CPU (auto is bfloat16 on some)
     )
 
 

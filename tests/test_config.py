@@ -57,7 +57,7 @@ def test_name_is_the_recipe_else_the_model():
             {"strategy": "horovod"},
             "--strategy='horovod' is not one of: default, one_device, mirrored, multi_worker, tpu",
         ),
-        ({"dtype": "float64"}, "--dtype='float64' is not one of: float32, bfloat16, float16"),
+        ({"dtype": "float64"}, "--dtype='float64' is not one of: auto, float32, bfloat16, float16"),
         ({"steps_per_loop": 0}, "--steps_per_loop must be at least 1, got 0"),
         ({"strategy": "mirrored", "num_gpus": -1}, "--num_gpus must be 0 or more"),
         ({"num_gpus": 2}, "--num_gpus applies to --strategy=one_device or mirrored"),

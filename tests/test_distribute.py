@@ -105,11 +105,11 @@ def test_steps_per_loop_gives_the_same_run_as_one_step_per_call(tiny_config):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16", "auto"])
 def test_mixed_precision_trains_and_exports_a_float32_serving_model(tiny_config, tmp_path, dtype):
     config = small_lenet(tiny_config, dtype, dtype=dtype, epochs=3, export_dir=str(tmp_path / "export"))
     results, output = quiet_run(config)
-    assert f"mixed_{dtype}" in output
+    assert distribute.DTYPE_POLICIES[results["precision"]["dtype"]] in output
     losses = epoch_losses(output)
     assert losses[-1] < losses[0] - 0.2, losses
     served = tf.saved_model.load(results["export_dir"]).signatures["serving_default"]
@@ -120,6 +120,39 @@ def test_mixed_precision_trains_and_exports_a_float32_serving_model(tiny_config,
     served_accuracy = np.mean(outputs["classes"].numpy() == test.labels)
     assert served_accuracy == pytest.approx(results["test_accuracy"], abs=1e-6)
     assert served_accuracy > 0.3  # ten classes: chance is 0.1
+
+
+@pytest.mark.parametrize(
+    ("tpu", "gpus", "cpu", "expected"),
+    [
+        (True, [], set(), "bfloat16"),
+        (False, [(8, 0), (8, 0)], set(), "float16"),
+        (False, [(7, 0)], {"avx512_bf16"}, "float16"),  # the GPU computes: its features decide
+        (False, [(6, 1)], set(), "float32"),  # Pascal: no tensor cores
+        (False, [(8, 0), None], set(), "float32"),  # a GPU that does not say: the safe choice
+        (False, [], {"avx2", "avx512f", "avx512_bf16"}, "bfloat16"),
+        (False, [], {"avx2", "amx_bf16", "amx_tile"}, "bfloat16"),
+        (False, [], {"avx2", "avx512f"}, "float32"),  # AVX-512 without bfloat16 emulates it: slower
+        (False, [], set(), "float32"),  # not Linux: no flags to go by
+    ],
+)
+def test_auto_precision_is_the_hardware_s_fastest(tpu, gpus, cpu, expected):
+    precision = distribute.fastest_dtype(tpu, gpus, cpu)
+    assert precision.dtype == expected and precision.reason.startswith("auto: ")
+
+
+def test_auto_precision_on_this_machine_follows_its_cpu_flags_and_an_explicit_dtype_wins():
+    strategy = distribute.make_strategy("default")
+    assert distribute.choose_dtype("auto", strategy) == distribute.fastest_dtype(False, [], distribute.cpu_flags())
+    assert distribute.choose_dtype("float32", strategy) == distribute.Precision("float32", "--dtype=float32")
+
+
+def test_a_run_says_and_records_what_auto_chose(tiny_config):
+    results, output = quiet_run(dataclasses.replace(tiny_config, dtype="auto", epochs=1, export_dir=None))
+    expected = distribute.fastest_dtype(False, [], distribute.cpu_flags())
+    assert results["precision"] == {"dtype": expected.dtype, "reason": expected.reason}
+    assert results["flags"]["dtype"] == expected.dtype  # config.json too: a resume on this CPU sees no change
+    assert f"{distribute.DTYPE_POLICIES[expected.dtype]} ({expected.reason})" in output
 
 
 def test_gpu_counts_are_checked_and_one_device_can_pin_the_cpu():

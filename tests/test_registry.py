@@ -22,7 +22,8 @@ def fixed_batch(size: int = 32) -> tuple[np.ndarray, np.ndarray]:
 @pytest.mark.parametrize("name", MODELS)
 @pytest.mark.parametrize("kit", ["ours", "keras"])
 def test_each_model_trains_a_few_steps(name, kit, tmp_path):
-    config = Config(model=name, layers=kit, batch_size=32, learning_rate=1e-3, lr_schedule="constant").resolve()
+    config = Config(model=name, layers=kit, batch_size=32, learning_rate=1e-3, lr_schedule="constant", dtype="float32")
+    config = config.resolve()
     strategy = distribute.make_strategy("default")
     trainer = Trainer.from_config(config, strategy, (28, 28, 1), total_steps=5)
     assert trainer.model.name == name and trainer.model.output_shape == (None, 10)

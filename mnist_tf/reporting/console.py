@@ -34,7 +34,7 @@ class RunStart:
     strategy: str  # e.g. "mirrored (2 replicas)"
     per_replica_batch_size: int
     steps_per_epoch: int
-    precision: str  # the Keras dtype policy, e.g. "mixed_bfloat16"
+    precision: str  # the Keras dtype policy and why, e.g. "mixed_bfloat16 (auto: the CPU has native bfloat16 ...)"
     first_step: int
     resumed_from: str | None
     changes: list[str]  # settings changed since the checkpoint resumed from

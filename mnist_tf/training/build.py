@@ -13,8 +13,10 @@ from mnist_tf.training import distribute
 
 
 def model(config: Config, image_shape: Sequence[int]) -> keras.Model:
-    """The registered architecture `config.model`, computing in `config.dtype`; call under the strategy's scope."""
-    kit = models.LayerKit(config.layers, config.seed, distribute.dtype_policy(config.dtype), config.kernel_initializer)
+    """The registered architecture `config.model`, computing in `config.dtype`; call under the strategy's scope
+    (whose devices decide `--dtype=auto`)."""
+    policy = distribute.dtype_policy(compute_dtype(config))
+    kit = models.LayerKit(config.layers, config.seed, policy, config.kernel_initializer)
     shape = models.Shape(config.hidden_units, config.filters, config.activation, config.dropout, config.conv_dropout)
     return models.build(config.model, kit, image_shape, shape)
 
@@ -22,7 +24,14 @@ def model(config: Config, image_shape: Sequence[int]) -> keras.Model:
 def optimizer(config: Config, total_steps: int) -> keras.optimizers.Optimizer:
     """`config.optimizer`, driven by `config.lr_schedule` over `total_steps`; loss-scaled under float16."""
     learning_rate = optimizers.learning_rate(config.lr_schedule, config.learning_rate, total_steps)
-    return optimizers.make(config.optimizer, learning_rate, config.momentum, loss_scaling=config.dtype == "float16")
+    return optimizers.make(
+        config.optimizer, learning_rate, config.momentum, loss_scaling=compute_dtype(config) == "float16"
+    )
+
+
+def compute_dtype(config: Config) -> str:
+    """`config.dtype`, with "auto" decided for the strategy in scope."""
+    return distribute.choose_dtype(config.dtype, tf.distribute.get_strategy()).dtype
 
 
 def model_and_optimizer(

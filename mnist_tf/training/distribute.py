@@ -1,4 +1,4 @@
-"""Distribution strategies, the mixed-precision policy, and device-dependent choices (XLA).
+"""Distribution strategies, the mixed-precision policy, and device-dependent choices (precision, XLA).
 
 The training code is the same for every strategy: batch sizes are global, each replica gets its slice, and
 `is_chief` says which process writes the run's outputs (checkpoints, logs, SavedModel). Strategies must be made
@@ -7,11 +7,13 @@ before any other TensorFlow work in the process (multi-worker and TPU configure 
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import json
 import os
+import re
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 from urllib.parse import urlparse
 
@@ -22,6 +24,70 @@ from mnist_tf.errors import MnistTfError, first_line
 
 # --dtype -> Keras dtype policy. Mixed policies keep float32 variables and compute in 16 bits.
 DTYPE_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+# --dtype's choices: "auto" is the fastest of the others on the run's devices (`choose_dtype`).
+DTYPES = ("auto", *DTYPE_POLICIES)
+# CPU features (Linux /proc/cpuinfo names) that make bfloat16 matrix products native, hence fast; without them
+# oneDNN emulates bfloat16 and runs 3-5x slower than float32 (docs/performance.md).
+NATIVE_BFLOAT16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+TENSOR_CORES = (7, 0)  # the first GPU compute capability with float16 tensor cores (Volta)
+
+
+@dataclasses.dataclass(frozen=True)
+class Precision:
+    """The compute dtype a run uses, and why (auto's reason, or the flag that set it)."""
+
+    dtype: str
+    reason: str
+
+
+def choose_dtype(setting: str, strategy: tf.distribute.Strategy) -> Precision:
+    """`--dtype`: as given, or for "auto" the fastest precision that keeps accuracy on `strategy`'s devices."""
+    if setting != "auto":
+        return Precision(setting, f"--dtype={setting}")
+    devices = _compute_devices(strategy)
+    gpus = [int(name.rsplit(":", 1)[1]) for name in devices if re.search(r"GPU:\d+$", name)]
+    physical = tf.config.list_physical_devices("GPU")
+    capabilities = [tf.config.experimental.get_device_details(physical[i]).get("compute_capability") for i in gpus]
+    return fastest_dtype(any("TPU" in name for name in devices), capabilities, cpu_flags())
+
+
+def fastest_dtype(tpu: bool, gpu_capabilities: Sequence[tuple[int, int] | None], cpu: Collection[str]) -> Precision:
+    """bfloat16 on TPUs and on CPUs with native bfloat16, float16 on GPUs with tensor cores, else float32."""
+    if tpu:
+        return Precision("bfloat16", "auto: TPUs compute in bfloat16")
+    if gpu_capabilities:
+        known = [c for c in gpu_capabilities if c]
+        if len(known) == len(gpu_capabilities) and min(known) >= TENSOR_CORES:
+            return Precision(
+                "float16", f"auto: GPUs with tensor cores (compute capability {'.'.join(map(str, min(known)))})"
+            )
+        return Precision("float32", "auto: GPUs without float16 tensor cores")
+    native = sorted(NATIVE_BFLOAT16_CPU_FLAGS & set(cpu))
+    if native:
+        return Precision("bfloat16", f"auto: the CPU has native bfloat16 ({', '.join(native)})")
+    return Precision("float32", "auto: the CPU has no native bfloat16 (no avx512_bf16 or amx_bf16)")
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags as Linux reports them; none elsewhere (so auto picks float32 there)."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            line = next((line for line in cpuinfo if line.startswith("flags")), "")
+    except OSError:
+        return frozenset()
+    return frozenset(line.partition(":")[2].split())
+
+
+def _compute_devices(strategy: tf.distribute.Strategy) -> list[str]:
+    """The devices the strategy's replicas compute on; for the default strategy, TensorFlow's own choice (its
+    first GPU, else the CPU)."""
+    if isinstance(strategy, tf.distribute.TPUStrategy):
+        return ["TPU"]
+    try:
+        return list(strategy.extended.worker_devices)
+    except RuntimeError:  # the default strategy has no device list
+        gpus = tf.config.list_logical_devices("GPU")
+        return [gpus[0].name] if gpus else ["CPU"]
 
 
 def make_strategy(name: str, num_gpus: int | None = None, tpu: str = "") -> tf.distribute.Strategy:
@@ -147,7 +213,7 @@ def _multi_worker(num_gpus: int | None, tpu: str) -> tf.distribute.Strategy:
 def _tpu(num_gpus: int | None, address: str) -> tf.distribute.Strategy:
     """A local or Colab TPU (`address` "") or the one at a grpc:// address; a clear error within seconds when
     there is no TPU to connect to."""
-    address = address or _find_tpu()
+    address = address or find_tpu()
     if address.startswith("grpc://"):
         _require_reachable(address)
     try:
@@ -172,7 +238,7 @@ STRATEGIES: dict[str, Callable[[int | None, str], tf.distribute.Strategy]] = {
 JIT_SETTINGS = ("auto", "on", "off")
 
 
-def _find_tpu() -> str:
+def find_tpu() -> str:
     """A TPU attached to this VM ('local'), Colab's (grpc address), or one named by $TPU_NAME."""
     if glob.glob("/dev/accel*") or glob.glob("/dev/vfio/[0-9]*"):
         return "local"

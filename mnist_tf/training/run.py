@@ -37,6 +37,8 @@ def run(config: Config, reporter: ConsoleReporter | None = None, fresh: bool = F
     config = config.resolve()
     # First: the multi-worker and TPU strategies configure the runtime, which must precede other TF work.
     strategy = distribute.make_strategy(config.strategy, config.num_gpus, config.tpu)
+    precision = distribute.choose_dtype(config.dtype, strategy)
+    config = dataclasses.replace(config, dtype=precision.dtype)  # from here on, what the run computes in
     for flag in ("batch_size", "eval_batch_size"):
         distribute.per_replica_batch_size(flag, getattr(config, flag), strategy)
     keras.utils.set_random_seed(config.seed)
@@ -46,7 +48,7 @@ def run(config: Config, reporter: ConsoleReporter | None = None, fresh: bool = F
             run_dir.clear(Path(config.model_dir))
         distribute.barrier(strategy)  # no worker may restore what the chief is deleting
     with run_dir.output_dir(Path(config.model_dir), chief) as output_dir:
-        return _train(config, strategy, chief, output_dir, reporter or ConsoleReporter())
+        return _train(config, precision, strategy, chief, output_dir, reporter or ConsoleReporter())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +63,12 @@ class _Saved:
 
 
 def _train(
-    config: Config, strategy: tf.distribute.Strategy, chief: bool, output_dir: Path, reporter: ConsoleReporter
+    config: Config,
+    precision: distribute.Precision,
+    strategy: tf.distribute.Strategy,
+    chief: bool,
+    output_dir: Path,
+    reporter: ConsoleReporter,
 ) -> dict[str, Any]:
     # Set up: the data, the number of steps, the compiled steps.
     splits = sources.load_for(config)
@@ -82,7 +89,7 @@ def _train(
     iterator = iter(distribute.distribute_dataset(strategy, train_batches))
     # The first batch of the run, from its own iterator: shown in TensorBoard, and the gradient histograms' batch.
     first_batch = next(iter(train_batches.take(1)))
-    reporter.start(header(config, _run_start(config, strategy, splits, saved, first_step)), trainer.model)
+    reporter.start(header(config, _run_start(config, precision, strategy, splits, saved, first_step)), trainer.model)
     summaries = Summaries(output_dir, enabled=chief)
     summaries.hparams(config)
     summaries.inputs(first_step, *(tensor.numpy() for tensor in first_batch))
@@ -112,6 +119,7 @@ def _train(
     # Record: results.json, and the run's last lines.
     progress = results.Progress(first_step, last_step, steps_per_epoch, train_seconds)
     record = results.record(config, splits, trainer, progress, test, saved.stopper, export_path if chief else None)
+    record["precision"] = dataclasses.asdict(precision)
     results_path = output_dir / results.RESULTS_FILE
     write_json_atomic(results_path, record)
     reporter.finish(record, str(results_path) if chief else None)
@@ -135,14 +143,19 @@ def _restore(config: Config, trainer: Trainer, output_dir: Path, image_shape: tu
 
 
 def _run_start(
-    config: Config, strategy: tf.distribute.Strategy, splits: sources.Splits, saved: _Saved, first_step: int
+    config: Config,
+    precision: distribute.Precision,
+    strategy: tf.distribute.Strategy,
+    splits: sources.Splits,
+    saved: _Saved,
+    first_step: int,
 ) -> RunStart:
     return RunStart(
         splits,
         distribute.describe(strategy),
         distribute.per_replica_batch_size("batch_size", config.batch_size, strategy),
         pipeline.steps_per_epoch(splits.train, config.batch_size),
-        distribute.DTYPE_POLICIES[config.dtype],
+        f"{distribute.DTYPE_POLICIES[precision.dtype]} ({precision.reason})",
         first_step,
         saved.resumed_from,
         saved.changes,
