@@ -1,7 +1,9 @@
-r"""Times our training loop against Keras `model.fit` on the same models, data and machine.
+r"""Times our training loop against Keras `model.fit` (and PyTorch, when installed) on the same models, data and
+machine.
 
-python scripts/benchmark.py --data_dir=/path/to/idx/files            # LeNet and MLP, full default runs
+python scripts/benchmark.py --data_dir=/path/to/idx/files            # LeNet, MLP and speedrun, full runs
 python scripts/benchmark.py --quick --models=lenet                    # one epoch each: about a minute
+python scripts/benchmark.py --dtype=float32                           # instead of this hardware's fastest
 
 Writes every measurement to --output (JSON) and prints a Markdown table (docs/performance.md).
 """
@@ -18,9 +20,10 @@ from mnist_tf import config as config_lib
 from mnist_tf.benchmark import race, table
 from mnist_tf.files import write_json_atomic
 
-common.define_config_flags(common.DATA_FLAGS)
+BENCHMARK_FLAGS = (*common.DATA_FLAGS, "dtype")
+common.define_config_flags(BENCHMARK_FLAGS)
 flags.adopt_module_key_flags(common)
-flags.DEFINE_list("models", list(race.MODELS), "Models to race: lenet, mlp or both.")
+flags.DEFINE_list("models", list(race.MODELS), f"Models and speed recipes to race: {', '.join(race.MODELS)}.")
 flags.DEFINE_bool("quick", False, "Train one epoch per contender instead of the default run (no time to target).")
 flags.DEFINE_string("output", "runs/benchmark.json", "Where the JSON results go.")
 flags.register_validator(
@@ -35,7 +38,7 @@ FLAGS = flags.FLAGS
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    base = config_lib.Config(**common.config_values(common.DATA_FLAGS))
+    base = config_lib.Config(**common.config_values(BENCHMARK_FLAGS))
     results = race.run(base, tuple(dict.fromkeys(FLAGS.models)), FLAGS.quick)
     results["command"] = " ".join(["python", os.path.relpath(sys.argv[0]), *sys.argv[1:]])
     write_json_atomic(FLAGS.output, results)

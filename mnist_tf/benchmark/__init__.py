@@ -1,1 +1,1 @@
-"""The race: our training loop against Keras `model.fit`, each contender in its own process, taking turns."""
+"""The race: our training loop against Keras `model.fit` and PyTorch, each contender in its own process, in turns."""

@@ -2,11 +2,14 @@
 
 - `ours`: the `Trainer` and input pipeline that `scripts/train.py` runs, with our layers (the default);
 - `ours_keras_layers`: the same loop with Keras built-in layers;
-- `keras_fit`: the Keras-layer model with `model.compile` + `model.fit` (verbose 0), fed by the same pipeline.
+- `keras_fit`: the Keras-layer model with `model.compile` + `model.fit` (verbose 0), fed by the same pipeline;
+- `pytorch`: the same model, optimizer, schedule and batches in an eager PyTorch loop (`pytorch.py`), when torch
+  is installed.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -91,8 +94,18 @@ class _StepTimer(keras.callbacks.Callback):
         self.seconds = time.perf_counter() - self.start
 
 
+def _pytorch(config: Config, splits: Splits, total_steps: int) -> Contender:
+    from mnist_tf.benchmark.pytorch import PyTorchContender  # torch is imported in its contender's process only
+
+    return PyTorchContender(config, splits, total_steps)
+
+
+# name -> (--layers it builds with, its maker)
 CONTENDERS: dict[str, tuple[str, Callable[..., Contender]]] = {
     "ours": ("ours", LoopContender),
     "ours_keras_layers": ("keras", LoopContender),
     "keras_fit": ("keras", FitContender),
 }
+TORCH_INSTALLED = importlib.util.find_spec("torch") is not None
+if TORCH_INSTALLED:
+    CONTENDERS["pytorch"] = ("ours", _pytorch)

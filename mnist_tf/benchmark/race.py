@@ -1,10 +1,12 @@
-"""Speed, measured: our training loop against Keras `model.fit` on the same model, data, optimizer and batch.
+"""Speed, measured: our training loop against Keras `model.fit` and PyTorch on the same model, data, optimizer,
+schedule, batch and precision.
 
-For each model, the contenders (`contenders.py`) train from a fresh start with the default configuration of
-`scripts/train.py`. Each lives in its own process, and the processes take turns: a segment of training each (a
-quarter epoch), then an evaluation on the test split each, and so on. A machine that slows down for a while slows
-all of them alike, so ratios from one run are fair even on a noisy machine. Training time counts only training
-(from the first step, tracing included); evaluations are timed apart.
+Each model trains with the default configuration of `scripts/train.py`, each speed recipe (`--recipe=speedrun`)
+with the recipe's, from a fresh start in every contender (`contenders.py`). Each contender lives in its own
+process, and the processes take turns: a segment of training each (a quarter epoch), then an evaluation on the
+test split each, and so on. A machine that slows down for a while slows all of them alike, so ratios from one run
+are fair even on a noisy machine. Training time counts only training (from the first step, tracing included);
+evaluations are timed apart.
 """
 
 from __future__ import annotations
@@ -18,17 +20,25 @@ from typing import Any
 
 import tensorflow as tf
 
-from mnist_tf.benchmark.contenders import CONTENDERS
+from mnist_tf import recipes
+from mnist_tf.benchmark.contenders import CONTENDERS, TORCH_INSTALLED
 from mnist_tf.benchmark.processes import Processes
 from mnist_tf.config import Config
 from mnist_tf.data import pipeline, sources
 from mnist_tf.data.sources import Split, Splits
 from mnist_tf.nn.models import MODELS as ARCHITECTURES
 from mnist_tf.reporting import machine
+from mnist_tf.training import distribute
 
-# The models raced by default, and the accuracy each contender is timed to: from the model registry.
-TARGET_ACCURACY = {name: entry.benchmark_target for name, entry in ARCHITECTURES.items() if entry.benchmark_target}
+# What is raced by default, and the test accuracy each contender is timed to: the models with a benchmark target
+# in their registry (their default run), then the recipes with one.
+TARGET_ACCURACY = {
+    **{name: entry.benchmark_target for name, entry in ARCHITECTURES.items() if entry.benchmark_target},
+    **{name: recipe.benchmark_target for name, recipe in recipes.RECIPES.items() if recipe.benchmark_target},
+}
 MODELS = tuple(TARGET_ACCURACY)
+# What a race takes from the benchmark's flags; everything else is the model's default run or the recipe.
+FROM_FLAGS = ("dataset", "data_dir", "source", "tfds_data_dir", "dtype")
 SEGMENTS_PER_EPOCH = 4
 BASELINE = "keras_fit"
 PIPELINE_EPOCHS = 5  # how much of the input pipeline alone is timed
@@ -72,24 +82,40 @@ class ContenderResult:
 def run(
     base: Config, models: tuple[str, ...], quick: bool = False, log: Callable[[str], None] = _log
 ) -> dict[str, Any]:
-    """Races the contenders for each model; returns everything measured (what `scripts/benchmark.py` writes).
+    """Races the contenders for each model or recipe; returns everything measured (what `scripts/benchmark.py`
+    writes).
 
-    `quick` trains one epoch per contender instead of the default run: speeds, but no time to target.
+    `quick` trains one epoch per contender instead of the default run: speeds, but maybe no time to target.
     """
-    splits = sources.load_for(base.resolve())
-    results: dict[str, Any] = {"quick": quick, "machine": machine.machine(), "data_source": splits.source, "models": {}}
-    for model in models:
-        results["models"][model] = _race(dataclasses.replace(base, model=model).resolve(), splits, quick, log)
+    if not TORCH_INSTALLED:
+        log("pytorch: skipped (torch is not installed; pip install torch to race it)")
+    precision = distribute.choose_dtype(base.dtype, tf.distribute.get_strategy())
+    base = dataclasses.replace(base, dtype=precision.dtype)  # decided here, once, for every contender
+    results: dict[str, Any] = {"quick": quick, "machine": machine.machine(), "precision": dataclasses.asdict(precision)}
+    results["models"] = {}
+    for name in models:
+        config = race_config(name, base)
+        splits = sources.load_for(config)
+        results["data_source"] = splits.source
+        results["models"][name] = _race(name, config, splits, quick, log)
     return results
 
 
-def _race(config: Config, splits: Splits, quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
+def race_config(name: str, base: Config) -> Config:
+    """The run raced as `name`: the recipe's, or the model's default run, with `base`'s data and dtype."""
+    from_flags = {field: getattr(base, field) for field in FROM_FLAGS}
+    if name in recipes.RECIPES:
+        return recipes.config(name, **from_flags).resolve()
+    return Config(model=name, **from_flags).resolve()
+
+
+def _race(name: str, config: Config, splits: Splits, quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
     steps_per_epoch = pipeline.steps_per_epoch(splits.train, config.batch_size)
     total_steps = config.epochs * steps_per_epoch  # the learning-rate schedule spans the default run
     planned = steps_per_epoch if quick else total_steps
     segment = math.ceil(steps_per_epoch / SEGMENTS_PER_EPOCH)
-    target = TARGET_ACCURACY[config.model]
-    log(f"{config.model}: {planned} steps of batch {config.batch_size} per contender, in turns of {segment}")
+    target = TARGET_ACCURACY[name]
+    log(f"{name}: {planned} steps of batch {config.batch_size} per contender, in turns of {segment}")
     results = {name: ContenderResult(name, config.batch_size) for name in CONTENDERS}
     with Processes(config, splits, total_steps) as processes:
         done, turn = 0, 0
@@ -120,6 +146,8 @@ def _race(config: Config, splits: Splits, quick: bool, log: Callable[[str], None
         splits.train, config.batch_size, config.seed, PIPELINE_EPOCHS * steps_per_epoch
     )
     return {
+        "model": config.model,
+        "recipe": config.recipe,
         "batch_size": config.batch_size,
         "epochs": config.epochs,
         "steps_trained": planned,

@@ -39,18 +39,25 @@ def train_dataset(split: Split, batch_size: int, seed: int, first_step: int = 0)
     steps = steps_per_epoch(split, batch_size)  # fails on an empty epoch, which would make this dataset spin forever
     images, labels = tf.constant(split.images), tf.constant(split.labels)
 
-    def epoch_batches(epoch: tf.Tensor) -> tf.Tensor:
-        """[steps, batch_size] example indices: the epoch's permutation, less the remainder."""
-        order = tf.random.experimental.stateless_shuffle(tf.range(len(split), dtype=tf.int64), seed=[seed, epoch])
-        return tf.reshape(order[: steps * batch_size], [steps, batch_size])
-
     def gather(indices: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         return normalize(tf.gather(images, indices), tf.gather(labels, indices))
 
     first_epoch, skipped = divmod(first_step, steps)
     epochs = tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max)
-    batches = epochs.map(epoch_batches).unbatch().skip(skipped)  # skipping indices costs nothing
-    return batches.map(gather).prefetch(tf.data.AUTOTUNE)
+    indices = epochs.map(lambda epoch: _epoch_batches(len(split), batch_size, seed, epoch)).unbatch()
+    return indices.skip(skipped).map(gather).prefetch(tf.data.AUTOTUNE)  # skipping indices costs nothing
+
+
+def _epoch_batches(size: int, batch_size: int, seed: int, epoch: tf.Tensor | int) -> tf.Tensor:
+    """[steps, batch_size] example indices: the epoch's permutation, less the remainder."""
+    order = tf.random.experimental.stateless_shuffle(tf.range(size, dtype=tf.int64), seed=[seed, epoch])
+    steps = size // batch_size
+    return tf.reshape(order[: steps * batch_size], [steps, batch_size])
+
+
+def epoch_order(size: int, batch_size: int, seed: int, epoch: int) -> np.ndarray:
+    """The example indices of each batch of epoch `epoch` (0-based) of `train_dataset`: for loops outside TF."""
+    return _epoch_batches(size, batch_size, seed, tf.constant(epoch, tf.int64)).numpy()
 
 
 def steps_per_epoch(split: Split, batch_size: int) -> int:

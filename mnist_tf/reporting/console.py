@@ -55,7 +55,7 @@ def header(config: Config, start: RunStart) -> list[str]:
         f"strategy: {start.strategy} · batch {config.batch_size} ({start.per_replica_batch_size} per replica)"
         f" · {steps} steps/epoch{per_call} · {start.precision}",
         f"optimizer: {config.optimizer} lr {config.learning_rate:g} ({config.lr_schedule})"
-        f" · weight decay {config.weight_decay:g} · {config.loss} loss · {config.epochs} epochs{stopping}"
+        f" · weight decay {config.weight_decay:g} · {config.loss} loss · {_count(config.epochs, 'epoch')}{stopping}"
         f" · seed {config.seed}",
         f"model_dir: {config.model_dir}",
     ]
@@ -137,7 +137,7 @@ class ConsoleReporter:
         """The run's summary; `results_path` is None on a multi-worker worker that is not the chief."""
         self.print(f"test  loss {results['test_loss']:.4f}  accuracy {results['test_accuracy']:.4f}")
         self.print(
-            f"trained {results['epochs_trained']} epochs in {format_duration(results['train_seconds'])} "
+            f"trained {_count(results['epochs_trained'], 'epoch')} in {format_duration(results['train_seconds'])} "
             f"({results['images_per_second']:,.0f} img/s) · weights sha256 {results['weights_sha256'][:12]}"
         )
         if results_path is None:
@@ -146,3 +146,7 @@ class ConsoleReporter:
         if results["export_dir"]:
             self.print(f"SavedModel: {results['export_dir']}")
         self.print(f"results: {results_path}")
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
