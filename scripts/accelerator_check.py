@@ -81,7 +81,7 @@ def main(argv: list[str]) -> None:
         "checks": [dataclasses.asdict(c) for c in checks],
     }
     write_json_atomic(FLAGS.output, summary)
-    print(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2, ensure_ascii=False))
     if not summary["passed"]:
         failed = ", ".join(c.name for c in checks if c.status == "failed")
         raise MnistTfError(f"accelerator check failed: {failed} (details above and in {FLAGS.output})")
