@@ -85,4 +85,4 @@ def test_the_install_step_installs_nothing_but_the_project(tmp_path):
     )
     assert process.returncode == 0, process.stderr
     installs = [item["metadata"]["name"] for item in json.loads(report.read_text())["install"]]
-    assert installs == ["mnist-tf"]
+    assert [re.sub(r"[-_.]+", "-", name).lower() for name in installs] == ["mnist-tf"]  # setuptools 75+: mnist_tf
