@@ -83,6 +83,16 @@ class Config:
         "Training images held out for validation (0: none). Default: 5000 of MNIST's, 200 of the digits'.",
         lower_bound=0,
     )
+    checkpoint_every_steps: int = _setting(
+        0, "Also checkpoint every N global steps, mid-epoch (0: off).", lower_bound=0, zero_means="off"
+    )
+    checkpoint_every_seconds: int = _setting(
+        300,
+        "Also checkpoint at the first step boundary N seconds after the last checkpoint, so that a kill or a crash "
+        "loses at most that much training (0: off). Every epoch's end is checkpointed too; the last few are kept.",
+        lower_bound=0,
+        zero_means="off",
+    )
     early_stopping_patience: int = _setting(
         0,
         "Stop when the validation loss has not improved for this many epochs, and keep the best epoch's weights "

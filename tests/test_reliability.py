@@ -99,6 +99,35 @@ def test_sigkill_at_a_random_point_then_the_same_command_ends_with_the_same_weig
 
 
 @pytest.mark.slow
+def test_sigkill_mid_epoch_resumes_from_the_clock_checkpoint_with_the_same_weights(idx_dir, tmp_path, uninterrupted):
+    """--checkpoint_every_steps: a kill loses at most that many steps, and the resumed run ends bit-identical."""
+    model_dir = tmp_path / "run"
+    command = [*train_command(idx_dir, model_dir), "--checkpoint_every_steps=7"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            step = latest_step(model_dir)
+            if step > STEPS_PER_EPOCH and step % STEPS_PER_EPOCH:
+                process.send_signal(signal.SIGSTOP)  # frozen: the newest checkpoint can no longer change
+                if latest_step(model_dir) % STEPS_PER_EPOCH:
+                    break
+                process.send_signal(signal.SIGCONT)
+            time.sleep(0.02)
+        process.kill()
+        process.wait(timeout=60)
+    finally:
+        process.kill()
+    killed_at = latest_step(model_dir)
+    assert killed_at > STEPS_PER_EPOCH and killed_at % 7 == 0 and killed_at % STEPS_PER_EPOCH, killed_at  # mid-epoch
+    resumed, output = finish(idx_dir, model_dir)
+    assert resumed["resumed_from_step"] == killed_at
+    assert f"resuming from {model_dir}/checkpoints/ckpt-{killed_at}" in output
+    assert resumed["weights_sha256"] == uninterrupted["weights_sha256"]
+    assert resumed["test_loss"] == uninterrupted["test_loss"]
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_stop_signal_saves_at_the_next_step_then_the_same_command_ends_with_the_same_weights(
     idx_dir, tmp_path, uninterrupted, signal_number
@@ -339,7 +368,7 @@ def test_a_read_only_model_dir_fails_before_training_and_keeps_everything(tiny_c
     config = dataclasses.replace(tiny_config, epochs=1)
     first, _ = quiet_run(config)
     with read_only(Path(config.model_dir)), read_only(Path(config.export_dir)):
-        with pytest.raises(MnistTfError, match=r"^could not write .*/run/config.json: (Read-only file system|Perm)"):
+        with pytest.raises(MnistTfError, match=r"^could not write .*/run/run.lock: (Read-only file system|Perm)"):
             quiet_run(dataclasses.replace(config, epochs=2))
         model, _, _ = from_run.load_model(config.model_dir)
         with pytest.raises(MnistTfError, match=r"^could not export the SavedModel to .*/2: (Read-only|Permission)"):

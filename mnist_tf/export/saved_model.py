@@ -12,6 +12,7 @@ first real request is not slow) and `mnist_tf.json` (how the model was trained).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -69,18 +70,20 @@ def export_saved_model(
 
     Everything is written to a hidden temporary directory beside the target and renamed into place at the end, so
     a server watching `export_base` never sees a half-written version (it ignores non-numeric names), and a
-    failure leaves earlier versions untouched.
+    failure leaves earlier versions untouched. The rename claims the version: when another exporter took it
+    meanwhile (renaming onto a version that exists fails), this export takes the next free one.
     """
     base = Path(export_base)
     try:
         base.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise MnistTfError(f"cannot create export directory {base}: {e.strerror}") from None
+    claim_next = version is None
     version = next_version(base) if version is None else version
     if version < 1:
         raise MnistTfError(f"--version must be a positive integer, got {version}")
     target = base / str(version)
-    if target.exists():
+    if not claim_next and target.exists():
         raise MnistTfError(f"{target} already exists; versions are never overwritten")
     rows, cols = model.input_shape[1:3]  # square in every data set here, as MNIST-style preprocessing makes them
     try:
@@ -94,12 +97,25 @@ def export_saved_model(
         warmup.write_requests(extra / WARMUP_FILE, rows, cols, (SERVING_DEFAULT, IMAGE_BYTES))
         metadata = {**(metadata or {}), "image_shape": list(model.input_shape[1:])}
         (extra / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
-        staging.rename(target)
+        target = _claim(staging, base, version, claim_next)
     except (OSError, tf.errors.OpError) as e:  # ours, or TensorFlow's own writes (variables, warmup records)
         raise MnistTfError(f"could not export the SavedModel to {target}: {first_line(e)}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def _claim(staging: Path, base: Path, version: int, claim_next: bool) -> Path:
+    """Renames `staging` to `base/<version>`, or with `claim_next` to the first free version from there on."""
+    while True:
+        target = base / str(version)
+        try:
+            staging.rename(target)  # atomic; fails if the version exists (a version is never empty)
+            return target
+        except OSError as e:
+            if not (claim_next and e.errno in (errno.EEXIST, errno.ENOTEMPTY)):
+                raise
+        version = max(version + 1, next_version(base))
 
 
 def predict(model: keras.Model, images: tf.Tensor) -> dict[str, tf.Tensor]:

@@ -151,6 +151,12 @@ def barrier(strategy: tf.distribute.Strategy) -> None:
     strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)), axis=None)
 
 
+def any_worker(strategy: tf.distribute.Strategy, flag: bool) -> bool:
+    """True if `flag` is True in any worker: an all-reduce of one number, which every worker must call."""
+    flags = strategy.run(lambda: tf.constant(1.0 if flag else 0.0))
+    return bool(strategy.reduce(tf.distribute.ReduceOp.SUM, flags, axis=None) > 0)
+
+
 def per_replica_batch_size(flag: str, global_batch_size: int, strategy: tf.distribute.Strategy) -> int:
     replicas = strategy.num_replicas_in_sync
     if global_batch_size % replicas:

@@ -16,14 +16,15 @@ from mnist_tf.reporting.console import ConsoleReporter, EpochResult
 from mnist_tf.reporting.evaluation import Report
 from mnist_tf.reporting.summaries import StepProfiler, Summaries
 from mnist_tf.training import checkpoints, interruption
+from mnist_tf.training.checkpoint_clock import CheckpointClock
 from mnist_tf.training.early_stopping import EarlyStopping
 from mnist_tf.training.trainer import Trainer
 
 
 @dataclasses.dataclass
 class EpochLoop:
-    """One epoch of training calls, with what happens between them: progress, step summaries, profiling, and
-    the checks that stop a run (a non-finite loss, a stop request); then the epoch's summaries."""
+    """One epoch of training calls, with what happens between them: progress, step summaries, profiling, clock
+    checkpoints, and the checks that stop a run (a non-finite loss, a stop request); then the epoch's summaries."""
 
     trainer: Trainer
     iterator: Any
@@ -34,6 +35,7 @@ class EpochLoop:
     guard: interruption.Guard
     summaries: Summaries
     profiler: StepProfiler
+    clock: CheckpointClock  # mid-epoch checkpoints
 
     def train_epochs(
         self,
@@ -61,6 +63,7 @@ class EpochLoop:
             step = (epoch + 1) * steps
             self.guard.check(step)  # a stop requested during validation stops here, with this very checkpoint
             checkpoints.save(self.manager, step)
+            self.clock.saved()
             self.write_summaries(step, result, validated, first_batch)
             elapsed = time.perf_counter() - start
             eta = elapsed / (step - first_step) * (epochs * steps - step)
@@ -91,6 +94,9 @@ class EpochLoop:
             if not trainer.skip_non_finite:
                 self._stop_unless_finite(first, last, epoch)
             self.guard.check(last)
+            if self.clock.due(first, last) and step < self.steps:  # the epoch's end is checkpointed after validation
+                checkpoints.save(self.manager, last)
+                self.clock.saved()
             every = config.log_every_steps
             # Every worker reads the metrics (a collective under multi-worker); only the chief writes them.
             if every and last // every > (first - 1) // every:

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from pathlib import Path
 from typing import Any
@@ -14,13 +15,14 @@ import tensorflow as tf
 
 from mnist_tf.config import Config
 from mnist_tf.data import pipeline, sources
-from mnist_tf.errors import MnistTfError
+from mnist_tf.errors import MnistTfError, first_line
 from mnist_tf.export import saved_model
 from mnist_tf.files import write_json_atomic
 from mnist_tf.reporting import evaluation
 from mnist_tf.reporting.console import ConsoleReporter, RunStart, header
 from mnist_tf.reporting.summaries import MISTAKE_IMAGES, StepProfiler, Summaries
-from mnist_tf.training import checkpoints, distribute, interruption, results, run_dir
+from mnist_tf.training import checkpoints, distribute, interruption, results, run_dir, run_lock
+from mnist_tf.training.checkpoint_clock import CheckpointClock
 from mnist_tf.training.early_stopping import EarlyStopping
 from mnist_tf.training.epoch_loop import EpochLoop
 from mnist_tf.training.trainer import Trainer
@@ -30,9 +32,11 @@ def run(config: Config, reporter: ConsoleReporter | None = None, fresh: bool = F
     """Trains, evaluates on the test split, exports, and writes `<model_dir>/results.json`; returns the results.
 
     A `model_dir` that already holds a checkpoint is resumed from it, at the very step it was saved, unless
-    `fresh` clears the run's files first. SIGTERM or SIGINT save a checkpoint at the next step boundary and raise
-    `interruption.Interrupted`. Under multi-worker every worker runs this; the chief writes to `model_dir` and
-    `export_dir`, the others to a temporary directory that is removed at the end.
+    `fresh` clears the run's files first. A run owns its `model_dir` (`run_lock`): a second live one is refused.
+    SIGTERM or SIGINT save a checkpoint at the next step boundary and raise `interruption.Interrupted`. Under
+    multi-worker every worker runs this; the chief writes to `model_dir` and `export_dir`, the others to a
+    temporary directory that is removed at the end. A failed export raises after results.json is written, with
+    the command that retries it.
     """
     config = config.resolve()
     # First: the multi-worker and TPU strategies configure the runtime, which must precede other TF work.
@@ -43,12 +47,16 @@ def run(config: Config, reporter: ConsoleReporter | None = None, fresh: bool = F
         distribute.per_replica_batch_size(flag, getattr(config, flag), strategy)
     keras.utils.set_random_seed(config.seed)
     chief = distribute.is_chief(strategy)
-    if fresh:
-        if chief:
-            run_dir.clear(Path(config.model_dir))
-        distribute.barrier(strategy)  # no worker may restore what the chief is deleting
-    with run_dir.output_dir(Path(config.model_dir), chief) as output_dir:
-        return _train(config, precision, strategy, chief, output_dir, reporter or ConsoleReporter())
+    reporter = reporter or ConsoleReporter()
+    # The chief owns model_dir while it trains (the other workers write to temporary directories).
+    lock = run_lock.hold(Path(config.model_dir), reporter.print) if chief else contextlib.nullcontext()
+    with lock:
+        if fresh:
+            if chief:
+                run_dir.clear(Path(config.model_dir))
+            distribute.barrier(strategy)  # no worker may restore what the chief is deleting
+        with run_dir.output_dir(Path(config.model_dir), chief) as output_dir:
+            return _train(config, precision, strategy, chief, output_dir, reporter)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,7 +102,11 @@ def _train(
     summaries.hparams(config)
     summaries.inputs(first_step, *(tensor.numpy() for tensor in first_batch))
     profiler = StepProfiler(output_dir / "train", config.profile_steps, enabled=chief)
-    loop = EpochLoop(trainer, iterator, config, steps_per_epoch, reporter, saved.manager, guard, summaries, profiler)
+    agree = (lambda due: distribute.any_worker(strategy, due)) if config.strategy == "multi_worker" else None
+    clock = CheckpointClock(config.checkpoint_every_steps, config.checkpoint_every_seconds, agree)
+    loop = EpochLoop(
+        trainer, iterator, config, steps_per_epoch, reporter, saved.manager, guard, summaries, profiler, clock
+    )
     try:
         with guard:
             train_seconds = loop.train_epochs(first_step, validation, saved.stopper, first_batch)
@@ -110,19 +122,28 @@ def _train(
         summaries.close()
 
     # Export: a new SavedModel version (workers other than the chief export to their temporary directory).
-    export_path = None
+    export_path, export_error = None, None
     if config.export_dir:
         export_base = Path(config.export_dir) if chief else output_dir / "export"
         metadata = {"config": dataclasses.asdict(config), "test_accuracy": test.accuracy, "test_loss": test.loss}
-        export_path = saved_model.export_saved_model(trainer.model, export_base / config.name, metadata=metadata)
+        try:
+            export_path = saved_model.export_saved_model(trainer.model, export_base / config.name, metadata=metadata)
+        except Exception as e:  # whatever went wrong, the trained model stays in its checkpoint: say how to retry
+            export_error = first_line(e) if isinstance(e, MnistTfError) else f"{type(e).__name__}: {first_line(e)}"
 
     # Record: results.json, and the run's last lines.
     progress = results.Progress(first_step, last_step, steps_per_epoch, train_seconds)
     record = results.record(config, splits, trainer, progress, test, saved.stopper, export_path if chief else None)
     record["precision"] = dataclasses.asdict(precision)
+    record["export_error"] = export_error
     results_path = output_dir / results.RESULTS_FILE
     write_json_atomic(results_path, record)
     reporter.finish(record, str(results_path) if chief else None)
+    if export_error:
+        raise MnistTfError(
+            f"the export failed ({export_error}); the trained model is in {checkpoints.directory(config.model_dir)}, "
+            f"export it with: python scripts/export.py --model_dir={config.model_dir} --export_dir={config.export_dir}"
+        )
     return record
 
 
