@@ -3,16 +3,18 @@ non-zero exit."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import sys
+import time
 from collections.abc import Callable, Iterable
 from typing import Any, NoReturn
 
 from absl import app, flags, logging
 
 from mnist_tf import config as config_lib
-from mnist_tf import runtime
+from mnist_tf import recipes, runtime
 from mnist_tf.errors import MnistTfError
 from mnist_tf.training.interruption import Interrupted
 
@@ -53,6 +55,38 @@ def _define(setting: config_lib.Setting, flag_values: flags.FlagValues) -> None:
         flags.DEFINE_bool(name, default, help_text, flag_values=flag_values)
     else:
         flags.DEFINE_string(name, default, help_text, flag_values=flag_values)
+
+
+def define_training_flags() -> None:
+    """What scripts/train.py (and train_ray.py) take: --recipe, one flag per Config field, and --fresh."""
+    flags.DEFINE_enum(
+        "recipe",
+        None,
+        list(recipes.RECIPES),
+        "A classic setup by name (docs/recipes.md): its values replace the defaults of the flags not given.",
+    )
+    define_config_flags()  # one flag per Config field, with the field's help
+    flags.DEFINE_bool(
+        "fresh",
+        False,
+        "Start over: delete the checkpoints, logs and results already in --model_dir instead of resuming from them.",
+    )
+
+
+def training_config() -> config_lib.Config:
+    """The run the training flags ask for: every Config field from the flag of the same name.
+
+    With --recipe, the flags given on the command line override the recipe, and the recipe the other flags'
+    defaults. Without --model_dir, the run gets runs/<name>/<time>.
+    """
+    values = config_values()
+    if flags.FLAGS.recipe:
+        present = {name: v for name, v in values.items() if flags.FLAGS[name].present}
+        config = recipes.config(flags.FLAGS.recipe, **present)
+    else:
+        config = config_lib.Config(**values)
+    model_dir = flags.FLAGS.model_dir or f"runs/{config.name}/{time.strftime('%Y%m%d-%H%M%S')}"
+    return dataclasses.replace(config, model_dir=model_dir)
 
 
 def config_values(names: Iterable[str] | None = None, flag_values: flags.FlagValues = flags.FLAGS) -> dict[str, Any]:

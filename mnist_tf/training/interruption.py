@@ -9,6 +9,9 @@ step and raises `Interrupted`, which the script turns into a one-line message an
 - Several workers (multi_worker): every worker must save at the same step, or the collective save hangs.
   `PreemptionGuard` wraps `tf.distribute.experimental.PreemptionCheckpointHandler`, which agrees on that step
   across the cluster on SIGTERM, or on a GCE maintenance event.
+- Training outside the main thread (Ray Train runs the training function in a thread of its worker), where Python
+  cannot handle signals: `NoGuard`. Ray stops and restarts workers itself, and the run resumes from its last
+  (clock or epoch) checkpoint.
 """
 
 from __future__ import annotations
@@ -114,6 +117,19 @@ class PreemptionGuard:
     def check(self, step: int) -> None:
         self._step = step
         self._handler.save_checkpoint_if_preempted()
+
+
+class NoGuard:
+    """No stop requests: for training in a thread other than the main one."""
+
+    def __enter__(self) -> NoGuard:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        pass
+
+    def check(self, step: int) -> None:
+        pass
 
 
 def stopped_message(reason: str, step: int, model_dir: str) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -185,6 +186,9 @@ def _run_start(
 
 def _guard(config: Config, strategy: tf.distribute.Strategy, saved: _Saved) -> interruption.Guard:
     """How this run stops when told to (see `interruption`): all workers alike under multi-worker."""
+
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        return interruption.NoGuard()
 
     def save(step: int) -> str:
         return checkpoints.save(saved.manager, step)

@@ -1,0 +1,92 @@
+"""scripts/train_ray.py on a local Ray cluster of 2 CPU workers (127.0.0.1, stopped by the script): the same model as
+the two-process TF_CONFIG run of the same flags, one export, and a worker killed mid-run restarted by Ray."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import tensorflow as tf
+from conftest import REPO, requires_module
+from test_distribute import finish_workers, start_workers
+
+TRAIN_RAY = [sys.executable, str(REPO / "scripts" / "train_ray.py")]
+# start_workers' run: LeNet 4/8, 6 epochs of 50 steps at global batch 20.
+FLAGS = [
+    "--model=lenet",
+    "--filters=4,8",
+    "--hidden_units=32",
+    "--epochs=6",
+    "--batch_size=20",
+    "--eval_batch_size=100",
+    "--validation_size=200",
+]
+pytestmark = [pytest.mark.slow, requires_module("ray")]
+
+
+def ray_command(idx_dir, root, *extra):
+    return [
+        *TRAIN_RAY,
+        "--num_workers=2",
+        *FLAGS,
+        f"--data_dir={idx_dir}",
+        f"--model_dir={root / 'run'}",
+        f"--export_dir={root / 'saved_models'}",
+        *extra,
+    ]
+
+
+@pytest.fixture(scope="module")
+def tf_config_run(idx_dir, tmp_path_factory):
+    """The results of the same run as two worker processes with TF_CONFIG set by hand."""
+    root = tmp_path_factory.mktemp("tf_config")
+    (root / "tmp").mkdir()
+    finish_workers(start_workers(idx_dir, root / "run", root / "saved_models", root / "tmp"))
+    return json.loads((root / "run" / "results.json").read_text())
+
+
+def test_two_ray_workers_train_the_model_of_the_tf_config_run_and_export_it_once(idx_dir, tmp_path, tf_config_run):
+    process = subprocess.run(ray_command(idx_dir, tmp_path), capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert process.returncode == 0, process.stderr[-3000:]
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["replicas"] == 2 and results["flags"]["strategy"] == "multi_worker"
+    assert results["weights_sha256"] == tf_config_run["weights_sha256"]
+    assert sorted(p.name for p in (tmp_path / "saved_models" / "lenet").iterdir()) == ["1"]
+    assert process.stdout.strip().splitlines()[-1] == (
+        f"ray: 2 workers (2 replicas) · test accuracy {results['test_accuracy']:.4f} · weights sha256 "
+        f"{results['weights_sha256'][:12]} · SavedModel: {tmp_path / 'saved_models' / 'lenet' / '1'}"
+    )
+
+
+def ray_workers() -> list[int]:
+    listing = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+    return [int(line.split()[0]) for line in listing.splitlines() if "ray::RayTrainWorker" in line]
+
+
+def test_a_killed_worker_is_restarted_by_ray_and_the_run_resumes_to_the_same_model(idx_dir, tmp_path, tf_config_run):
+    checkpoints = tmp_path / "run" / "checkpoints"
+    process = subprocess.Popen(
+        ray_command(idx_dir, tmp_path, "--checkpoint_every_steps=20"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not tf.train.latest_checkpoint(str(checkpoints)) and time.monotonic() < deadline:
+            assert process.poll() is None, process.stdout.read()[-3000:]
+            time.sleep(0.1)
+        killed = ray_workers()[-1]
+        os.kill(killed, signal.SIGKILL)
+        output, _ = process.communicate(timeout=600)
+    finally:
+        process.kill()
+    assert process.returncode == 0, output[-3000:]
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["resumed_from_step"] > 0  # the restarted workers continued from a checkpoint
+    assert results["weights_sha256"] == tf_config_run["weights_sha256"]
+    assert sorted(p.name for p in (tmp_path / "saved_models" / "lenet").iterdir()) == ["1"]
