@@ -15,6 +15,7 @@ import numpy as np
 from mnist_tf.config import Config
 from mnist_tf.data.sources import Splits
 from mnist_tf.reporting.evaluation import Report
+from mnist_tf.training.distribute import Precision
 from mnist_tf.training.early_stopping import EarlyStopping
 from mnist_tf.training.trainer import Trainer
 
@@ -39,6 +40,9 @@ def record(
     test: Report,
     stopper: EarlyStopping | None,
     export_path: Path | None,
+    *,
+    precision: Precision,
+    export_error: str | None = None,
 ) -> dict[str, Any]:
     """The results of a finished run (docs/training.md: What a run leaves behind)."""
     model, seconds = trainer.model, progress.train_seconds
@@ -58,9 +62,11 @@ def record(
         "test_accuracy": test.accuracy,
         "test_loss": test.loss,
         "export_dir": os.fspath(export_path) if export_path else None,
+        "export_error": export_error,  # why the export failed (the model is in the run's checkpoint)
         "trainable_parameters": sum(math.prod(v.shape) for v in model.trainable_variables),
         "weights_sha256": weights_digest(model),
         "replicas": trainer.strategy.num_replicas_in_sync,
+        "precision": dataclasses.asdict(precision),  # the dtype computed in, and why (--dtype=auto's choice)
         "flags": dataclasses.asdict(config),
     }
 

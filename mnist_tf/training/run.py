@@ -103,10 +103,17 @@ def _train(
     summaries.hparams(config)
     summaries.inputs(first_step, *(tensor.numpy() for tensor in first_batch))
     profiler = StepProfiler(output_dir / "train", config.profile_steps, enabled=chief)
-    agree = (lambda due: distribute.any_worker(strategy, due)) if config.strategy == "multi_worker" else None
-    clock = CheckpointClock(config.checkpoint_every_steps, config.checkpoint_every_seconds, agree)
     loop = EpochLoop(
-        trainer, iterator, config, steps_per_epoch, reporter, saved.manager, guard, summaries, profiler, clock
+        trainer,
+        iterator,
+        config,
+        steps_per_epoch,
+        reporter,
+        saved.manager,
+        guard,
+        summaries,
+        profiler,
+        _clock(config, strategy),
     )
     try:
         with guard:
@@ -126,17 +133,21 @@ def _train(
     export_path, export_error = None, None
     if config.export_dir:
         export_base = Path(config.export_dir) if chief else output_dir / "export"
-        metadata = {"config": dataclasses.asdict(config), "test_accuracy": test.accuracy, "test_loss": test.loss}
-        try:
-            export_path = saved_model.export_saved_model(trainer.model, export_base / config.name, metadata=metadata)
-        except Exception as e:  # whatever went wrong, the trained model stays in its checkpoint: say how to retry
-            export_error = first_line(e) if isinstance(e, MnistTfError) else f"{type(e).__name__}: {first_line(e)}"
+        export_path, export_error = _export(config, trainer.model, test, export_base / config.name)
 
     # Record: results.json, and the run's last lines.
     progress = results.Progress(first_step, last_step, steps_per_epoch, train_seconds)
-    record = results.record(config, splits, trainer, progress, test, saved.stopper, export_path if chief else None)
-    record["precision"] = dataclasses.asdict(precision)
-    record["export_error"] = export_error
+    record = results.record(
+        config,
+        splits,
+        trainer,
+        progress,
+        test,
+        saved.stopper,
+        export_path if chief else None,
+        precision=precision,
+        export_error=export_error,
+    )
     results_path = output_dir / results.RESULTS_FILE
     write_json_atomic(results_path, record)
     reporter.finish(record, str(results_path) if chief else None)
@@ -146,6 +157,22 @@ def _train(
             f"export it with: python scripts/export.py --model_dir={config.model_dir} --export_dir={config.export_dir}"
         )
     return record
+
+
+def _clock(config: Config, strategy: tf.distribute.Strategy) -> CheckpointClock:
+    """Mid-epoch checkpoints; under multi-worker the workers agree on the time (their clocks differ)."""
+    agree = (lambda due: distribute.any_worker(strategy, due)) if config.strategy == "multi_worker" else None
+    return CheckpointClock(config.checkpoint_every_steps, config.checkpoint_every_seconds, agree)
+
+
+def _export(config: Config, model: keras.Model, test: evaluation.Report, base: Path) -> tuple[Path | None, str | None]:
+    """A new SavedModel version under `base`: (its path, None), or (None, why) when the export failed for any
+    reason, which leaves the trained model in the run's checkpoint."""
+    metadata = {"config": dataclasses.asdict(config), "test_accuracy": test.accuracy, "test_loss": test.loss}
+    try:
+        return saved_model.export_saved_model(model, base, metadata=metadata), None
+    except Exception as e:  # a bug in an export path must not cost the training: it is reported, not raised
+        return None, first_line(e) if isinstance(e, MnistTfError) else f"{type(e).__name__}: {first_line(e)}"
 
 
 def _restore(config: Config, trainer: Trainer, output_dir: Path, image_shape: tuple[int, ...]) -> _Saved:
