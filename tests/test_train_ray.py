@@ -61,6 +61,16 @@ def test_two_ray_workers_train_the_model_of_the_tf_config_run_and_export_it_once
     )
 
 
+def stop(driver: subprocess.Popen) -> None:
+    """Ctrl-C, so that the driver shuts its local Ray cluster down (killed, it would leave Ray's agents behind)."""
+    if driver.poll() is None:
+        driver.send_signal(signal.SIGINT)
+        try:
+            driver.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            driver.kill()
+
+
 def ray_workers() -> list[int]:
     listing = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
     return [int(line.split()[0]) for line in listing.splitlines() if "ray::RayTrainWorker" in line]
@@ -84,7 +94,7 @@ def test_a_killed_worker_is_restarted_by_ray_and_the_run_resumes_to_the_same_mod
         os.kill(killed, signal.SIGKILL)
         output, _ = process.communicate(timeout=600)
     finally:
-        process.kill()
+        stop(process)
     assert process.returncode == 0, output[-3000:]
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["resumed_from_step"] > 0  # the restarted workers continued from a checkpoint
