@@ -208,22 +208,23 @@ def test_bad_tf_config_is_one_line(monkeypatch, tf_config, message):
         distribute.make_strategy("multi_worker")
 
 
+# The two-worker run of these tests (and of tests/test_train_ray.py): small, but a real LeNet.
+TWO_WORKER_FLAGS = [
+    "--model=lenet",
+    "--filters=4,8",
+    "--hidden_units=32",
+    "--epochs=6",
+    "--batch_size=20",  # 10 per worker; 50 steps per epoch, 300 in all
+    "--eval_batch_size=100",
+    "--validation_size=200",
+]
+
+
 def start_workers(idx_dir, model_dir, export_dir, scratch):
     """Two worker processes of one multi-worker run (ports of their own), as a cluster scheduler would start them."""
     workers = [f"127.0.0.1:{free_port()}" for _ in range(2)]
-    args = [
-        "--strategy=multi_worker",
-        "--model=lenet",
-        "--filters=4,8",
-        "--hidden_units=32",
-        f"--data_dir={idx_dir}",
-        f"--model_dir={model_dir}",
-        f"--export_dir={export_dir}",
-        "--epochs=6",
-        "--batch_size=20",  # 10 per worker; 50 steps per epoch, 300 in all
-        "--eval_batch_size=100",
-        "--validation_size=200",
-    ]
+    args = ["--strategy=multi_worker", *TWO_WORKER_FLAGS]
+    args += [f"--data_dir={idx_dir}", f"--model_dir={model_dir}", f"--export_dir={export_dir}"]
     processes = []
     for index in range(2):
         tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}

@@ -11,19 +11,9 @@ import time
 import pytest
 import tensorflow as tf
 from conftest import REPO, requires_module
-from test_distribute import finish_workers, start_workers
+from test_distribute import TWO_WORKER_FLAGS, finish_workers, start_workers
 
 TRAIN_RAY = [sys.executable, str(REPO / "scripts" / "train_ray.py")]
-# start_workers' run: LeNet 4/8, 6 epochs of 50 steps at global batch 20.
-FLAGS = [
-    "--model=lenet",
-    "--filters=4,8",
-    "--hidden_units=32",
-    "--epochs=6",
-    "--batch_size=20",
-    "--eval_batch_size=100",
-    "--validation_size=200",
-]
 pytestmark = [pytest.mark.slow, requires_module("ray")]
 
 
@@ -31,7 +21,7 @@ def ray_command(idx_dir, root, *extra):
     return [
         *TRAIN_RAY,
         "--num_workers=2",
-        *FLAGS,
+        *TWO_WORKER_FLAGS,
         f"--data_dir={idx_dir}",
         f"--model_dir={root / 'run'}",
         f"--export_dir={root / 'saved_models'}",

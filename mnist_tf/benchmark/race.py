@@ -116,7 +116,7 @@ def _race(name: str, config: Config, splits: Splits, quick: bool, log: Callable[
     segment = math.ceil(steps_per_epoch / SEGMENTS_PER_EPOCH)
     target = TARGET_ACCURACY[name]
     log(f"{name}: {planned} steps of batch {config.batch_size} per contender, in turns of {segment}")
-    results = {name: ContenderResult(name, config.batch_size) for name in CONTENDERS}
+    results = {contender: ContenderResult(contender, config.batch_size) for contender in CONTENDERS}
     with Processes(config, splits, total_steps) as processes:
         done, turn = 0, 0
         while done < planned:
@@ -138,7 +138,7 @@ def _race(name: str, config: Config, splits: Splits, quick: bool, log: Callable[
             )
         for process, peak in processes.stop():
             results[process.name].peak_rss_mb = peak
-    contenders = {name: result.summary(target, len(splits.test)) for name, result in results.items()}
+    contenders = {contender: result.summary(target, len(splits.test)) for contender, result in results.items()}
     for summary in contenders.values():
         summary[f"vs_{BASELINE}"] = _ratios(summary, contenders[BASELINE])
     ours = contenders["ours"]
