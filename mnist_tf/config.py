@@ -69,6 +69,11 @@ class Config:
     export_dir: str | None = _setting(
         "saved_models", "SavedModels go to <export_dir>/<name>/<version>; empty: no export."
     )
+    litert: bool = _setting(
+        True,
+        "Also export LiteRT files (float32, dynamic-range, int8) to <export_dir>/litert/<name>/<version>, each "
+        "verified on the test split; a quantized one that loses accuracy is refused. Needs ai-edge-litert.",
+    )
     epochs: int = _setting(4, "Passes over the training set.", lower_bound=1, hparam=True)
     batch_size: int = _setting(256, "Global training batch size.", lower_bound=1, hparam=True)
     eval_batch_size: int = _setting(1000, "Evaluation batch size.", lower_bound=1)

@@ -6,10 +6,12 @@ The settings are environment variables TensorFlow reads once, at import; a value
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import sys
 import warnings
+from collections.abc import Iterator
 
 from mnist_tf.errors import MnistTfError
 
@@ -46,14 +48,26 @@ def silence_tensorflow() -> None:
     warnings.filterwarnings("ignore", message="To make it possible to preserve tf.data options", category=UserWarning)
     if "tensorflow" in sys.modules or os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3") != "3":
         return
+    with quiet_native_stderr():
+        import tensorflow as tf
+
+        tf.get_logger().setLevel("ERROR")
+
+
+@contextlib.contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+    """Points stderr (file descriptor 2, where C++ libraries write) at /dev/null inside the block, unless
+    TF_CPP_MIN_LOG_LEVEL asks for logs. For libraries that print whatever the level (TensorFlow's absl pre-init
+    warnings, the LiteRT converter and runtime); their errors still reach Python as exceptions."""
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3") != "3":
+        yield
+        return
     sys.stderr.flush()
     saved_stderr = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, 2)
-        import tensorflow as tf
-
-        tf.get_logger().setLevel("ERROR")
+        yield
     finally:
         os.dup2(saved_stderr, 2)
         os.close(saved_stderr)

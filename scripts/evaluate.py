@@ -1,10 +1,11 @@
-r"""Evaluates a SavedModel or a training run's checkpoint on the test split.
+r"""Evaluates a SavedModel, a LiteRT file or a training run's checkpoint on the test split.
 
 Prints accuracy, per-class precision and recall, the confusion matrix and the most confident mistakes; the data
 set is the one the model was trained on unless the data flags say otherwise.
 
 python scripts/evaluate.py --saved_model=saved_models/lenet            # its highest version
 python scripts/evaluate.py --model_dir=runs/lenet/20261122-101500 --report=report.json
+python scripts/evaluate.py --saved_model=saved_models/litert/lenet/1/int8.tflite
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import common
@@ -22,11 +24,13 @@ from absl import app, flags
 from mnist_tf.config import Config
 from mnist_tf.data import sources
 from mnist_tf.errors import MnistTfError, assertion_message
-from mnist_tf.export import from_run, saved_model
+from mnist_tf.export import from_run, litert, saved_model
 from mnist_tf.files import write_json_atomic
 from mnist_tf.reporting import evaluation
 
-flags.DEFINE_string("saved_model", None, "A SavedModel directory, or a base directory (its highest version).")
+flags.DEFINE_string(
+    "saved_model", None, "A SavedModel directory, a base directory (its highest version), or a LiteRT .tflite file."
+)
 flags.DEFINE_string("model_dir", None, "A training run's directory: evaluates its latest checkpoint.")
 common.define_config_flags(common.DATA_FLAGS)
 flags.adopt_module_key_flags(common)  # --helpshort lists them with this script's own flags
@@ -55,6 +59,12 @@ def from_saved_model(path: str) -> tuple[str, dict[str, Any], Predict]:
     return str(version_dir), metadata.get("config", {}), predict
 
 
+def from_litert(path: str) -> tuple[str, dict[str, Any], Predict]:
+    """(what is evaluated, its training config from the report beside it, uint8 images -> probabilities)."""
+    model = litert.LiteRtModel.from_file(path)
+    return path, litert.read_report(Path(path).parent).get("config", {}), model.probabilities
+
+
 def from_checkpoint(model_dir: str) -> tuple[str, dict[str, Any], Predict]:
     """(what is evaluated, its training config, uint8 images -> probabilities) from the latest checkpoint."""
     model, config, checkpoint = from_run.load_model(model_dir)
@@ -71,9 +81,12 @@ def from_checkpoint(model_dir: str) -> tuple[str, dict[str, Any], Predict]:
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    source, trained_with, predict = (
-        from_saved_model(FLAGS.saved_model) if FLAGS.saved_model else from_checkpoint(FLAGS.model_dir)
-    )
+    if FLAGS.model_dir:
+        source, trained_with, predict = from_checkpoint(FLAGS.model_dir)
+    elif FLAGS.saved_model.endswith(".tflite"):
+        source, trained_with, predict = from_litert(FLAGS.saved_model)
+    else:
+        source, trained_with, predict = from_saved_model(FLAGS.saved_model)
     options = {
         name: getattr(FLAGS, name) if FLAGS[name].present else trained_with.get(name, getattr(FLAGS, name))
         for name in common.DATA_FLAGS

@@ -1,7 +1,10 @@
-r"""Exports a training run's latest checkpoint as a SavedModel that TF Serving loads as it is.
+r"""Exports a training run's latest checkpoint as a SavedModel that TF Serving loads as it is, and as LiteRT files.
 
 python scripts/export.py --model_dir=runs/lenet/20261122-101500              # -> saved_models/lenet/<next>
-python scripts/export.py --model_dir=runs/lenet/20261122-101500 --version=7 --export_dir=/srv/models
+python scripts/export.py --model_dir=runs/lenet/20261122-101500 --version=7 --export_dir=/srv/models --nolitert
+
+The LiteRT files (float32, dynamic-range, int8) of version N go to <export_dir>/litert/<name>/N/, each verified on
+the test split of the data the run was trained on (mnist_tf/export/litert.py).
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ import dataclasses
 import common
 from absl import app, flags
 
-from mnist_tf.export import from_run, saved_model
+from mnist_tf.data import sources
+from mnist_tf.errors import MnistTfError
+from mnist_tf.export import from_run, litert, saved_model
 
 flags.DEFINE_string("model_dir", None, "The training run to export (its config.json and checkpoints/).")
 flags.DEFINE_string("export_dir", "saved_models", "Writes <export_dir>/<name>/<version>/.")
@@ -19,6 +24,7 @@ flags.DEFINE_string(
     "name", None, "Model name: the directory TF Serving serves it under (default: the recipe, else the model)."
 )
 flags.DEFINE_integer("version", None, "Version number (default: one more than the highest there).", lower_bound=1)
+flags.DEFINE_boolean("litert", True, "Also write verified LiteRT files to <export_dir>/litert/<name>/<version>/.")
 flags.mark_flag_as_required("model_dir")
 FLAGS = flags.FLAGS
 
@@ -31,6 +37,16 @@ def main(argv: list[str]) -> None:
     base = f"{FLAGS.export_dir}/{FLAGS.name or config.name}"
     path = saved_model.export_saved_model(model, base, FLAGS.version, metadata)
     print(f"exported {checkpoint} to {path}")
+    if not FLAGS.litert:
+        return
+    try:
+        splits = sources.load_for(config)
+        exported = litert.export(model, config, path, splits.train, splits.test)
+    except MnistTfError as e:
+        raise MnistTfError(f"no LiteRT export ({e}); the SavedModel {path} is kept") from None
+    print(f"LiteRT: {exported.directory} ({', '.join(exported.files)})")
+    if exported.refused:
+        raise MnistTfError(f"LiteRT {exported.refused}; {exported.directory}/{litert.REPORT_FILE} has every number")
 
 
 if __name__ == "__main__":

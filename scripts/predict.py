@@ -1,19 +1,22 @@
-r"""Classifies image files of handwritten digits with a SavedModel.
+r"""Classifies image files of handwritten digits with a SavedModel, or a LiteRT file of one.
 
 Takes PNG, JPEG, GIF (its first frame) or BMP files of any size up to 67 megapixels: grayscale, RGB or RGBA, dark
 ink on light paper or light on dark. A file that is none of these, or damaged, is one line on stderr; the others
 are still answered, and the exit status is 1.
 The SavedModel's `image_bytes` signature turns each into an MNIST-style 28x28 image inside its own graph
-(mnist_tf/export/preprocess.py), exactly as it does for a TF Serving client.
+(mnist_tf/export/preprocess.py), exactly as it does for a TF Serving client; for a `.tflite` file the same
+preprocessing code runs here, and the LiteRT runtime (ai-edge-litert) classifies its output.
 
 python scripts/predict.py digit.png photo.jpg
 python scripts/predict.py --saved_model=saved_models/mlp/3 --top_k=3 scans/*.png
+python scripts/predict.py --saved_model=saved_models/litert/lenet/1/int8.tflite digit.png
 """
 
 from __future__ import annotations
 
+import functools
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +26,12 @@ import tensorflow as tf
 from absl import app, flags
 
 from mnist_tf.errors import MnistTfError, assertion_message
-from mnist_tf.export import preprocess, saved_model
+from mnist_tf.export import litert, preprocess, saved_model
 
 flags.DEFINE_string(
-    "saved_model", "saved_models/lenet", "A SavedModel directory, or a base directory (its highest version)."
+    "saved_model",
+    "saved_models/lenet",
+    "A SavedModel directory, a base directory (its highest version), or a LiteRT .tflite file.",
 )
 flags.DEFINE_integer("top_k", 1, "How many of the likeliest digits to print per image.", lower_bound=1, upper_bound=10)
 flags.DEFINE_integer(
@@ -58,12 +63,7 @@ def main(argv: list[str]) -> None:
     paths = argv[1:]
     if not paths:
         raise app.UsageError("give one or more image files")
-    version_dir, loaded = saved_model.load(FLAGS.saved_model)
-    if saved_model.IMAGE_BYTES not in loaded.signatures:
-        raise MnistTfError(
-            f"{version_dir} has no {saved_model.IMAGE_BYTES} signature; re-export it with scripts/export.py"
-        )
-    signature = loaded.signatures[saved_model.IMAGE_BYTES]
+    classify = litert_classifier(FLAGS.saved_model) if is_litert(FLAGS.saved_model) else saved_model_classifier()
     width = max(len(path) for path in paths)
     answered = 0
     for start in range(0, len(paths), FLAGS.batch_size):  # one batch of files in memory at a time
@@ -73,13 +73,46 @@ def main(argv: list[str]) -> None:
                 batch.append((path, read_image(path)))
             except MnistTfError as e:
                 print(f"error: {e}", file=sys.stderr)
-        for path, outputs in classify(signature, batch):
-            print(describe(path, outputs["probabilities"].numpy(), FLAGS.top_k, width))
+        for path, outputs in classify(batch):
+            print(describe(path, np.asarray(outputs["probabilities"]), FLAGS.top_k, width))
             if FLAGS.preprocessed_dir:
                 save_preprocessed(outputs["preprocessed"], answered, path)
             answered += 1
     if answered < len(paths):
         sys.exit(1)
+
+
+Classify = Callable[[list[tuple[str, bytes]]], Iterator[tuple[str, dict[str, Any]]]]
+
+
+def is_litert(path: str) -> bool:
+    return path.endswith(".tflite")
+
+
+def saved_model_classifier() -> Classify:
+    """The SavedModel's image_bytes signature: preprocessing and model in one graph."""
+    version_dir, loaded = saved_model.load(FLAGS.saved_model)
+    if saved_model.IMAGE_BYTES not in loaded.signatures:
+        raise MnistTfError(
+            f"{version_dir} has no {saved_model.IMAGE_BYTES} signature; re-export it with scripts/export.py"
+        )
+    return functools.partial(classify, loaded.signatures[saved_model.IMAGE_BYTES])
+
+
+def litert_classifier(path: str) -> Classify:
+    """The signature's preprocessing code, then the LiteRT model on what it made."""
+    model = litert.LiteRtModel.from_file(path)
+    preprocess_batch = tf.function(functools.partial(preprocess.preprocess_batch, size=model.image_shape[0]))
+
+    def classify_batch(batch: list[tuple[str, bytes]]) -> Iterator[tuple[str, dict[str, Any]]]:
+        if not batch:
+            return
+        images = preprocess_batch(tf.constant([encoded for _, encoded in batch]))
+        probabilities = model.probabilities(images.numpy())
+        for i, (path, _) in enumerate(batch):
+            yield path, {"probabilities": probabilities[i], "preprocessed": images[i]}
+
+    return classify_batch
 
 
 def classify(signature: Any, batch: list[tuple[str, bytes]]) -> Iterator[tuple[str, dict[str, tf.Tensor]]]:

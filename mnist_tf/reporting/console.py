@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from mnist_tf.config import Config
@@ -145,6 +146,8 @@ class ConsoleReporter:
             return
         if results["export_dir"]:
             self.print(f"SavedModel: {results['export_dir']}")
+        if results.get("litert_report"):
+            self.print(f"LiteRT: {Path(results['litert_report']).parent} ({', '.join(results['litert'])})")
         self.print(f"results: {results_path}")
 
 

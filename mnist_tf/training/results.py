@@ -14,6 +14,7 @@ import numpy as np
 
 from mnist_tf.config import Config
 from mnist_tf.data.sources import Splits
+from mnist_tf.export.litert import REPORT_FILE, Export
 from mnist_tf.reporting.evaluation import Report
 from mnist_tf.training.distribute import Precision
 from mnist_tf.training.early_stopping import EarlyStopping
@@ -43,6 +44,7 @@ def record(
     *,
     precision: Precision,
     export_error: str | None = None,
+    litert: Export | None = None,
 ) -> dict[str, Any]:
     """The results of a finished run (docs/training.md: What a run leaves behind)."""
     model, seconds = trainer.model, progress.train_seconds
@@ -63,6 +65,9 @@ def record(
         "test_loss": test.loss,
         "export_dir": os.fspath(export_path) if export_path else None,
         "export_error": export_error,  # why the export failed (the model is in the run's checkpoint)
+        "litert": litert.files if litert else None,  # variant -> .tflite path: those that passed verification
+        "litert_report": os.fspath(litert.directory / REPORT_FILE) if litert else None,
+        "litert_refused": litert.refused if litert else None,
         "trainable_parameters": sum(math.prod(v.shape) for v in model.trainable_variables),
         "weights_sha256": weights_digest(model),
         "replicas": trainer.strategy.num_replicas_in_sync,

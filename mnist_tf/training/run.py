@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.util
 import threading
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import tensorflow as tf
 from mnist_tf.config import Config
 from mnist_tf.data import pipeline, sources
 from mnist_tf.errors import MnistTfError, first_line
-from mnist_tf.export import saved_model
+from mnist_tf.export import litert, saved_model
 from mnist_tf.files import write_json_atomic
 from mnist_tf.reporting import evaluation
 from mnist_tf.reporting.console import ConsoleReporter, RunStart, header
@@ -130,10 +131,12 @@ def _train(
         summaries.close()
 
     # Export: a new SavedModel version (workers other than the chief export to their temporary directory).
-    export_path, export_error = None, None
+    export_path, export_error, litert_export = None, None, None
     if config.export_dir:
         export_base = Path(config.export_dir) if chief else output_dir / "export"
         export_path, export_error = _export(config, trainer.model, test, export_base / config.name)
+    if export_path and chief and config.litert and _can_run_litert(reporter):
+        litert_export, export_error = _export_litert(config, trainer.model, export_path, splits)
 
     # Record: results.json, and the run's last lines.
     progress = results.Progress(first_step, last_step, steps_per_epoch, train_seconds)
@@ -147,10 +150,16 @@ def _train(
         export_path if chief else None,
         precision=precision,
         export_error=export_error,
+        litert=litert_export,
     )
     results_path = output_dir / results.RESULTS_FILE
     write_json_atomic(results_path, record)
     reporter.finish(record, str(results_path) if chief else None)
+    if litert_export and litert_export.refused:
+        raise MnistTfError(
+            f"LiteRT {litert_export.refused}; the SavedModel and the other LiteRT files are kept "
+            f"({litert_export.directory}/{litert.REPORT_FILE} has every number)"
+        )
     if export_error:
         raise MnistTfError(
             f"the export failed ({export_error}); the trained model is in {checkpoints.directory(config.model_dir)}, "
@@ -172,7 +181,29 @@ def _export(config: Config, model: keras.Model, test: evaluation.Report, base: P
     try:
         return saved_model.export_saved_model(model, base, metadata=metadata), None
     except Exception as e:  # a bug in an export path must not cost the training: it is reported, not raised
-        return None, first_line(e) if isinstance(e, MnistTfError) else f"{type(e).__name__}: {first_line(e)}"
+        return None, _why(e)
+
+
+def _export_litert(
+    config: Config, model: keras.Model, saved_model_dir: Path, splits: sources.Splits
+) -> tuple[litert.Export | None, str | None]:
+    """The LiteRT files of the SavedModel just exported: (what was written, None), or (None, why it failed)."""
+    try:
+        return litert.export(model, config, saved_model_dir, splits.train, splits.test), None
+    except Exception as e:  # as for the SavedModel: reported with the way to retry, never at the training's cost
+        return None, f"LiteRT: {_why(e)}"
+
+
+def _can_run_litert(reporter: ConsoleReporter) -> bool:
+    """Whether ai-edge-litert, which verifies the LiteRT files, is installed; says so when it is not."""
+    if importlib.util.find_spec("ai_edge_litert") is None:
+        reporter.print("note: no LiteRT export: ai-edge-litert is not installed (pip install ai-edge-litert)")
+        return False
+    return True
+
+
+def _why(error: Exception) -> str:
+    return first_line(error) if isinstance(error, MnistTfError) else f"{type(error).__name__}: {first_line(error)}"
 
 
 def _restore(config: Config, trainer: Trainer, output_dir: Path, image_shape: tuple[int, ...]) -> _Saved:

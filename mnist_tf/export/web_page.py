@@ -1,0 +1,83 @@
+"""Serves the draw-a-digit page (`web/`) and one LiteRT export to a browser, on the local machine by default.
+
+  /                   web/index.html, its scripts, and web/node_modules (LiteRT.js, installed with `npm ci`)
+  /models/...         report.json and the .tflite files of the LiteRT export (mnist_tf/export/litert.py)
+
+Nothing else is served: paths outside these two folders, and any file of the export that is not a model or the
+report, are 404.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import http.server
+import os
+import threading
+from pathlib import Path
+
+from mnist_tf.errors import MnistTfError
+from mnist_tf.export import litert
+
+WEB_DIR = Path(__file__).resolve().parents[2] / "web"
+MODELS = "/models/"
+
+
+def litert_export(path: str | os.PathLike) -> Path:
+    """A LiteRT export folder (with report.json), or the folder of its versions: then the highest one."""
+    path = Path(path)
+    if (path / litert.REPORT_FILE).is_file():
+        return path
+    versions = [int(p.name) for p in path.iterdir() if p.name.isdigit()] if path.is_dir() else []
+    versions = [v for v in versions if (path / str(v) / litert.REPORT_FILE).is_file()]
+    if not versions:
+        raise MnistTfError(
+            f"no LiteRT export at {path}: neither {litert.REPORT_FILE} nor version folders with one (train or run "
+            "scripts/export.py first; its LiteRT files go to <export_dir>/litert/<name>/<version>)"
+        )
+    return path / str(max(versions))
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".wasm": "application/wasm"}
+
+    def __init__(self, *args, models: Path, **kwargs) -> None:
+        self.models = models
+        super().__init__(*args, directory=os.fspath(WEB_DIR), **kwargs)
+
+    def translate_path(self, path: str) -> str:
+        path = path.split("?", 1)[0].split("#", 1)[0]
+        if path.startswith(MODELS):
+            name = path.removeprefix(MODELS)
+            allowed = name == litert.REPORT_FILE or (name.endswith(".tflite") and "/" not in name)
+            return os.fspath(self.models / name) if allowed else os.fspath(self.models / "not-served")
+        return super().translate_path(path)
+
+    def end_headers(self) -> None:
+        self.send_header("Cache-Control", "no-store")  # a new export is seen at the next reload
+        super().end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        if len(args) > 1 and str(args[1]).startswith(("4", "5")):  # errors only, not every request
+            super().log_message(format, *args)
+
+
+def make_server(models: Path, host: str, port: int) -> http.server.ThreadingHTTPServer:
+    """A server of the page and `models` on host:port (port 0: any free one); call serve_forever() on it."""
+    if not (WEB_DIR / "node_modules" / "@litertjs" / "core").is_dir():
+        raise MnistTfError(f"LiteRT.js is not installed in {WEB_DIR}/node_modules: run npm ci --prefix {WEB_DIR}")
+    handler = functools.partial(_Handler, models=models)
+    try:
+        return http.server.ThreadingHTTPServer((host, port), handler)
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            raise MnistTfError(f"port {port} on {host} is in use: stop what holds it, or choose another --port") from None
+        raise MnistTfError(f"cannot listen on {host}:{port}: {e.strerror}") from None
+
+
+def serve_in_background(models: Path, host: str = "127.0.0.1", port: int = 0) -> tuple[str, threading.Thread]:
+    """Starts a server in a daemon thread: (its URL, the thread)."""
+    server = make_server(models, host, port)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return f"http://{host}:{server.server_address[1]}/", thread
