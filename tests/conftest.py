@@ -106,6 +106,7 @@ def tiny_config_in(idx_dir: Path, root: Path) -> Config:
         hidden_units=(64,),
         learning_rate=3e-3,
         dtype="float32",  # the same on every CPU (auto is bfloat16 on some)
+        litert=False,  # seconds per export; tests/test_litert.py turns it on
     )
 
 

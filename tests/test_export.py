@@ -243,7 +243,7 @@ def test_a_crash_mid_export_leaves_no_new_version(exported_run, tmp_path):
 @pytest.mark.slow
 def test_export_script_writes_the_next_or_the_given_version(exported_run, tmp_path):
     model_dir = exported_run["flags"]["model_dir"]
-    run = [*EXPORT, f"--model_dir={model_dir}", f"--export_dir={tmp_path}"]
+    run = [*EXPORT, f"--model_dir={model_dir}", f"--export_dir={tmp_path}", "--nolitert"]
     first = subprocess.run(run, capture_output=True, text=True, check=True)
     assert first.stdout.strip().endswith(f"to {tmp_path}/mlp/1")
     assert subprocess.run([*run, "--version=7", "--name=digits"], capture_output=True, text=True).returncode == 0

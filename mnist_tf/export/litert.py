@@ -66,9 +66,7 @@ def directory_for(saved_model_dir: str | os.PathLike) -> Path:
     return version.parent.parent / SUBDIRECTORY / version.parent.name / version.name
 
 
-def export(
-    model: keras.Model, config: Config, saved_model_dir: str | os.PathLike, train: Split, test: Split
-) -> Export:
+def export(model: keras.Model, config: Config, saved_model_dir: str | os.PathLike, train: Split, test: Split) -> Export:
     """Converts `model` (exported as `saved_model_dir`) to every variant, verifies each on `test`, and writes the
     accepted ones and the report into `directory_for(saved_model_dir)` at once (a staging folder renamed)."""
     started = time.perf_counter()
@@ -214,7 +212,7 @@ class LiteRtModel:
         if dtype != np.uint8 or len(shape) != 4 or shape[0] != 1 or shape[3] != 1 or self._output["shape"][-1] != 10:
             raise MnistTfError(
                 f"{name} is not an mnist_tf LiteRT model: it must take uint8 [1, rows, cols, 1] and return 10 "
-                f"probabilities, it takes {np.dtype(dtype).name} {list(shape)}"
+                f"probabilities, it takes {np.dtype(dtype).name} {[int(n) for n in shape]}"
             )
         self.image_shape = tuple(int(n) for n in shape[1:])
         self.seconds_per_image: list[float] = []

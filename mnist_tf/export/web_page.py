@@ -15,6 +15,7 @@ import http.server
 import os
 import threading
 from pathlib import Path
+from typing import ClassVar
 
 from mnist_tf.errors import MnistTfError
 from mnist_tf.export import litert
@@ -39,7 +40,10 @@ def litert_export(path: str | os.PathLike) -> Path:
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
-    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".wasm": "application/wasm"}
+    extensions_map: ClassVar[dict[str, str]] = {
+        **http.server.SimpleHTTPRequestHandler.extensions_map,
+        ".wasm": "application/wasm",
+    }
 
     def __init__(self, *args, models: Path, **kwargs) -> None:
         self.models = models
@@ -71,7 +75,8 @@ def make_server(models: Path, host: str, port: int) -> http.server.ThreadingHTTP
         return http.server.ThreadingHTTPServer((host, port), handler)
     except OSError as e:
         if e.errno == errno.EADDRINUSE:
-            raise MnistTfError(f"port {port} on {host} is in use: stop what holds it, or choose another --port") from None
+            in_use = f"port {port} on {host} is in use: stop what holds it, or choose another --port"
+            raise MnistTfError(in_use) from None
         raise MnistTfError(f"cannot listen on {host}:{port}: {e.strerror}") from None
 
 

@@ -1,0 +1,253 @@
+"""LiteRT export (mnist_tf/export/litert.py): the variants, their verification and refusal, and the scripts that
+take a .tflite file (predict.py, evaluate.py, export.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import REPO, make_digits, quiet_run, requires_module, tiny_config_in
+
+from mnist_tf.config import Config
+from mnist_tf.data.sources import Split
+from mnist_tf.errors import MnistTfError
+from mnist_tf.export import litert
+from mnist_tf.training import build, run
+
+pytestmark = requires_module("ai_edge_litert")
+
+SCRIPTS = REPO / "scripts"
+
+
+def tiny_lenet(idx_dir: Path, root: Path) -> Config:
+    """A LeNet small enough to train in seconds on the generated digits, with the LiteRT export on."""
+    return dataclasses.replace(
+        tiny_config_in(idx_dir, root), model="lenet", filters=(8, 16), hidden_units=(32,), epochs=3, litert=True
+    )
+
+
+@pytest.fixture(scope="module")
+def converted() -> tuple[Config, tf.keras.Model, dict[str, bytes]]:
+    """Every variant of an untrained tiny LeNet: conversion needs no training."""
+    config = dataclasses.replace(Config(model="lenet", filters=(4, 8), hidden_units=(32,)), dtype="float32").resolve()
+    model = build.model(config, (28, 28, 1))
+    images, _ = make_digits(64, seed=3)
+    return config, model, litert.convert_all(model, config, images[..., np.newaxis])
+
+
+@pytest.fixture(scope="module")
+def trained(idx_dir, tmp_path_factory):
+    """The results of a tiny LeNet run that exported a SavedModel and its LiteRT files."""
+    results, output = quiet_run(tiny_lenet(idx_dir, tmp_path_factory.mktemp("litert")))
+    return results, output
+
+
+def test_every_variant_takes_raw_pixels_and_uses_only_builtin_ops(converted):
+    _, _, flatbuffers = converted
+    assert list(flatbuffers) == list(litert.VARIANTS)
+    for name, flatbuffer in flatbuffers.items():
+        ops = litert.builtin_ops(flatbuffer)
+        assert "CONV_2D" in ops and not any(op.startswith("FLEX") for op in ops), name
+        model = litert.LiteRtModel(flatbuffer, name)
+        assert model.tensor_type("input") == {
+            "dtype": "uint8",
+            "shape": [1, 28, 28, 1],
+            "scale": pytest.approx(1 / 255) if name == "int8" else 0.0,
+            "zero_point": 0,
+        }
+        output = model.tensor_type("output")
+        assert output["shape"] == [1, 10]
+        assert (output["dtype"], output["scale"]) == (("uint8", 1 / 256) if name == "int8" else ("float32", 0.0))
+
+
+def test_the_float32_variant_computes_what_the_keras_model_does(converted):
+    _, model, flatbuffers = converted
+    images, _ = make_digits(16, seed=4)
+    expected = tf.nn.softmax(model(images[..., np.newaxis].astype(np.float32) / 255)).numpy()
+    got = litert.LiteRtModel(flatbuffers["float32"], "float32").probabilities(images)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_a_file_that_needs_a_flex_op_is_refused():
+    matrix_inverse = tf.function(tf.linalg.inv, input_signature=[tf.TensorSpec([2, 2], tf.float32)])
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([matrix_inverse.get_concrete_function()])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
+    with pytest.raises(MnistTfError, match="needs a non-built-in op: FlexMatrixInverse"):
+        litert.builtin_ops(converter.convert())
+
+
+def test_models_that_are_not_ours_get_one_line(converted):
+    with pytest.raises(MnistTfError, match="junk is not a loadable LiteRT model: "):
+        litert.LiteRtModel(b"not a flatbuffer", "junk")
+    floats_in = tf.function(lambda x: tf.nn.softmax(x), input_signature=[tf.TensorSpec([1, 10], tf.float32)])
+    flatbuffer = tf.lite.TFLiteConverter.from_concrete_functions([floats_in.get_concrete_function()]).convert()
+    with pytest.raises(MnistTfError, match=r"^other is not an mnist_tf LiteRT model: .* takes float32 \[1, 10\]$"):
+        litert.LiteRtModel(flatbuffer, "other")
+    model = litert.LiteRtModel(converted[2]["int8"], "int8")
+    with pytest.raises(MnistTfError, match=r"takes images \[28, 28, 1\], not \[8, 8\]"):
+        model.probabilities(np.zeros((2, 8, 8), np.uint8))
+
+
+def test_the_representative_sample_is_seeded():
+    images = np.arange(2000)[:, np.newaxis]
+    first = litert.representative_images(images, seed=1)
+    assert len(first) == litert.REPRESENTATIVE_IMAGES and len(np.unique(first)) == len(first)
+    np.testing.assert_array_equal(first, litert.representative_images(images, seed=1))
+    assert not np.array_equal(first, litert.representative_images(images, seed=2))
+    assert len(litert.representative_images(images[:10], seed=1)) == 10
+
+
+def test_refusal_names_the_numbers():
+    assert litert._refusal("int8", 0.990, 0.999, 0.992) is None
+    line = litert._refusal("int8", 0.985, 0.999, 0.992)
+    assert line == (
+        "int8 refused: test accuracy 98.50% against the SavedModel's 99.20% (a drop of 0.70 points, at most 0.3 "
+        "allowed), agrees with it on 99.90% of test images (at least 99.5% required)"
+    )
+    assert litert._refusal("int8", 0.992, 0.99, 0.992).endswith(
+        "agrees with it on 99.00% of test images (at least 99.5% required)"
+    )
+
+
+def test_the_litert_files_sit_beside_tf_servings_folder():
+    assert litert.directory_for("saved_models/lenet/3") == Path("saved_models/litert/lenet/3")
+
+
+@pytest.mark.slow
+def test_training_exports_verified_variants_and_keeps_serving_layout_pure(trained):
+    results, output = trained
+    directory = litert.directory_for(results["export_dir"])
+    assert results["litert"] == {name: str(directory / f"{name}.tflite") for name in litert.VARIANTS}
+    assert results["litert_report"] == str(directory / litert.REPORT_FILE) and results["litert_refused"] is None
+    assert f"LiteRT: {directory} (float32, dynamic_range, int8)" in output
+    report = json.loads(Path(results["litert_report"]).read_text())
+    assert report["saved_model"] == results["export_dir"]
+    assert report["saved_model_test_accuracy"] == results["test_accuracy"]
+    assert report["test_images"] == 300 and report["config"]["model"] == "lenet"
+    for name, variant in report["variants"].items():
+        assert variant["bytes"] == Path(results["litert"][name]).stat().st_size
+        assert variant["agreement"] >= litert.MIN_AGREEMENT and variant["refused"] is None
+        assert variant["test_accuracy"] >= results["test_accuracy"] - litert.MAX_ACCURACY_DROP
+        assert variant["latency_us"] > 0
+    # TF Serving's base folder holds numbered SavedModels only.
+    serving_base = Path(results["export_dir"]).parent
+    assert [p.name for p in serving_base.iterdir()] == ["1"]
+    assert not list(serving_base.rglob("*.tflite"))
+
+
+@pytest.mark.slow
+def test_a_variant_that_loses_accuracy_is_refused_and_the_rest_is_kept(idx_dir, tmp_path, monkeypatch):
+    # Calibrating on blank images leaves int8 no range for real ink: its accuracy collapses.
+    monkeypatch.setattr(litert, "representative_images", lambda images, seed: np.zeros_like(images[:50]))
+    config = tiny_lenet(idx_dir, tmp_path)
+    with pytest.raises(MnistTfError, match=r"^LiteRT int8 refused: test accuracy .* the SavedModel and the other "):
+        quiet_run(config)
+    results = json.loads((Path(config.model_dir) / "results.json").read_text())
+    assert set(results["litert"]) == {"float32", "dynamic_range"}
+    assert results["litert_refused"].startswith("int8 refused: ")
+    directory = Path(results["litert_report"]).parent
+    assert sorted(p.name for p in directory.iterdir()) == ["dynamic_range.tflite", "float32.tflite", "report.json"]
+    assert json.loads(Path(results["litert_report"]).read_text())["variants"]["int8"]["refused"]
+    assert (Path(results["export_dir"]) / "saved_model.pb").is_file()
+
+
+@pytest.mark.slow
+def test_nolitert_and_a_missing_runtime_export_the_saved_model_only(idx_dir, tmp_path, monkeypatch):
+    results, _ = quiet_run(dataclasses.replace(tiny_lenet(idx_dir, tmp_path / "off"), litert=False, epochs=1))
+    assert results["litert"] is None and not (tmp_path / "off" / "saved_models" / "litert").exists()
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        run.importlib.util, "find_spec", lambda name: None if name == "ai_edge_litert" else real_find_spec(name)
+    )
+    results, output = quiet_run(dataclasses.replace(tiny_lenet(idx_dir, tmp_path / "missing"), epochs=1))
+    assert "note: no LiteRT export: ai-edge-litert is not installed (pip install ai-edge-litert)" in output
+    assert results["litert"] is None and results["export_dir"]
+
+
+@pytest.mark.slow
+def test_evaluate_on_a_tflite_file_reproduces_the_report(trained, tmp_path):
+    results, _ = trained
+    report = json.loads(Path(results["litert_report"]).read_text())
+    for name in ("int8", "float32"):
+        done = subprocess.run(
+            [sys.executable, SCRIPTS / "evaluate.py", f"--saved_model={results['litert'][name]}",
+             f"--report={tmp_path / name}.json"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        assert f"evaluated {results['litert'][name]} on mnist test" in done.stdout
+        evaluated = json.loads((tmp_path / f"{name}.json").read_text())
+        assert evaluated["accuracy"] == report["variants"][name]["test_accuracy"]
+
+
+@pytest.mark.slow
+def test_predict_with_a_tflite_file_answers_as_the_saved_model_does(trained, tmp_path):
+    results, _ = trained
+    images, _ = make_digits(6, seed=9)
+    paths = []
+    for i, image in enumerate(images):
+        paths.append(tmp_path / f"d{i}.png")
+        paths[-1].write_bytes(tf.io.encode_png(255 - np.kron(image, np.ones((3, 3), np.uint8))[..., None]).numpy())
+
+    def predict(model: str, seen: str) -> list[str]:
+        done = subprocess.run(
+            [sys.executable, SCRIPTS / "predict.py", f"--saved_model={model}", f"--preprocessed_dir={tmp_path / seen}",
+             *map(str, paths)],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        return [line.split()[1] for line in done.stdout.splitlines()]
+
+    assert predict(results["litert"]["float32"], "litert") == predict(results["export_dir"], "saved_model")
+    for name in sorted(p.name for p in (tmp_path / "saved_model").iterdir()):  # the same preprocessing code
+        assert (tmp_path / "litert" / name).read_bytes() == (tmp_path / "saved_model" / name).read_bytes()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", ["predict.py", "evaluate.py"])
+def test_a_bad_tflite_file_is_one_line(tmp_path, script):
+    (tmp_path / "junk.tflite").write_bytes(b"\0" * 100)
+    images = ["x.png"] if script == "predict.py" else []
+    done = subprocess.run(
+        [sys.executable, SCRIPTS / script, f"--saved_model={tmp_path / 'junk.tflite'}", *images],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"error: {tmp_path / 'junk.tflite'} is not a loadable LiteRT model: ")
+
+
+@pytest.mark.slow
+def test_export_script_writes_litert_files_for_the_version_it_exports(trained, tmp_path):
+    results, _ = trained
+    done = subprocess.run(
+        [sys.executable, SCRIPTS / "export.py", f"--model_dir={results['flags']['model_dir']}",
+         f"--export_dir={tmp_path}", "--version=4"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert done.stdout.splitlines()[-1] == f"LiteRT: {tmp_path}/litert/lenet/4 (float32, dynamic_range, int8)"
+    exported = json.loads((tmp_path / "litert" / "lenet" / "4" / litert.REPORT_FILE).read_text())
+    original = json.loads(Path(results["litert_report"]).read_text())
+    for name, variant in exported["variants"].items():  # the same weights, converted again: the same numbers
+        assert variant["test_accuracy"] == original["variants"][name]["test_accuracy"]
+        assert variant["bytes"] == original["variants"][name]["bytes"]
+
+
+def test_verification_compares_against_the_saved_model_classes(converted, tmp_path):
+    _, _, flatbuffers = converted
+    images, labels = make_digits(40, seed=11)
+    test = Split(images[..., np.newaxis], labels)
+    model = litert.LiteRtModel(flatbuffers["float32"], "float32")
+    classes = model.probabilities(test.images).argmax(-1)
+    result = litert.verify(flatbuffers["float32"], test, classes)
+    assert result["agreement"] == 1.0
+    assert result["test_accuracy"] == float(np.mean(classes == labels))
+    flipped = litert.verify(flatbuffers["float32"], test, (classes + 1) % 10)
+    assert flipped["agreement"] == 0.0
