@@ -92,25 +92,25 @@ function fitInBox(digit, box) {
   const newSize = (n) => Math.max(1, roundHalfEven(f(f(n * box) / longest)));
   const width = newSize(digit.width);
   const height = newSize(digit.height);
-  // tf.image.resize(..., antialias=True) is scale_and_translate with a triangle kernel: columns, then rows.
+  // tf.image.resize(..., antialias=True) is scale_and_translate with a triangle kernel: rows, then columns.
   const columns = resampleSpans(digit.width, width);
   const rows = resampleSpans(digit.height, height);
-  const between = new Float32Array(digit.height * width);
-  for (let y = 0; y < digit.height; y++) {
-    for (let x = 0; x < width; x++) {
+  const between = new Float32Array(height * digit.width);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < digit.width; x++) {
       let sum = 0;
-      columns[x].weights.forEach((w, k) => {
-        sum = f(sum + f(w * digit.at(y, columns[x].start + k)));
+      rows[y].weights.forEach((w, k) => {
+        sum = f(sum + f(w * digit.at(rows[y].start + k, x)));
       });
-      between[y * width + x] = sum;
+      between[y * digit.width + x] = sum;
     }
   }
   const data = new Float32Array(height * width);
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
       let sum = 0;
-      rows[y].weights.forEach((w, k) => {
-        sum = f(sum + f(w * between[(rows[y].start + k) * width + x]));
+      columns[x].weights.forEach((w, k) => {
+        sum = f(sum + f(w * between[y * digit.width + columns[x].start + k]));
       });
       data[y * width + x] = clip(sum);
     }

@@ -172,13 +172,22 @@ def decode_grayscale(encoded: tf.Tensor, position: tf.Tensor | int = 0) -> tf.Te
         frame_pixels <= MAX_PIXELS,
         [
             tf.strings.join(
-                [tf.strings.format(TOO_LARGE + " ({})", frame_pixels), tf.strings.format(_POSITION, position)]
+                [
+                    tf.strings.format(TOO_LARGE + " ({})", frame_pixels),
+                    tf.strings.format(_POSITION, tf.convert_to_tensor(position)),  # the default 0 too
+                ]
             )
         ],
     )
     with tf.control_dependencies([frame_fits]):
         # uint8, then float: decoding straight to float32 crashes TensorFlow 2.21 on BMPs stored top-down.
-        pixels = tf.io.decode_image(encoded, expand_animations=False)  # [h, w, 1|2|3|4]
+        pixels = tf.cond(  # [h, w, 1|2|3|4]
+            tf.strings.substr(encoded, 0, 2) == b"\xff\xd8",
+            # The exact inverse DCT, as browsers decode: TensorFlow's default fast one is off by up to 17 levels
+            # at JPEG quality 95 (the page in web/ must see what predict.py sees).
+            lambda: tf.io.decode_jpeg(encoded, dct_method="INTEGER_ACCURATE"),
+            lambda: tf.io.decode_image(encoded, expand_animations=False),
+        )
     image = tf.image.convert_image_dtype(pixels, tf.float32)
     channels = tf.shape(image)[-1]
     has_alpha = tf.equal(channels % 2, 0)  # gray+alpha or RGBA

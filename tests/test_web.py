@@ -1,0 +1,262 @@
+"""The draw-a-digit page (web/) in a real browser: Debian's chromium, driven by Playwright, on a page that
+scripts/serve_web.py serves on 127.0.0.1 with the LiteRT export of a model trained on the real MNIST files.
+
+Set MNIST_TF_WEB_LITERT to serve another LiteRT export (e.g. saved_models/litert/lenet), and MNIST_TF_WEB_OUTPUT to
+a folder to keep the README's screenshot and the browser's latencies (docs/serving.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import REAL_MNIST, REPO, requires_module, requires_real_mnist
+
+from mnist_tf.data import idx
+from mnist_tf.export import litert, preprocess
+
+CHROMIUM = shutil.which("chromium")
+LITERT_JS = REPO / "web" / "node_modules" / "@litertjs" / "core"
+OUTPUT = os.environ.get("MNIST_TF_WEB_OUTPUT")
+
+pytestmark = [
+    pytest.mark.slow,
+    requires_module("playwright"),
+    requires_module("ai_edge_litert"),
+    pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)"),
+    pytest.mark.skipif(not LITERT_JS.is_dir(), reason="LiteRT.js is not installed (npm ci --prefix web)"),
+    requires_real_mnist,  # the page is shown real digits, and classifies them with a model trained on real ones
+]
+
+RESULT_IS_CURRENT = (
+    "(variant) => { const p = window.mnistPage; return !p.busy && p.result !== null"
+    " && p.result.revision === p.revision && p.result.variant === variant; }"
+)
+
+
+@pytest.fixture(scope="module")
+def litert_dir(request: pytest.FixtureRequest) -> Path:
+    if "MNIST_TF_WEB_LITERT" in os.environ:
+        from mnist_tf.export import web_page
+
+        return web_page.litert_export(os.environ["MNIST_TF_WEB_LITERT"])
+    return litert.directory_for(request.getfixturevalue("mnist_saved_model"))
+
+
+@contextlib.contextmanager
+def serving(litert_dir: Path) -> Iterator[str]:
+    """scripts/serve_web.py on a free port of 127.0.0.1, stopped at the end: yields its URL."""
+    server = subprocess.Popen(
+        [sys.executable, REPO / "scripts" / "serve_web.py", f"--litert_dir={litert_dir}", "--port=0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = server.stdout.readline()  # "serving DIR at URL (Ctrl-C stops)"
+        assert " at http://127.0.0.1:" in line, line
+        yield line.split(" at ")[1].split()[0]
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def url(litert_dir: Path) -> Iterator[str]:
+    with serving(litert_dir) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def requests() -> list[str]:
+    """Every URL the test's pages request (filled in by `open_page`)."""
+    return []
+
+
+@pytest.fixture
+def open_page(browser, requests):
+    pages = []
+
+    def open_page(url: str, ready: bool = True):
+        page = browser.new_page(viewport={"width": 1000, "height": 620})
+        page.on("request", lambda request: requests.append(request.url))
+        page.goto(url)
+        page.wait_for_function("!document.getElementById('status').textContent.startsWith('Loading')")
+        if ready:
+            assert "ready" in page.inner_text("#status"), page.inner_text("#status")
+        pages.append(page)
+        return page
+
+    yield open_page
+    for page in pages:
+        page.close()
+
+
+@pytest.fixture(scope="module")
+def real_digits() -> tuple[np.ndarray, np.ndarray]:
+    """The first test image of each class, 0 to 9, from the real MNIST test split: uint8 [10, 28, 28]."""
+    images, labels = idx.load_split(REAL_MNIST, "test")
+    firsts = [int(np.flatnonzero(labels == digit)[0]) for digit in range(10)]
+    return images[firsts].reshape(10, 28, 28), labels[firsts]
+
+
+def choose(page, variant: str) -> None:
+    page.check(f"input[value={variant}]")
+    page.wait_for_function(RESULT_IS_CURRENT, arg=variant)
+
+
+def trace(page, image: np.ndarray) -> None:
+    """Draws the ink of a 28x28 image with the mouse: one stroke along each run of ink of each row."""
+    page.click("#clear")
+    box = page.locator("#pad").bounding_box()
+    cell = box["width"] / image.shape[1]
+    for y, row in enumerate(image >= 128):
+        columns = np.flatnonzero(row)
+        for run in np.split(columns, np.flatnonzero(np.diff(columns) > 1) + 1) if len(columns) else []:
+            at_y = box["y"] + (y + 0.5) * cell
+            page.mouse.move(box["x"] + (run[0] + 0.5) * cell, at_y)
+            page.mouse.down()
+            page.mouse.move(box["x"] + (run[-1] + 0.5) * cell, at_y, steps=max(1, len(run) // 3))
+            page.mouse.up()
+
+
+def page_result(page, variant: str) -> dict:
+    page.wait_for_function(RESULT_IS_CURRENT, arg=variant)
+    result = page.evaluate("window.mnistPage.result")
+    return {**result, "pixels": np.array(result["pixels"], np.uint8).reshape(28, 28)}
+
+
+def python_probabilities(litert_dir: Path, variant: str, pixels: np.ndarray) -> np.ndarray:
+    return litert.LiteRtModel.from_file(litert_dir / f"{variant}.tflite").probabilities(pixels[np.newaxis])[0]
+
+
+def kept_variants(litert_dir: Path) -> list[str]:
+    report = litert.read_report(litert_dir)
+    return [name for name in litert.VARIANTS if name in report["variants"] and not report["variants"][name]["refused"]]
+
+
+def test_drawn_digits_get_what_the_python_runtime_gives_for_the_same_pixels(url, open_page, litert_dir, real_digits):
+    page = open_page(url)
+    images, labels = real_digits
+    matched, right = 0, 0
+    for image, label in zip(images, labels, strict=True):
+        trace(page, image)
+        for variant in ("float32", "int8"):
+            choose(page, variant)
+            result = page_result(page, variant)
+            expected = python_probabilities(litert_dir, variant, result["pixels"])
+            np.testing.assert_allclose(result["probabilities"], expected, atol=1e-4)
+            assert int(page.inner_text("#prediction")) == int(np.argmax(expected))
+            matched += 1
+            right += int(np.argmax(expected)) == label
+        choose(page, "float32")
+    assert matched == 2 * len(images)
+    print(f"{len(images)} digits drawn, {matched} page results equal to ai-edge-litert's; {right} read as drawn")
+    assert right >= 0.7 * matched  # traced strokes are thicker than MNIST's, yet mostly readable
+
+
+def image_file(path: Path, digit: np.ndarray, light_background: bool, color: bool) -> Path:
+    """The digit 4x larger, off-center on a bigger canvas, as PNG or JPEG by `path`'s suffix; gray, or tinted."""
+    canvas = np.zeros((160, 200), np.uint8)
+    canvas[20:132, 70:182] = np.kron(digit, np.ones((4, 4), np.uint8))
+    if light_background:
+        canvas = 255 - canvas
+    image = np.stack([canvas, canvas // 4 * 3, canvas], axis=-1) if color else canvas[..., np.newaxis]
+    encode = tf.io.encode_jpeg if path.suffix == ".jpg" else tf.io.encode_png
+    path.write_bytes(encode(image).numpy())
+    return path
+
+
+# Both sides decode exactly: PNG is lossless, and preprocess.py decodes JPEG with the exact inverse DCT that
+# Chromium's libjpeg-turbo uses. From there the page's float32 arithmetic follows TensorFlow's step by step; only
+# the luma of colored pixels is a dot product whose rounding may differ (TensorFlow's matmul may fuse or reorder
+# its three multiply-adds), by one level at most.
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+@pytest.mark.parametrize("light_background", [True, False], ids=["dark_ink", "light_ink"])
+@pytest.mark.parametrize("color", [False, True], ids=["gray", "color"])
+def test_image_files_are_preprocessed_as_preprocess_py_does(
+    url, open_page, litert_dir, real_digits, tmp_path, suffix, light_background, color
+):
+    page = open_page(url)
+    for i, digit in enumerate(real_digits[0][:4]):
+        path = image_file(tmp_path / f"digit{i}{suffix}", digit, light_background, color)
+        page.set_input_files("#file", path)
+        page.wait_for_function(
+            "(name) => document.getElementById('status').textContent.startsWith(name)", arg=path.name
+        )
+        result = page_result(page, "float32")
+        expected = preprocess.preprocess(tf.constant(path.read_bytes())).numpy()
+        difference = np.abs(result["pixels"].astype(int) - expected.astype(int))
+        assert difference.max() <= (1 if color else 0), difference.max()
+        expected_probabilities = python_probabilities(litert_dir, "float32", expected)
+        assert np.argmax(result["probabilities"]) == np.argmax(expected_probabilities)
+        np.testing.assert_allclose(
+            result["probabilities"], python_probabilities(litert_dir, "float32", result["pixels"]), atol=1e-4
+        )
+
+
+def test_the_page_asks_nothing_of_any_host_but_its_own(url, open_page, real_digits, requests):
+    page = open_page(url)
+    trace(page, real_digits[0][3])
+    choose(page, "int8")
+    hosts = {urlparse(request).hostname for request in requests if urlparse(request).scheme not in ("data", "blob")}
+    assert hosts == {"127.0.0.1"}
+    assert any(request.endswith("/models/int8.tflite") for request in requests)
+    assert any(request.endswith(".wasm") for request in requests)
+
+
+def test_missing_or_broken_files_are_reported_in_the_page(open_page, litert_dir, tmp_path):
+    broken = tmp_path / "export"
+    shutil.copytree(litert_dir, broken)
+    with serving(broken) as url:
+        (broken / "int8.tflite").unlink()
+        page = open_page(url)
+        page.check("input[value=int8]")
+        page.wait_for_selector("#status.error")
+        assert page.inner_text("#status") == (
+            "could not load the int8 model: could not load models/int8.tflite: HTTP 404"
+        )
+
+        (broken / "float32.tflite").write_bytes(b"this is not a model")
+        page = open_page(url, ready=False)
+        assert page.inner_text("#status").startswith("could not load the float32 model: ")
+        assert "error" in page.get_attribute("#status", "class")
+
+        (broken / litert.REPORT_FILE).unlink()
+        page = open_page(url, ready=False)
+        assert page.inner_text("#status") == "could not load models/report.json: HTTP 404"
+
+
+def test_a_screenshot_and_the_latency_in_the_browser(url, open_page, litert_dir, real_digits, tmp_path):
+    page = open_page(url)
+    trace(page, real_digits[0][3])
+    choose(page, "int8")
+    latencies = {
+        variant: page.evaluate(f"window.mnistPage.benchmark('{variant}')") for variant in kept_variants(litert_dir)
+    }
+    assert all(0 < milliseconds < 100 for milliseconds in latencies.values()), latencies
+    print("milliseconds per image in the browser:", latencies)
+    folder = Path(OUTPUT) if OUTPUT else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=folder / "web_page.png")
+    assert (folder / "web_page.png").read_bytes().startswith(b"\x89PNG")
+    (folder / "browser_latency.json").write_text(json.dumps(latencies, indent=2) + "\n")
