@@ -217,6 +217,7 @@ TWO_WORKER_FLAGS = [
     "--batch_size=20",  # 10 per worker; 50 steps per epoch, 300 in all
     "--eval_batch_size=100",
     "--validation_size=200",
+    "--nolitert",  # the chief's LiteRT export is tested on its own (tests/test_litert.py)
 ]
 
 

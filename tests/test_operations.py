@@ -124,7 +124,7 @@ def test_two_real_runs_on_one_model_dir_the_second_is_refused_the_first_exports(
 @pytest.mark.slow
 def test_concurrent_exports_get_versions_n_and_n_plus_1_both_loadable(exported_run, tmp_path):
     model_dir = Path(exported_run["export_dir"]).parent.parent.parent / "run"
-    command = [*EXPORT, f"--model_dir={model_dir}", f"--export_dir={tmp_path}"]
+    command = [*EXPORT, f"--model_dir={model_dir}", f"--export_dir={tmp_path}", "--nolitert"]
     exporters = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)]
     exporters.append(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO))
     outputs = [exporter.communicate(timeout=300) for exporter in exporters]

@@ -155,7 +155,9 @@ def test_variants_train(tiny_config, changes):
 @requires_module("sklearn")
 def test_digits_cnn_recipe_trains_on_the_bundled_digits(tmp_path):
     """The recipe as it is, for 3 of its 150 epochs: 8x8 images through the same pipeline, model and saved_model."""
-    config = recipes.config("digits_cnn", epochs=3, model_dir=str(tmp_path / "run"), export_dir=str(tmp_path / "sm"))
+    config = recipes.config(
+        "digits_cnn", epochs=3, model_dir=str(tmp_path / "run"), export_dir=str(tmp_path / "sm"), litert=False
+    )
     results, output = quiet_run(config)
     losses = [float(line.split("loss ")[1].split()[0]) for line in output.splitlines() if line.startswith("epoch ")]
     assert len(losses) == 3 and losses[2] < losses[1] < losses[0]
