@@ -24,7 +24,11 @@ flags.DEFINE_string(
     "name", None, "Model name: the directory TF Serving serves it under (default: the recipe, else the model)."
 )
 flags.DEFINE_integer("version", None, "Version number (default: one more than the highest there).", lower_bound=1)
-flags.DEFINE_boolean("litert", True, "Also write verified LiteRT files to <export_dir>/litert/<name>/<version>/.")
+flags.DEFINE_boolean(
+    "litert",
+    None,
+    "Also write verified LiteRT files to <export_dir>/litert/<name>/<version>/ (default: as the run's --litert).",
+)
 flags.mark_flag_as_required("model_dir")
 FLAGS = flags.FLAGS
 
@@ -37,7 +41,7 @@ def main(argv: list[str]) -> None:
     base = f"{FLAGS.export_dir}/{FLAGS.name or config.name}"
     path = saved_model.export_saved_model(model, base, FLAGS.version, metadata)
     print(f"exported {checkpoint} to {path}")
-    if not FLAGS.litert:
+    if not (config.litert if FLAGS.litert is None else FLAGS.litert):
         return
     try:
         splits = sources.load_for(config)

@@ -89,7 +89,7 @@ def test_a_failed_export_keeps_the_trained_model_and_names_the_retry_command(tin
     assert message.startswith(f"the export failed (cannot create export directory {blocker}: ")
     assert message.endswith(
         f"the trained model is in {tiny_config.model_dir}/checkpoints, export it with: python scripts/export.py "
-        f"--model_dir={tiny_config.model_dir} --export_dir={tiny_config.export_dir}"
+        f"--model_dir={tiny_config.model_dir} --export_dir={tiny_config.export_dir} --nolitert"  # as the run had it
     )
     results = json.loads((Path(tiny_config.model_dir) / "results.json").read_text())
     assert results["export_dir"] is None and results["export_error"].startswith("cannot create export directory")
@@ -142,7 +142,7 @@ def test_the_retry_command_of_a_failed_export_exports_the_trained_model(tiny_con
     blocker.write_text("not a folder")
     flags = [f"--data_dir={idx_dir}", f"--model_dir={tiny_config.model_dir}", f"--export_dir={tiny_config.export_dir}"]
     trained = subprocess.run(
-        [*TRAIN, *flags, "--model=mlp", "--hidden_units=16", "--epochs=1", "--validation_size=100"],
+        [*TRAIN, *flags, "--model=mlp", "--hidden_units=16", "--epochs=1", "--validation_size=100", "--nolitert"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -150,12 +150,14 @@ def test_the_retry_command_of_a_failed_export_exports_the_trained_model(tiny_con
     )
     assert trained.returncode == 1 and trained.stderr.count("\n") == 1, trained.stderr
     retry = trained.stderr.split("export it with: ")[1].strip()
+    assert retry.endswith(" --nolitert")  # as the run was asked to export
     blocker.unlink()
     exported = subprocess.run(
         [sys.executable, *shlex.split(retry)[1:]], capture_output=True, text=True, timeout=300, cwd=REPO
     )
     assert exported.returncode == 0, exported.stderr
     assert tf.saved_model.load(str(blocker / "1")).signatures["serving_default"]
+    assert not (Path(tiny_config.export_dir) / "litert").exists()
 
 
 class FakeClock:

@@ -56,11 +56,12 @@ async function start() {
   await loadLiteRt("./node_modules/@litertjs/core/wasm/");
   const fieldset = document.getElementById("variants");
   for (const [name, details] of kept) {
-    const label = document.createElement("label");
+    const radio = Object.assign(document.createElement("input"), { type: "radio", name: "variant", value: name });
+    radio.addEventListener("change", () => choose(name).catch(fail));
     const megabytes = (details.bytes / 2 ** 20).toFixed(2);
     const accuracy = (100 * details.test_accuracy).toFixed(2);
-    label.innerHTML = `<input type="radio" name="variant" value="${name}"> ${name} · ${megabytes} MB · ${accuracy}% test`;
-    label.querySelector("input").addEventListener("change", () => choose(name).catch(fail));
+    const label = document.createElement("label");
+    label.append(radio, ` ${name} · ${megabytes} MB · ${accuracy}% test`);
     fieldset.append(label);
   }
   const first = kept[0][0];

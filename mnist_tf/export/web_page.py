@@ -13,9 +13,10 @@ import errno
 import functools
 import http.server
 import os
-import threading
+import urllib.parse
+from http import HTTPStatus
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from mnist_tf.errors import MnistTfError
 from mnist_tf.export import litert
@@ -49,13 +50,23 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         self.models = models
         super().__init__(*args, directory=os.fspath(WEB_DIR), **kwargs)
 
+    def send_head(self) -> Any:
+        path = self._path()
+        if path.startswith(MODELS) and not _is_served(path.removeprefix(MODELS)):
+            self.send_error(HTTPStatus.NOT_FOUND)
+            return None
+        return super().send_head()
+
     def translate_path(self, path: str) -> str:
-        path = path.split("?", 1)[0].split("#", 1)[0]
-        if path.startswith(MODELS):
-            name = path.removeprefix(MODELS)
-            allowed = name == litert.REPORT_FILE or (name.endswith(".tflite") and "/" not in name)
-            return os.fspath(self.models / name) if allowed else os.fspath(self.models / "not-served")
+        if self._path().startswith(MODELS):
+            return os.fspath(self.models / self._path().removeprefix(MODELS))
         return super().translate_path(path)
+
+    def list_directory(self, path: str) -> None:
+        self.send_error(HTTPStatus.NOT_FOUND)  # files only: no folder listings
+
+    def _path(self) -> str:
+        return urllib.parse.unquote(self.path.split("?", 1)[0].split("#", 1)[0])
 
     def end_headers(self) -> None:
         self.send_header("Cache-Control", "no-store")  # a new export is seen at the next reload
@@ -64,6 +75,11 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         if len(args) > 1 and str(args[1]).startswith(("4", "5")):  # errors only, not every request
             super().log_message(format, *args)
+
+
+def _is_served(name: str) -> bool:
+    """Of a LiteRT export's folder, only the report and the models."""
+    return name == litert.REPORT_FILE or (name.endswith(".tflite") and "/" not in name and not name.startswith("."))
 
 
 def make_server(models: Path, host: str, port: int) -> http.server.ThreadingHTTPServer:
@@ -78,11 +94,3 @@ def make_server(models: Path, host: str, port: int) -> http.server.ThreadingHTTP
             in_use = f"port {port} on {host} is in use: stop what holds it, or choose another --port"
             raise MnistTfError(in_use) from None
         raise MnistTfError(f"cannot listen on {host}:{port}: {e.strerror}") from None
-
-
-def serve_in_background(models: Path, host: str = "127.0.0.1", port: int = 0) -> tuple[str, threading.Thread]:
-    """Starts a server in a daemon thread: (its URL, the thread)."""
-    server = make_server(models, host, port)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    return f"http://{host}:{server.server_address[1]}/", thread

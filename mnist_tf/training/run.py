@@ -164,6 +164,7 @@ def _train(
         raise MnistTfError(
             f"the export failed ({export_error}); the trained model is in {checkpoints.directory(config.model_dir)}, "
             f"export it with: python scripts/export.py --model_dir={config.model_dir} --export_dir={config.export_dir}"
+            + ("" if config.litert else " --nolitert")
         )
     return record
 

@@ -1,0 +1,99 @@
+"""scripts/serve_web.py and mnist_tf/export/web_page.py: what is served, what is not, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+from mnist_tf.errors import MnistTfError
+from mnist_tf.export import litert, web_page
+
+pytestmark = pytest.mark.skipif(
+    not (web_page.WEB_DIR / "node_modules" / "@litertjs" / "core").is_dir(),
+    reason="LiteRT.js is not installed (npm ci --prefix web)",
+)
+
+
+@pytest.fixture
+def export(tmp_path: Path) -> Path:
+    """A LiteRT export folder as the server sees it: versions, a report, models and a file it must not serve."""
+    for version in ("1", "2"):
+        (tmp_path / version).mkdir()
+        (tmp_path / version / litert.REPORT_FILE).write_text(json.dumps({"version": version}))
+        (tmp_path / version / "int8.tflite").write_bytes(b"TFL3" + version.encode())
+    (tmp_path / "2" / "notes.txt").write_text("private")
+    return tmp_path
+
+
+@pytest.fixture
+def url(export: Path):
+    server = web_page.make_server(web_page.litert_export(export), "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def get(url: str) -> tuple[int, str, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.headers["Content-Type"], response.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers["Content-Type"], b""
+
+
+def test_serves_the_page_litert_js_and_the_highest_versions_models(url):
+    status, kind, body = get(f"{url}/")
+    assert (status, kind) == (200, "text/html") and b"Draw a digit" in body
+    assert get(f"{url}/models/report.json")[2] == b'{"version": "2"}'
+    assert get(f"{url}/models/int8.tflite")[2] == b"TFL32"
+    wasm = next((web_page.WEB_DIR / "node_modules" / "@litertjs" / "core" / "wasm").glob("*.wasm")).name
+    assert get(f"{url}/node_modules/@litertjs/core/wasm/{wasm}")[:2] == (200, "application/wasm")
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/models/notes.txt", "/models/../1/int8.tflite", "/models/%2e%2e/1/report.json", "/node_modules/", "/nothing"],
+)
+def test_serves_nothing_else(url, path):
+    assert get(f"{url}{path}")[0] == 404
+
+
+def test_a_folder_without_an_export_is_one_line(tmp_path):
+    with pytest.raises(MnistTfError, match=r"^no LiteRT export at .*: neither report.json nor version folders"):
+        web_page.litert_export(tmp_path)
+
+
+@pytest.mark.slow
+def test_the_script_prints_its_url_and_refuses_a_port_in_use(export):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, REPO / "scripts" / "serve_web.py", f"--litert_dir={export}", f"--port={port}"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"error: port {port} on 127.0.0.1 is in use: stop what holds it, or choose another --port"
+    ]
+    missing = subprocess.run(
+        [sys.executable, REPO / "scripts" / "serve_web.py", f"--litert_dir={export / 'nowhere'}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert missing.returncode == 1 and missing.stderr.startswith(f"error: no LiteRT export at {export / 'nowhere'}")
