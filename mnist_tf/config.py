@@ -112,6 +112,27 @@ class Config:
         choices=losses.LOSSES,
         hparam=True,
     )
+    label_smoothing: float = _setting(
+        0.0,
+        "Train on cross-entropy against smoothed targets: 1 - s + s/10 for the label, s/10 for the others (0: off). "
+        "Validation and test losses stay plain cross-entropy.",
+        lower_bound=0.0,
+        zero_means="off",
+        hparam=True,
+    )
+    augment: bool = _setting(
+        False,
+        "Distort each training image at random on the device that trains: rotation, scale, shear and shift, drawn "
+        "from --seed and the step (a run still repeats and resumes exactly).",
+        hparam=True,
+    )
+    augment_strength: float = _setting(
+        1.0,
+        "How strong --augment is: 1 is up to +-12 degrees of rotation, +-12% of scale, +-8 degrees of shear and "
+        "+-2 pixels of shift; 0.5 half of that.",
+        lower_bound=0.0,
+        hparam=True,
+    )
     layers: str = _setting(
         "ours", "Our low-level layers, or Keras built-ins.", choices=models.LAYER_LIBRARIES, hparam=True
     )
@@ -213,6 +234,12 @@ class Config:
         for name in ("dropout", "conv_dropout"):
             if not 0 <= getattr(self, name) < 1:
                 raise MnistTfError(f"--{name} must be in [0, 1), got {getattr(self, name)}")
+        if not 0 <= self.label_smoothing < 1:
+            raise MnistTfError(f"--label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.label_smoothing and self.loss != "cross_entropy":
+            raise MnistTfError(f"--label_smoothing applies to --loss=cross_entropy, not {self.loss}")
+        if not (math.isfinite(self.augment_strength) and self.augment_strength >= 0):
+            raise MnistTfError(f"--augment_strength must be 0 or more, got {self.augment_strength}")
         if self.early_stopping_patience and not self.validation_size:
             raise MnistTfError("--early_stopping_patience needs a validation split (--validation_size above 0)")
         self._validate_architecture()

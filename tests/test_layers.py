@@ -147,3 +147,82 @@ def test_bad_arguments_are_rejected():
         layers.Conv2D(3, 3, padding="full")
     with pytest.raises(ValueError, match="dropout rate"):
         layers.Dropout(1.0)
+
+
+@pytest.mark.parametrize("shape", [(6, 5, 5, 4), (7, 4)], ids=["images", "features"])
+def test_batch_normalization_trains_like_keras_forward_backward_and_moving_averages(shape):
+    ours, theirs = layers.BatchNormalization(momentum=0.9), keras.layers.BatchNormalization(momentum=0.9)
+    inputs = RNG.normal(2.0, 3.0, size=shape).astype(np.float32)
+    ours(inputs), theirs(inputs)  # build
+    gamma, beta = RNG.normal(size=(2, 4)).astype(np.float32)
+    for layer in (ours, theirs):
+        layer.gamma.assign(gamma)
+        layer.beta.assign(beta)
+    results = []
+    for layer in (ours, theirs):
+        x = tf.constant(inputs)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=True)
+            objective = tf.reduce_sum(y * np.random.default_rng(1).normal(size=y.shape).astype(np.float32))
+        results.append((y, tape.gradient(objective, [x, layer.gamma, layer.beta]), layer))
+    (our_y, our_grads, _), (their_y, their_grads, _) = results
+    np.testing.assert_allclose(our_y, their_y, rtol=1e-5, atol=1e-5)
+    for ours_g, theirs_g in zip(our_grads, their_grads, strict=True):
+        np.testing.assert_allclose(ours_g, theirs_g, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(ours.moving_mean, theirs.moving_mean, rtol=1e-5)
+    np.testing.assert_allclose(ours.moving_variance, theirs.moving_variance, rtol=1e-5)
+    assert not np.allclose(ours.moving_mean, 0)  # the step moved them
+    # Inference uses the moving averages: the same answers, and no update.
+    np.testing.assert_allclose(ours(inputs, training=False), theirs(inputs, training=False), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ours(inputs[:1], training=False), ours(inputs, training=False)[:1], rtol=1e-6)
+
+
+def test_batch_normalization_computes_its_statistics_in_float32_under_mixed_precision():
+    inputs = RNG.normal(size=(8, 3, 3, 2)).astype(np.float32)
+    ours = layers.BatchNormalization(dtype="mixed_bfloat16")
+    theirs = keras.layers.BatchNormalization(dtype="mixed_bfloat16")
+    our_y, their_y = (
+        ours(tf.cast(inputs, tf.bfloat16), training=True),
+        theirs(tf.cast(inputs, tf.bfloat16), training=True),
+    )
+    assert our_y.dtype == their_y.dtype == tf.bfloat16 and ours.moving_mean.dtype == tf.float32
+    np.testing.assert_allclose(tf.cast(our_y, tf.float32), tf.cast(their_y, tf.float32), atol=1e-2)
+    np.testing.assert_allclose(ours.moving_mean, theirs.moving_mean, atol=1e-4)
+
+
+def test_batch_normalization_over_two_replicas_uses_the_global_batch():
+    """Two replicas of a MirroredStrategy (conftest splits the CPU) normalize with the whole batch's statistics:
+    outputs, gradients and moving averages equal one replica's on the same global batch."""
+    inputs = RNG.normal(1.0, 2.0, size=(8, 4, 4, 3)).astype(np.float32)
+    projection = np.random.default_rng(1).normal(size=inputs.shape).astype(np.float32)
+
+    def train_step(layer, x, weights):
+        with tf.GradientTape() as tape:
+            y = layer(x, training=True)
+            objective = tf.reduce_sum(y * weights)
+        return y, tape.gradient(objective, layer.trainable_variables)
+
+    single = layers.BatchNormalization(momentum=0.5)
+    y1, g1 = train_step(single, tf.constant(inputs), projection)
+
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    assert strategy.num_replicas_in_sync == 2
+    with strategy.scope():
+        mirrored = layers.BatchNormalization(momentum=0.5)
+        mirrored.build(inputs.shape)
+    data = tf.data.Dataset.from_tensor_slices((inputs, projection)).batch(8)
+    x, weights = next(iter(strategy.experimental_distribute_dataset(data)))
+
+    @tf.function
+    def distributed_step(x, weights):
+        y, gradients = strategy.run(train_step, args=(mirrored, x, weights))
+        summed = [strategy.reduce(tf.distribute.ReduceOp.SUM, g, axis=None) for g in gradients]
+        return strategy.gather(y, axis=0), summed
+
+    y2, g2 = distributed_step(x, weights)
+    np.testing.assert_allclose(y2, y1, rtol=1e-5, atol=1e-5)
+    for ours_g, single_g in zip(g2, g1, strict=True):
+        np.testing.assert_allclose(ours_g, single_g, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(mirrored.moving_mean.numpy(), single.moving_mean.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(mirrored.moving_variance.numpy(), single.moving_variance.numpy(), rtol=1e-5)

@@ -18,6 +18,11 @@ from mnist_tf.training import build
         (Config(model="mlp", hidden_units=(500, 500)), 784 * 500 + 500 + 500 * 500 + 500 + 500 * 10 + 10),
         # conv1 32*9+32, conv2 64*32*9+64, dense 12*12*64*128+128, logits 128*10+10: Keras's mnist_cnn example.
         (Config(model="cnn"), 320 + 18_496 + 1_179_776 + 1_290),
+        # per block: two 3x3 convs and a 5x5 one, each + BN (gamma, beta); head conv 4x4 to 128 + BN; logits.
+        (
+            Config(model="bncnn"),
+            (320 + 9_248 + 25_632 + 3 * 64) + (18_496 + 36_928 + 102_464 + 3 * 128) + (131_200 + 256) + 1_290,
+        ),
     ],
 )
 @pytest.mark.parametrize("kit", ["ours", "keras"])
@@ -39,13 +44,15 @@ def test_mixed_precision_computes_in_16_bits_with_float32_weights_and_logits(dty
 
 
 @pytest.mark.parametrize(
-    "model_name, initializer", [("lenet", "auto"), ("mlp", "auto"), ("cnn", "auto"), ("mlp", "uniform")]
+    "model_name, initializer",
+    [("lenet", "auto"), ("mlp", "auto"), ("cnn", "auto"), ("bncnn", "auto"), ("mlp", "uniform")],
 )
 def test_our_layers_and_keras_layers_compute_the_same_function(model_name, initializer):
     config = Config(model=model_name, kernel_initializer=initializer).resolve()
     ours = build.model(config, (28, 28, 1))
     theirs = build.model(Config(**{**config.__dict__, "layers": "keras"}), (28, 28, 1))
-    theirs.set_weights([v.numpy() for v in ours.trainable_variables])
+    for our_layer, their_layer in zip(ours.layers, theirs.layers, strict=True):  # BN's moving averages too
+        their_layer.set_weights([v.numpy() for v in our_layer.weights if v.name != "calls"])  # not Dropout's count
     images = np.random.default_rng(0).random((4, 28, 28, 1), dtype=np.float32)
     np.testing.assert_allclose(ours(images), theirs(images), rtol=1e-4, atol=1e-5)
 

@@ -90,8 +90,20 @@ def test_same_seed_same_weights_and_accuracy(tiny_config, model):
     assert c["test_loss"] != a["test_loss"] and c["weights_sha256"] != a["weights_sha256"]
 
 
-def test_rerun_resumes_from_the_last_epoch_and_matches_an_uninterrupted_run(tiny_config):
-    straight = dataclasses.replace(tiny_config, epochs=3, export_dir=None, model_dir=tiny_config.model_dir + "s")
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},
+        # The distortions are drawn from (seed, step), the moving averages of batch normalization are weights.
+        {"model": "lenet", "filters": (4, 8), "hidden_units": (16,), "augment": True, "label_smoothing": 0.1},
+        {"model": "bncnn", "filters": (4, 8), "hidden_units": (16,), "augment": True},
+    ],
+    ids=["mlp", "lenet-augmented", "bncnn-augmented"],
+)
+def test_rerun_resumes_from_the_last_epoch_and_matches_an_uninterrupted_run(tiny_config, settings):
+    straight = dataclasses.replace(
+        tiny_config, **settings, epochs=3, export_dir=None, model_dir=tiny_config.model_dir + "s"
+    )
     expected, _ = quiet_run(straight)
     split_run = dataclasses.replace(straight, model_dir=tiny_config.model_dir + "r")
 

@@ -204,6 +204,64 @@ class Dropout(_Layer):
         return {**super().get_config(), "rate": self.rate}
 
 
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class BatchNormalization(keras.layers.Layer):
+    """Normalizes each channel (the last axis): by its batch's mean and variance while training, by their moving
+    averages at inference; then scales by `gamma` and shifts by `beta` (Ioffe and Szegedy, 2015).
+
+    Under a strategy with R replicas the batch is the *global* batch: each replica all-reduces its sums, so every
+    replica normalizes with the same statistics and updates the moving averages with the same values, and training
+    gives the same model with 1 replica or 8 (as Dropout's masks do). That is Keras's `synchronized=True`; with one
+    replica it equals Keras's default. Statistics are computed in float32 under mixed precision, as Keras does.
+    The moving averages are model weights: checkpointed, and what a SavedModel serves with (`training=False`).
+    """
+
+    def __init__(self, momentum: float = 0.99, epsilon: float = 1e-3, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if not 0 <= momentum < 1:
+            raise ValueError(f"batch normalization momentum must be in [0, 1), got {momentum}")
+        self.momentum = momentum
+        self.epsilon = epsilon
+
+    def build(self, input_shape: Sequence[int | None]) -> None:
+        # float32 inside call() too, under mixed precision (autocast=False): the statistics need its range.
+        weight = {"shape": (input_shape[-1],), "autocast": False}
+        self.gamma = self.add_weight(initializer="ones", name="gamma", **weight)
+        self.beta = self.add_weight(initializer="zeros", name="beta", **weight)
+        moving = {**weight, "trainable": False, "aggregation": "mean"}  # equal on every replica
+        self.moving_mean = self.add_weight(initializer="zeros", name="moving_mean", **moving)
+        self.moving_variance = self.add_weight(initializer="ones", name="moving_variance", **moving)
+
+    def call(self, inputs: tf.Tensor, training: bool | None = None) -> tf.Tensor:
+        x = tf.cast(inputs, tf.float32)
+        if training:
+            mean, variance = _global_moments(x)
+            for moving, value in ((self.moving_mean, mean), (self.moving_variance, variance)):
+                moving.assign(moving * self.momentum + tf.stop_gradient(value) * (1 - self.momentum))
+        else:
+            mean, variance = self.moving_mean, self.moving_variance
+        outputs = tf.nn.batch_normalization(x, mean, variance, self.beta, self.gamma, self.epsilon)
+        return tf.cast(outputs, inputs.dtype)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon}
+
+
+def _global_moments(x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Mean and (biased) variance per channel over every axis but the last, across all replicas' batches."""
+    replica = tf.distribute.get_replica_context()
+    axes = list(range(x.shape.rank - 1))
+    count = tf.cast(tf.size(x) // tf.shape(x)[-1], tf.float32)
+
+    def all_sum(value: tf.Tensor) -> tf.Tensor:
+        return replica.all_reduce(tf.distribute.ReduceOp.SUM, value) if replica else value
+
+    total = all_sum(count)
+    mean = all_sum(tf.reduce_sum(x, axis=axes)) / total
+    variance = all_sum(tf.reduce_sum(tf.math.squared_difference(x, mean), axis=axes)) / total
+    return mean, variance
+
+
 def _pair(value: int | Sequence[int]) -> tuple[int, int]:
     return (value, value) if isinstance(value, int) else tuple(value)
 

@@ -33,6 +33,19 @@ def _errors(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
     return tf.nn.softmax(logits) - tf.one_hot(labels, tf.shape(logits)[-1], dtype=logits.dtype)
 
 
+def label_smoothed_cross_entropy(smoothing: float) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
+    """Cross-entropy against targets of 1 - smoothing + smoothing / classes for the label and smoothing / classes
+    for the others (Szegedy et al., 2016): the model is not pushed to infinitely confident logits."""
+
+    def loss(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+        classes = tf.shape(logits)[-1]
+        targets = tf.one_hot(labels, classes, dtype=logits.dtype) * (1.0 - smoothing)
+        targets += smoothing / tf.cast(classes, logits.dtype)
+        return tf.nn.softmax_cross_entropy_with_logits(targets, logits)
+
+    return loss
+
+
 LOSSES: dict[str, Callable[[tf.Tensor, tf.Tensor], tf.Tensor]] = {
     "cross_entropy": cross_entropy,
     "logcosh": logcosh,

@@ -60,9 +60,21 @@ class LayerKit:
         kernel = self._kernel_initializer(activation)
         return self._library.Dense(units, activation=activation, name=name, dtype=dtype or self.dtype, **kernel)
 
-    def conv(self, filters: int, size: int, activation: str, name: str) -> keras.layers.Layer:
+    def conv(
+        self, filters: int, size: int, activation: str, name: str, strides: int = 1, padding: str = "valid"
+    ) -> keras.layers.Layer:
         kernel = self._kernel_initializer(activation)
-        return self._library.Conv2D(filters, size, activation=activation, name=name, dtype=self.dtype, **kernel)
+        return self._library.Conv2D(
+            filters, size, strides, padding, activation=activation, name=name, dtype=self.dtype, **kernel
+        )
+
+    def batch_norm(self, name: str) -> keras.layers.Layer:
+        # Keras's own normalizes each replica's batch alone unless synchronized; ours always uses the global batch.
+        options = {} if self.ours else {"synchronized": True}
+        return self._library.BatchNormalization(name=name, dtype=self.dtype, **options)
+
+    def activation(self, activation: str, name: str) -> keras.layers.Layer:
+        return self._library.Activation(activation, name=name, dtype=self.dtype)
 
     def max_pool(self, name: str) -> keras.layers.Layer:
         return self._library.MaxPool2D(2, name=name, dtype=self.dtype)
@@ -118,6 +130,35 @@ def cnn(kit: LayerKit, image_shape: Sequence[int], shape: Shape) -> keras.Model:
     return _classifier_head(kit, images, x, shape, "cnn")
 
 
+def bncnn(kit: LayerKit, image_shape: Sequence[int], shape: Shape) -> keras.Model:
+    """A batch-normalized CNN in the spirit of the best single MNIST CNNs (99.6-99.7% with augmentation).
+
+    Per entry of `filters`: [Conv 3x3 -> BN -> act] x 2 -> Conv 5x5 stride 2 (learned downsampling instead of
+    pooling) -> BN -> act -> Dropout(conv_dropout). Then Conv 4x4 of `hidden_units` filters -> BN -> act (a dense
+    layer over the 4x4 map that remains of 28x28) -> Flatten -> Dropout -> Dense(10) logits.
+    """
+    images = keras.Input(shape=tuple(image_shape), name="images")
+
+    def conv_bn(x: keras.KerasTensor, filters: int, size: int, name: str, strides: int = 1) -> keras.KerasTensor:
+        padding = "same" if strides > 1 else "valid"
+        x = kit.conv(filters, size, "linear", name, strides, padding)(x)  # the activation follows the normalization
+        return kit.activation(shape.activation, f"{name}_act")(kit.batch_norm(f"{name}_bn")(x))
+
+    x = images
+    for block, count in enumerate(shape.filters, start=1):
+        x = conv_bn(x, count, 3, f"block{block}_conv1")
+        x = conv_bn(x, count, 3, f"block{block}_conv2")
+        x = conv_bn(x, count, 5, f"block{block}_down", strides=2)
+        if shape.conv_dropout:
+            x = kit.dropout(shape.conv_dropout, f"block{block}_dropout")(x)
+    x = conv_bn(x, shape.hidden_units[0], 4, "head")
+    x = kit.flatten("flatten")(x)
+    if shape.dropout:
+        x = kit.dropout(shape.dropout, "dropout")(x)
+    logits = kit.dense(NUM_CLASSES, "linear", "logits", dtype="float32")(x)
+    return keras.Model(images, logits, name="bncnn")
+
+
 def _classifier_head(
     kit: LayerKit, images: keras.KerasTensor, features: keras.KerasTensor, shape: Shape, name: str
 ) -> keras.Model:
@@ -163,6 +204,9 @@ MODELS: dict[str, Architecture] = {
     ),
     "cnn": Architecture(
         cnn, {"hidden_units": (128,), "dropout": 0.5, "conv_dropout": 0.25, "filters": (32, 64)}, dense_layers=1
+    ),
+    "bncnn": Architecture(
+        bncnn, {"hidden_units": (128,), "dropout": 0.4, "conv_dropout": 0.4, "filters": (32, 64)}, dense_layers=1
     ),
 }
 

@@ -83,12 +83,12 @@ class Summaries:
 
     @_when_enabled
     def inputs(self, step: int, images: np.ndarray, labels: np.ndarray) -> None:
-        """The first batch as the model receives it (after the pipeline), each image captioned with its label."""
+        """The first batch as the model trains on it (after the pipeline and --augment), captioned with labels."""
         images, labels = images[:SAMPLE_IMAGES], labels[:SAMPLE_IMAGES]
         low, high = float(images.min()), float(images.max())
         picture = figures.grid((images - low) / max(high - low, 1e-12), [str(y) for y in labels], columns=8, scale=2)
         description = (
-            f"The first {len(images)} training images of the run as the pipeline feeds them (values {low:.3g} to "
+            f"The first {len(images)} training images of the run as the model trains on them (values {low:.3g} to "
             f"{high:.3g} shown black to white), captioned with their labels."
         )
         self._image("train", step, "inputs", picture, description)

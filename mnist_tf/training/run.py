@@ -102,7 +102,8 @@ def _train(
     reporter.start(header(config, _run_start(config, precision, strategy, splits, saved, first_step)), trainer.model)
     summaries = Summaries(output_dir, enabled=chief)
     summaries.hparams(config)
-    summaries.inputs(first_step, *(tensor.numpy() for tensor in first_batch))
+    first_images, first_labels = first_batch
+    summaries.inputs(first_step, trainer.inputs_as_trained(first_images, first_step).numpy(), first_labels.numpy())
     profiler = StepProfiler(output_dir / "train", config.profile_steps, enabled=chief)
     loop = EpochLoop(
         trainer,

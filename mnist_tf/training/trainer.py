@@ -3,6 +3,8 @@ benchmark drive."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -10,9 +12,12 @@ import numpy as np
 import tensorflow as tf
 
 from mnist_tf.config import Config
+from mnist_tf.data import augment
 from mnist_tf.nn import losses
 from mnist_tf.reporting.evaluation import Report
 from mnist_tf.training import build, distribute
+
+Augment = Callable[..., tf.Tensor]  # (images, step=...) -> distorted images: `augment.augment` with its settings
 
 
 class ConfusionMatrix(keras.metrics.Metric):
@@ -58,9 +63,13 @@ class Trainer:
         jit_compile: bool = False,
         nan_policy: str = "stop",
         loss: str = "cross_entropy",
+        label_smoothing: float = 0.0,
+        augment: Augment | None = None,
     ) -> None:
         self.model = model
-        self.loss = losses.LOSSES[loss]
+        self.loss = losses.LOSSES[loss]  # what validation and test report
+        self.training_loss = losses.label_smoothed_cross_entropy(label_smoothing) if label_smoothing else self.loss
+        self.augment = augment
         self.optimizer = optimizer
         self.strategy = strategy
         self.global_batch_size = global_batch_size
@@ -89,9 +98,18 @@ class Trainer:
     ) -> Trainer:
         """The steps of the model and optimizer a resolved `config` asks for: what `run` trains."""
         model, optimizer = build.model_and_optimizer(config, strategy, image_shape, total_steps)
-        jit = distribute.use_jit(config.jit_compile)
+        distortion = augment.Distortion().scaled(config.augment_strength)
         return cls(
-            model, optimizer, strategy, config.batch_size, config.weight_decay, jit, config.nan_policy, config.loss
+            model,
+            optimizer,
+            strategy,
+            config.batch_size,
+            config.weight_decay,
+            distribute.use_jit(config.jit_compile),
+            config.nan_policy,
+            config.loss,
+            config.label_smoothing,
+            functools.partial(augment.augment, seed=config.seed, distortion=distortion) if config.augment else None,
         )
 
     def checkpoint(self, **extra: Any) -> tf.train.Checkpoint:
@@ -110,10 +128,16 @@ class Trainer:
             **extra,
         )
 
+    def inputs_as_trained(self, images: tf.Tensor, step: int) -> tf.Tensor:
+        """A global batch as the model trains on it at `step`: distorted when the run augments."""
+        return self.augment(images, step=tf.constant(step, tf.int64)) if self.augment else images
+
     def _loss_and_gradients(self, images: tf.Tensor, labels: tf.Tensor):
+        if self.augment:
+            images = self.augment(images, step=self.step)
         with tf.GradientTape() as tape:
             logits = tf.cast(self.model(images, training=True), tf.float32)
-            per_example_loss = self.loss(labels, logits)
+            per_example_loss = self.training_loss(labels, logits)
             loss = tf.nn.compute_average_loss(per_example_loss, global_batch_size=self.global_batch_size)
             if self.weight_decay:
                 l2 = self.weight_decay * tf.add_n([tf.nn.l2_loss(kernel) for kernel in self.kernels])

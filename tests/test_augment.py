@@ -1,0 +1,98 @@
+"""--augment (mnist_tf/data/augment.py): seeded by (seed, step), shape- and label-preserving distortions, the same
+under any number of replicas, and what TensorBoard's `inputs` image shows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mnist_tf.data.augment import Distortion, augment
+from mnist_tf.nn import losses
+
+RNG = np.random.default_rng(0)
+IMAGES = tf.constant(RNG.random((16, 28, 28, 1), dtype=np.float32))
+
+
+def dot(row: float, col: float) -> tf.Tensor:
+    """A 3x3 bright square centered at (row, col) on black: [1, 28, 28, 1]."""
+    image = np.zeros((1, 28, 28, 1), np.float32)
+    image[0, int(row) - 1 : int(row) + 2, int(col) - 1 : int(col) + 2] = 1.0
+    return tf.constant(image)
+
+
+def center_of_mass(images: tf.Tensor) -> np.ndarray:
+    images = images.numpy()[..., 0]
+    rows, cols = np.mgrid[: images.shape[1], : images.shape[2]]
+    mass = images.sum(axis=(1, 2))
+    return np.stack([(images * rows).sum(axis=(1, 2)) / mass, (images * cols).sum(axis=(1, 2)) / mass], -1)
+
+
+def test_strength_zero_is_the_identity():
+    np.testing.assert_array_equal(augment(IMAGES, 1, tf.constant(3), Distortion().scaled(0.0)), IMAGES)
+
+
+def test_the_seed_and_the_step_decide_every_distortion():
+    first = augment(IMAGES, 1, tf.constant(3), Distortion())
+    np.testing.assert_array_equal(first, augment(IMAGES, 1, tf.constant(3), Distortion()))
+    assert not np.allclose(first, augment(IMAGES, 1, tf.constant(4), Distortion()))
+    assert not np.allclose(first, augment(IMAGES, 2, tf.constant(3), Distortion()))
+    assert not np.allclose(first[0], first[1])  # each image its own draw
+
+
+def test_shape_dtype_and_range_are_kept():
+    distorted = augment(IMAGES, 1, tf.constant(0), Distortion().scaled(2.0))
+    assert distorted.shape == IMAGES.shape and distorted.dtype == tf.float32
+    assert float(tf.reduce_min(distorted)) >= 0 and float(tf.reduce_max(distorted)) <= 1 + 1e-6
+
+
+@pytest.mark.parametrize("step", range(8))
+def test_a_digit_stays_whole_and_near_where_it_was(step):
+    """Label-preserving geometry: the center stays within the shift, and an off-center dot moves no further than
+    its distance from the center allows at the largest rotation, shear and scale."""
+    distortion = Distortion()
+    center = dot(13.5, 13.5)
+    moved = augment(center, 5, tf.constant(step), distortion)
+    assert np.abs(center_of_mass(moved) - 13.5).max() <= distortion.shift_pixels + 0.5
+    off_center = dot(7, 20)
+    moved = augment(off_center, 5, tf.constant(step), distortion)
+    radius = np.hypot(7 - 13.5, 20 - 13.5)
+    worst = radius * (np.radians(distortion.rotation_degrees + distortion.shear_degrees) + distortion.scale)
+    assert np.hypot(*(center_of_mass(moved) - center_of_mass(off_center))[0]) <= worst + 2 * distortion.shift_pixels
+    assert float(tf.reduce_sum(moved)) == pytest.approx(9.0, rel=0.25)  # the ink stays in the image
+
+
+def test_two_replicas_distort_the_global_batch_as_one_replica_does():
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    batches = strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors(IMAGES))
+
+    @tf.function
+    def distort(images):
+        return strategy.gather(strategy.run(augment, args=(images, 1, tf.constant(9), Distortion())), axis=0)
+
+    one_replica = tf.function(lambda images: augment(images, 1, tf.constant(9), Distortion()))
+    np.testing.assert_array_equal(distort(next(iter(batches))), one_replica(IMAGES))
+
+
+def test_label_smoothing_equals_keras():
+    logits = tf.constant(RNG.normal(size=(6, 10)).astype(np.float32))
+    labels = tf.constant(RNG.integers(0, 10, 6))
+    ours = losses.label_smoothed_cross_entropy(0.1)(labels, logits)
+    theirs = tf.keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1, reduction=None)(
+        tf.one_hot(labels, 10), logits
+    )
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6)
+
+
+def test_tensorboard_inputs_show_the_first_batch_as_distorted_for_the_step():
+    from mnist_tf.config import Config
+    from mnist_tf.training import distribute
+    from mnist_tf.training.trainer import Trainer
+
+    strategy = distribute.make_strategy("default")
+    for augmented in (False, True):
+        config = Config(model="mlp", hidden_units=(8,), augment=augmented, augment_strength=0.5, dtype="float32")
+        trainer = Trainer.from_config(config.resolve(), strategy, (28, 28, 1), total_steps=10)
+        shown = trainer.inputs_as_trained(IMAGES, 4)
+        trained_on = augment(IMAGES, config.seed, tf.constant(4), Distortion().scaled(0.5)) if augmented else IMAGES
+        np.testing.assert_array_equal(shown, trained_on)
