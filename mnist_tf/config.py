@@ -269,7 +269,8 @@ class Config:
             raise MnistTfError(
                 f"--filters for {self.model} is {_count(convs, 'positive conv size')}, got {list(self.filters)}"
             )
-        with_convs = " and ".join(name for name, entry in models.MODELS.items() if entry.conv_layers)
+        *others, last = [name for name, entry in models.MODELS.items() if entry.conv_layers]
+        with_convs = f"{', '.join(others)} and {last}" if others else last
         for name in ("filters", "conv_dropout"):
             if not convs and getattr(self, name):
                 raise MnistTfError(f"--{name} applies to {with_convs} only")

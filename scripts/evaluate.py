@@ -1,4 +1,5 @@
-r"""Evaluates a SavedModel, a LiteRT file or a training run's checkpoint on the test split.
+r"""Evaluates a SavedModel, a LiteRT file or a training run's checkpoint on the test split; or several models and
+their ensemble (the mean of their probabilities).
 
 Prints accuracy, per-class precision and recall, the confusion matrix and the most confident mistakes; the data
 set is the one the model was trained on unless the data flags say otherwise.
@@ -6,6 +7,7 @@ set is the one the model was trained on unless the data flags say otherwise.
 python scripts/evaluate.py --saved_model=saved_models/lenet            # its highest version
 python scripts/evaluate.py --model_dir=runs/lenet/20261122-101500 --report=report.json
 python scripts/evaluate.py --saved_model=saved_models/litert/lenet/1/int8.tflite
+python scripts/evaluate.py --saved_model=saved_models/bncnn/1,saved_models/bncnn/2,saved_models/bncnn/3
 """
 
 from __future__ import annotations
@@ -28,8 +30,11 @@ from mnist_tf.export import from_run, litert, saved_model
 from mnist_tf.files import write_json_atomic
 from mnist_tf.reporting import evaluation
 
-flags.DEFINE_string(
-    "saved_model", None, "A SavedModel directory, a base directory (its highest version), or a LiteRT .tflite file."
+flags.DEFINE_list(
+    "saved_model",
+    None,
+    "A SavedModel directory, a base directory (its highest version), or a LiteRT .tflite file; several, "
+    "comma-separated: each, and their ensemble.",
 )
 flags.DEFINE_string("model_dir", None, "A training run's directory: evaluates its latest checkpoint.")
 common.define_config_flags(common.DATA_FLAGS)
@@ -82,23 +87,37 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     if FLAGS.model_dir:
-        source, trained_with, predict = from_checkpoint(FLAGS.model_dir)
-    elif FLAGS.saved_model.endswith(".tflite"):
-        source, trained_with, predict = from_litert(FLAGS.saved_model)
+        models = [from_checkpoint(FLAGS.model_dir)]
     else:
-        source, trained_with, predict = from_saved_model(FLAGS.saved_model)
+        models = [
+            from_litert(path) if path.endswith(".tflite") else from_saved_model(path) for path in FLAGS.saved_model
+        ]
+    _, trained_with, _ = models[0]
     options = {
         name: getattr(FLAGS, name) if FLAGS[name].present else trained_with.get(name, getattr(FLAGS, name))
         for name in common.DATA_FLAGS
     }
     test = sources.load_for(Config(**options, validation_size=0).resolve()).test  # no split held out
-    probabilities = evaluation.predict_in_batches(predict, test.images, FLAGS.batch_size)
-    report = evaluation.report(test.labels, probabilities, FLAGS.num_mistakes)
-    print(f"evaluated {source} on {options['dataset']} test")
+    members = {}
+    for source, _, predict in models:
+        members[source] = evaluation.predict_in_batches(predict, test.images, FLAGS.batch_size)
+    if len(members) == 1:
+        (source,) = members
+        print(f"evaluated {source} on {options['dataset']} test")
+    else:
+        source = "ensemble"
+        print(f"evaluated {len(members)} models on {options['dataset']} test, and their ensemble")
+        for name, probabilities in members.items():
+            member = evaluation.report(test.labels, probabilities, num_mistakes=0)
+            print(f"  {member.accuracy:.4f}  loss {member.loss:.4f}  {name}")
+        print("the ensemble (the mean of their probabilities):")
+    report = evaluation.report(test.labels, np.mean(list(members.values()), axis=0), FLAGS.num_mistakes)
     for line in report.lines():
         print(line)
     if FLAGS.report:
-        write_json_atomic(FLAGS.report, {"model": source, "dataset": options["dataset"], **report.to_dict()})
+        members_json = {name: evaluation.report(test.labels, p, 0).accuracy for name, p in members.items()}
+        extra = {"members": members_json} if len(members) > 1 else {}
+        write_json_atomic(FLAGS.report, {"model": source, "dataset": options["dataset"], **extra, **report.to_dict()})
         print(f"report: {FLAGS.report}")
 
 

@@ -1,10 +1,13 @@
-r"""Exports a training run's latest checkpoint as a SavedModel that TF Serving loads as it is, and as LiteRT files.
+r"""Exports a training run's latest checkpoint (or an ensemble of runs) as a SavedModel that TF Serving loads as it
+is, and as LiteRT files.
 
 python scripts/export.py --model_dir=runs/lenet/20261122-101500              # -> saved_models/lenet/<next>
 python scripts/export.py --model_dir=runs/lenet/20261122-101500 --version=7 --export_dir=/srv/models --nolitert
+python scripts/export.py --model_dir=runs/bncnn/a,runs/bncnn/b,runs/bncnn/c  # -> saved_models/bncnn_ensemble/<next>
 
 The LiteRT files (float32, dynamic-range, int8) of version N go to <export_dir>/litert/<name>/N/, each verified on
-the test split of the data the run was trained on (mnist_tf/export/litert.py).
+the test split of the data the run was trained on (mnist_tf/export/litert.py). An ensemble answers with the mean
+of its members' probabilities, through the same two signatures (mnist_tf/export/ensemble.py).
 """
 
 from __future__ import annotations
@@ -16,12 +19,18 @@ from absl import app, flags
 
 from mnist_tf.data import sources
 from mnist_tf.errors import MnistTfError
-from mnist_tf.export import from_run, litert, saved_model
+from mnist_tf.export import ensemble, litert, saved_model
 
-flags.DEFINE_string("model_dir", None, "The training run to export (its config.json and checkpoints/).")
+flags.DEFINE_list(
+    "model_dir",
+    None,
+    "The training run to export (its config.json and checkpoints/); several, comma-separated: their ensemble.",
+)
 flags.DEFINE_string("export_dir", "saved_models", "Writes <export_dir>/<name>/<version>/.")
 flags.DEFINE_string(
-    "name", None, "Model name: the directory TF Serving serves it under (default: the recipe, else the model)."
+    "name",
+    None,
+    "Model name: the directory TF Serving serves it under (default: the recipe, else the model; +_ensemble).",
 )
 flags.DEFINE_integer("version", None, "Version number (default: one more than the highest there).", lower_bound=1)
 flags.DEFINE_boolean(
@@ -36,16 +45,27 @@ FLAGS = flags.FLAGS
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    model, config, checkpoint = from_run.load_model(FLAGS.model_dir)
-    metadata = {"config": dataclasses.asdict(config), "checkpoint": checkpoint}
-    base = f"{FLAGS.export_dir}/{FLAGS.name or config.name}"
-    path = saved_model.export_saved_model(model, base, FLAGS.version, metadata)
-    print(f"exported {checkpoint} to {path}")
+    models, configs, checkpoints = ensemble.load_runs(FLAGS.model_dir)
+    config = configs[0]  # an ensemble's members share the data set: evaluation and LiteRT read it from here
+    if len(models) == 1:
+        model, name, source = models[0], config.name, checkpoints[0]
+        metadata = {"config": dataclasses.asdict(config), "checkpoint": checkpoints[0]}
+    else:
+        model, name = ensemble.ensemble_model(models), f"{config.name}_ensemble"
+        source = "the ensemble of " + ", ".join(checkpoints)
+        members = [
+            {"config": dataclasses.asdict(c), "checkpoint": p} for c, p in zip(configs, checkpoints, strict=True)
+        ]
+        metadata = {"config": dataclasses.asdict(config), "ensemble": members}
+    path = saved_model.export_saved_model(model, f"{FLAGS.export_dir}/{FLAGS.name or name}", FLAGS.version, metadata)
+    print(f"exported {source} to {path}")
     if not (config.litert if FLAGS.litert is None else FLAGS.litert):
         return
+    float_models = [litert.float32_copy(m, c) for m, c in zip(models, configs, strict=True)]
+    float_model = float_models[0] if len(models) == 1 else ensemble.ensemble_model(float_models)
     try:
         splits = sources.load_for(config)
-        exported = litert.export(model, config, path, splits.train, splits.test)
+        exported = litert.export(float_model, config, path, splits.train, splits.test)
     except MnistTfError as e:
         raise MnistTfError(f"no LiteRT export ({e}); the SavedModel {path} is kept") from None
     print(f"LiteRT: {exported.directory} ({', '.join(exported.files)})")

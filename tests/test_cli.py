@@ -129,7 +129,7 @@ def _idx_labels(raw):
         (["--data_dir=BROKEN:labels_for_images"], "not an IDX label file (magic number 2051, expected 2049)"),
         (["--data_dir=BROKEN:count_mismatch"], "error: BROKEN:count_mismatch: train split has 1,200 images but 1,195"),
         (["--validation_size=2000", "IDX"], "error: --validation_size=2,000 leaves no training data"),
-        (["--model=mlp", "--filters=3,3", "IDX"], "error: --filters applies to lenet and cnn only"),
+        (["--model=mlp", "--filters=3,3", "IDX"], "error: --filters applies to lenet, cnn and bncnn only"),
         (["--log_every_steps=-1"], "flag --log_every_steps=-1: -1 is not"),
         (["--histograms=weights,activations", "IDX"], "error: --histograms='activations' is not one of: weights"),
         (["--profile_steps=a,3"], "--profile_steps takes comma-separated positive integers"),

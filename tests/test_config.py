@@ -43,7 +43,7 @@ def test_name_is_the_recipe_else_the_model():
         ({"validation_size": -5}, "--validation_size must be 0 or more"),
         ({"dropout": 1.0}, r"--dropout must be in \[0, 1\)"),
         ({"conv_dropout": -0.1}, r"--conv_dropout must be in \[0, 1\)"),
-        ({"model": "mlp", "conv_dropout": 0.25}, "--conv_dropout applies to lenet and cnn only"),
+        ({"model": "mlp", "conv_dropout": 0.25}, "--conv_dropout applies to lenet, cnn and bncnn only"),
         ({"early_stopping_patience": -1}, "--early_stopping_patience must be 0 .off. or more"),
         ({"early_stopping_patience": 3, "validation_size": 0}, "--early_stopping_patience needs a validation split"),
         ({"momentum": 1.5}, r"--momentum must be in \[0, 1\)"),
@@ -52,7 +52,7 @@ def test_name_is_the_recipe_else_the_model():
         ({"hidden_units": (10, 20)}, "--hidden_units for lenet is one dense layer size"),
         ({"filters": (8,)}, "--filters for lenet is two positive conv sizes"),
         ({"model": "cnn", "hidden_units": (10, 20)}, "--hidden_units for cnn is one dense layer size"),
-        ({"model": "mlp", "filters": (8, 8)}, "--filters applies to lenet and cnn only"),
+        ({"model": "mlp", "filters": (8, 8)}, "--filters applies to lenet, cnn and bncnn only"),
         (
             {"strategy": "horovod"},
             "--strategy='horovod' is not one of: default, one_device, mirrored, multi_worker, tpu",

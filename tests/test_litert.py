@@ -39,7 +39,7 @@ def converted() -> tuple[Config, tf.keras.Model, dict[str, bytes]]:
     config = dataclasses.replace(Config(model="lenet", filters=(4, 8), hidden_units=(32,)), dtype="float32").resolve()
     model = build.model(config, (28, 28, 1))
     images, _ = make_digits(64, seed=3)
-    return config, model, litert.convert_all(model, config, images[..., np.newaxis])
+    return config, model, litert.convert_all(model, images[..., np.newaxis])
 
 
 @pytest.fixture(scope="module")

@@ -66,9 +66,12 @@ def directory_for(saved_model_dir: str | os.PathLike) -> Path:
     return version.parent.parent / SUBDIRECTORY / version.parent.name / version.name
 
 
-def export(model: keras.Model, config: Config, saved_model_dir: str | os.PathLike, train: Split, test: Split) -> Export:
-    """Converts `model` (exported as `saved_model_dir`) to every variant, verifies each on `test`, and writes the
-    accepted ones and the report into `directory_for(saved_model_dir)` at once (a staging folder renamed)."""
+def export(
+    float_model: keras.Model, config: Config, saved_model_dir: str | os.PathLike, train: Split, test: Split
+) -> Export:
+    """Converts `float_model` (a float32 copy of the model exported as `saved_model_dir`: `float32_copy`) to every
+    variant, verifies each on `test`, and writes the accepted ones and the report into
+    `directory_for(saved_model_dir)` at once (a staging folder renamed). `config` is the training run's."""
     started = time.perf_counter()
     target = directory_for(saved_model_dir)
     if target.exists():
@@ -79,7 +82,7 @@ def export(model: keras.Model, config: Config, saved_model_dir: str | os.PathLik
         [served(images=tf.constant(test.images[i : i + 1000]))["classes"].numpy() for i in range(0, len(test), 1000)]
     )
     reference_accuracy = float(np.mean(reference == test.labels))
-    flatbuffers = convert_all(model, config, representative_images(train.images, config.seed))
+    flatbuffers = convert_all(float_model, representative_images(train.images, config.seed))
     verified = {name: verify(flatbuffer, test, reference) for name, flatbuffer in flatbuffers.items()}
     for name, result in verified.items():
         result["refused"] = _refusal(name, result["test_accuracy"], result["agreement"], reference_accuracy)
@@ -118,12 +121,17 @@ def representative_images(images: np.ndarray, seed: int) -> np.ndarray:
     return images[np.random.default_rng(seed).choice(len(images), count, replace=False)]
 
 
-def convert_all(model: keras.Model, config: Config, representative: np.ndarray) -> dict[str, bytes]:
-    """Every variant's flatbuffer. The model is rebuilt in float32 first (a mixed-precision model's casts to
-    bfloat16 or float16 are not LiteRT ops, and quantization wants float32 to start from)."""
+def float32_copy(model: keras.Model, config: Config) -> keras.Model:
+    """The trained `model` rebuilt in float32 with its weights: a mixed-precision model's casts to bfloat16 or
+    float16 are not LiteRT ops, and quantization wants float32 to start from."""
     float_model = build.model(dataclasses.replace(config, dtype="float32"), model.input_shape[1:])
     float_model.set_weights(model.get_weights())
-    image_spec = tf.TensorSpec([1, *model.input_shape[1:]], tf.uint8, name="images")
+    return float_model
+
+
+def convert_all(float_model: keras.Model, representative: np.ndarray) -> dict[str, bytes]:
+    """Every variant's flatbuffer, of a float32 model; int8 calibrated on `representative` uint8 images."""
+    image_spec = tf.TensorSpec([1, *float_model.input_shape[1:]], tf.uint8, name="images")
 
     def probabilities_of_pixels(images: tf.Tensor) -> dict[str, tf.Tensor]:
         return {"probabilities": tf.nn.softmax(float_model(normalize_images(images), training=False))}

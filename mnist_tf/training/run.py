@@ -191,7 +191,8 @@ def _export_litert(
 ) -> tuple[litert.Export | None, str | None]:
     """The LiteRT files of the SavedModel just exported: (what was written, None), or (None, why it failed)."""
     try:
-        return litert.export(model, config, saved_model_dir, splits.train, splits.test), None
+        float_model = litert.float32_copy(model, config)
+        return litert.export(float_model, config, saved_model_dir, splits.train, splits.test), None
     except Exception as e:  # as for the SavedModel: reported with the way to retry, never at the training's cost
         return None, f"LiteRT: {_why(e)}"
 
