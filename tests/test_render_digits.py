@@ -1,0 +1,27 @@
+"""scripts/render_digits.py: digits that are not MNIST's, named by their digit, that predict.py can read."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO
+
+from mnist_tf.export import preprocess
+
+pytestmark = pytest.mark.slow  # starts a Python process
+
+
+def test_writes_stroke_digits_of_every_style_in_both_polarities(tmp_path):
+    done = subprocess.run(
+        [sys.executable, REPO / "scripts" / "render_digits.py", f"--output_dir={tmp_path / 'out'}",
+         f"--fonts_dir={tmp_path / 'no_fonts'}"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert done.stdout.strip() == f"wrote 180 images (0 fonts) to {tmp_path / 'out'}"
+    files = sorted((tmp_path / "out").iterdir())
+    assert len(files) == 180 and {f.name[0] for f in files} == set("0123456789")
+    assert sum(f.name.endswith("-dark.png") for f in files) == 90
+    for file in files[::17]:
+        preprocess.check_decodable(file.read_bytes())
