@@ -74,7 +74,7 @@ class Config:
         "Also export LiteRT files (float32, dynamic-range, int8) to <export_dir>/litert/<name>/<version>, each "
         "verified on the test split; a quantized one that loses accuracy is refused. Needs ai-edge-litert.",
     )
-    epochs: int = _setting(4, "Passes over the training set.", lower_bound=1, hparam=True)
+    epochs: int = _setting(6, "Passes over the training set.", lower_bound=1, hparam=True)
     batch_size: int = _setting(256, "Global training batch size.", lower_bound=1, hparam=True)
     eval_batch_size: int = _setting(1000, "Evaluation batch size.", lower_bound=1)
     optimizer: str = _setting("adam", "Optimizer.", choices=optimizers.OPTIMIZERS, hparam=True)
@@ -120,10 +120,11 @@ class Config:
         zero_means="off",
         hparam=True,
     )
-    augment: bool = _setting(
-        False,
+    augment: bool | None = _setting(
+        None,
         "Distort each training image at random on the device that trains: rotation, scale, shear and shift, drawn "
-        "from --seed and the step (a run still repeats and resumes exactly).",
+        "from --seed and the step (a run still repeats and resumes exactly). Default: per model (on for the "
+        "convolutional ones, off for mlp).",
         hparam=True,
     )
     augment_strength: float = _setting(
@@ -210,6 +211,7 @@ class Config:
             self,
             hidden_units=tuple(defaults["hidden_units"] if self.hidden_units is None else self.hidden_units),
             dropout=defaults["dropout"] if self.dropout is None else self.dropout,
+            augment=defaults["augment"] if self.augment is None else self.augment,
             conv_dropout=defaults["conv_dropout"] if self.conv_dropout is None else self.conv_dropout,
             filters=tuple(defaults["filters"] if self.filters is None else self.filters),
             validation_size=sources.DATASETS[self.dataset] if self.validation_size is None else self.validation_size,

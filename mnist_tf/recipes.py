@@ -39,6 +39,8 @@ _CLASSIC = {
     "kernel_initializer": "auto",
     "activation": "relu",
     "early_stopping_patience": 0,
+    "augment": False,
+    "label_smoothing": 0.0,
 }
 # The MXNet tutorial trains both of its networks the same way, on all 60,000 training images.
 _MXNET = {**_CLASSIC, "optimizer": "sgd", "learning_rate": 0.1, "batch_size": 100, "epochs": 10, "validation_size": 0}
@@ -168,6 +170,30 @@ RECIPES = {
                 "validation_size": 0,
             },
             benchmark_target=0.99,
+        ),
+        Recipe(
+            "accurate",
+            "this project, after the best published single MNIST CNNs (99.64% mean with augmentation)",
+            "BN-CNN (bncnn: 32/64 filters, strided convolutions, batch norm, dropout 0.4), on-device augmentation "
+            "(rotation, scale, shear, shift), Adam one-cycle peaking at 3e-3, batch 128, 25 epochs, 5,000 images held "
+            "out to choose settings by",
+            0.9964,
+            {
+                **_CLASSIC,
+                "model": "bncnn",
+                "filters": (32, 64),
+                "hidden_units": (128,),
+                "dropout": 0.4,
+                "conv_dropout": 0.4,
+                "augment": True,
+                "augment_strength": 1.0,
+                "optimizer": "adam",
+                "lr_schedule": "one_cycle",
+                "learning_rate": 3e-3,
+                "batch_size": 128,
+                "epochs": 25,
+                "validation_size": 5000,
+            },
         ),
     )
 }

@@ -107,6 +107,24 @@ DOCUMENTED = {
         "epochs": 1,
         "validation_size": 0,
     },
+    "accurate": {
+        "dataset": "mnist",
+        "model": "bncnn",
+        "filters": (32, 64),
+        "hidden_units": (128,),
+        "dropout": 0.4,
+        "conv_dropout": 0.4,
+        "augment": True,
+        "augment_strength": 1.0,
+        "label_smoothing": 0.0,
+        "optimizer": "adam",
+        "lr_schedule": "one_cycle",
+        "learning_rate": 3e-3,
+        "weight_decay": 0.0,
+        "batch_size": 128,
+        "epochs": 25,
+        "validation_size": 5000,
+    },
 }
 
 
@@ -141,6 +159,8 @@ def test_recipe_sets_every_value_that_shapes_training(name):
         "kernel_initializer",
         "dropout",
         "hidden_units",
+        "augment",
+        "label_smoothing",
     }
     assert shaping <= set(recipes.get(name).values)
 

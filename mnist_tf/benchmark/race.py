@@ -40,6 +40,7 @@ MODELS = tuple(TARGET_ACCURACY)
 # What a race takes from the benchmark's flags; everything else is the model's default run or the recipe.
 FROM_FLAGS = ("dataset", "data_dir", "source", "tfds_data_dir", "dtype")
 SEGMENTS_PER_EPOCH = 4
+RACE_EPOCHS = 4  # the learning-rate schedule a raced model follows (docs/performance.md's figures)
 BASELINE = "keras_fit"
 PIPELINE_EPOCHS = 5  # how much of the input pipeline alone is timed
 
@@ -102,11 +103,12 @@ def run(
 
 
 def race_config(name: str, base: Config) -> Config:
-    """The run raced as `name`: the recipe's, or the model's default run, with `base`'s data and dtype."""
+    """The run raced as `name`: the recipe's, or the model's run of RACE_EPOCHS without augmentation (work that
+    Keras `fit` and PyTorch would not do: the race compares loops on the same work), with `base`'s data and dtype."""
     from_flags = {field: getattr(base, field) for field in FROM_FLAGS}
     if name in recipes.RECIPES:
         return recipes.config(name, **from_flags).resolve()
-    return Config(model=name, **from_flags).resolve()
+    return Config(model=name, epochs=RACE_EPOCHS, augment=False, **from_flags).resolve()
 
 
 def _race(name: str, config: Config, splits: Splits, quick: bool, log: Callable[[str], None]) -> dict[str, Any]:

@@ -30,15 +30,20 @@ class Distortion:
         return Distortion(*(strength * getattr(self, field.name) for field in dataclasses.fields(self)))
 
 
-def augment(images: tf.Tensor, seed: int, step: tf.Tensor, distortion: Distortion) -> tf.Tensor:
-    """Distorted float images [batch, rows, cols, channels] (0 is background: what moves in from outside)."""
+def augment(images: tf.Tensor, seed: int, step: tf.Tensor, distortion: Distortion, portable: bool = True) -> tf.Tensor:
+    """Distorted float images [batch, rows, cols, channels] (0 is background: what moves in from outside).
+
+    `portable` resamples with plain ops that XLA compiles (TPUs, `--jit_compile`); otherwise with TensorFlow's
+    image kernel, several times faster on CPUs and GPUs. Both give the same images.
+    """
     replica = tf.distribute.get_replica_context()
     replicas, index = (replica.num_replicas_in_sync, replica.replica_id_in_sync_group) if replica else (1, 0)
     batch = tf.shape(images)[0]
     key = tf.random.experimental.stateless_fold_in(tf.constant([seed, _SALT], tf.int64), tf.cast(step, tf.int64))
     draws = tf.random.stateless_uniform([batch * replicas, 5], seed=key, minval=-1.0, maxval=1.0)
     draws = draws[index * batch : (index + 1) * batch]
-    return _sample(images, _inverse_transforms(draws, distortion))
+    sample = _sample if portable else _sample_with_kernel
+    return sample(images, _inverse_transforms(draws, distortion))
 
 
 def _inverse_transforms(draws: tf.Tensor, distortion: Distortion) -> tf.Tensor:
@@ -54,6 +59,24 @@ def _inverse_transforms(draws: tf.Tensor, distortion: Distortion) -> tf.Tensor:
     determinant = a * d - b * c
     inverse = tf.stack([tf.stack([d, -b], -1), tf.stack([-c, a], -1)], -2) / determinant[:, None, None]
     return tf.concat([inverse, -tf.linalg.matvec(inverse, shift)[..., None]], axis=-1)
+
+
+def _sample_with_kernel(images: tf.Tensor, transforms: tf.Tensor) -> tf.Tensor:
+    """`_sample` by ImageProjectiveTransformV3 (no XLA kernel in TensorFlow 2.21), which maps output pixel (x, y) to
+    input (a0 x + a1 y + a2, b0 x + b1 y + b2) in uncentered coordinates."""
+    rows, cols = tf.shape(images)[1], tf.shape(images)[2]
+    center = (tf.cast(tf.stack([cols, rows]), tf.float32) - 1.0) / 2.0
+    linear = transforms[..., :2]
+    offset = transforms[..., 2] + center - tf.linalg.matvec(linear, center)
+    flat = tf.concat([linear[:, 0], offset[:, :1], linear[:, 1], offset[:, 1:], tf.zeros_like(offset)], axis=-1)
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images,
+        transforms=flat,
+        output_shape=tf.shape(images)[1:3],
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="CONSTANT",
+    )
 
 
 def _sample(images: tf.Tensor, transforms: tf.Tensor) -> tf.Tensor:

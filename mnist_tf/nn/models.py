@@ -177,7 +177,7 @@ class Architecture:
     """Everything the project needs to know about one model."""
 
     build: Callable[[LayerKit, Sequence[int], Shape], keras.Model]
-    defaults: Mapping[str, Any]  # Config values that depend on the architecture: hidden_units, dropout, ...
+    defaults: Mapping[str, Any]  # Config values that depend on the architecture: hidden_units, dropout, augment...
     dense_layers: int | None  # how many hidden sizes --hidden_units takes; None: any number
     # Accuracy the benchmark times each contender to (None: not raced by default).
     benchmark_target: float | None = None
@@ -192,21 +192,25 @@ class Architecture:
 MODELS: dict[str, Architecture] = {
     "lenet": Architecture(
         lenet,
-        {"hidden_units": (500,), "dropout": 0.25, "conv_dropout": 0.0, "filters": (20, 50)},
+        {"hidden_units": (500,), "dropout": 0.25, "conv_dropout": 0.0, "filters": (20, 50), "augment": True},
         dense_layers=1,
         benchmark_target=0.99,
     ),
     "mlp": Architecture(
         mlp,
-        {"hidden_units": (800, 800), "dropout": 0.2, "conv_dropout": 0.0, "filters": ()},
+        {"hidden_units": (800, 800), "dropout": 0.2, "conv_dropout": 0.0, "filters": (), "augment": False},
         dense_layers=None,
         benchmark_target=0.98,
     ),
     "cnn": Architecture(
-        cnn, {"hidden_units": (128,), "dropout": 0.5, "conv_dropout": 0.25, "filters": (32, 64)}, dense_layers=1
+        cnn,
+        {"hidden_units": (128,), "dropout": 0.5, "conv_dropout": 0.25, "filters": (32, 64), "augment": True},
+        dense_layers=1,
     ),
     "bncnn": Architecture(
-        bncnn, {"hidden_units": (128,), "dropout": 0.4, "conv_dropout": 0.4, "filters": (32, 64)}, dense_layers=1
+        bncnn,
+        {"hidden_units": (128,), "dropout": 0.4, "conv_dropout": 0.4, "filters": (32, 64), "augment": True},
+        dense_layers=1,
     ),
 }
 

@@ -50,14 +50,16 @@ def header(config: Config, start: RunStart) -> list[str]:
     if config.early_stopping_patience:
         stopping = f" (early stopping: patience {config.early_stopping_patience})"
     recipe = f" · recipe {config.recipe}" if config.recipe else ""
+    smoothing = f" (label smoothing {config.label_smoothing:g})" if config.label_smoothing else ""
+    augment = f" · augmented (strength {config.augment_strength:g})" if config.augment else ""
     lines = [
         f"mnist_tf: {config.model} ({config.layers} layers) on {config.dataset} from {splits.source}{recipe}",
         f"data: train {len(splits.train):,}{validation} · test {len(splits.test):,} images",
         f"strategy: {start.strategy} · batch {config.batch_size} ({start.per_replica_batch_size} per replica)"
         f" · {steps} steps/epoch{per_call} · {start.precision}",
         f"optimizer: {config.optimizer} lr {config.learning_rate:g} ({config.lr_schedule})"
-        f" · weight decay {config.weight_decay:g} · {config.loss} loss · {_count(config.epochs, 'epoch')}{stopping}"
-        f" · seed {config.seed}",
+        f" · weight decay {config.weight_decay:g} · {config.loss} loss{smoothing} · {_count(config.epochs, 'epoch')}"
+        f"{stopping}{augment} · seed {config.seed}",
         f"model_dir: {config.model_dir}",
     ]
     if start.resumed_from:

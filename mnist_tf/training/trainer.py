@@ -98,18 +98,21 @@ class Trainer:
     ) -> Trainer:
         """The steps of the model and optimizer a resolved `config` asks for: what `run` trains."""
         model, optimizer = build.model_and_optimizer(config, strategy, image_shape, total_steps)
+        jit = distribute.use_jit(config.jit_compile)
         distortion = augment.Distortion().scaled(config.augment_strength)
+        portable = jit or config.strategy == "tpu"  # XLA compiles the step: no image kernels there
+        distort = functools.partial(augment.augment, seed=config.seed, distortion=distortion, portable=portable)
         return cls(
             model,
             optimizer,
             strategy,
             config.batch_size,
             config.weight_decay,
-            distribute.use_jit(config.jit_compile),
+            jit,
             config.nan_policy,
             config.loss,
             config.label_smoothing,
-            functools.partial(augment.augment, seed=config.seed, distortion=distortion) if config.augment else None,
+            distort if config.augment else None,
         )
 
     def checkpoint(self, **extra: Any) -> tf.train.Checkpoint:
