@@ -22,13 +22,14 @@ import common
 import numpy as np
 import tensorflow as tf
 from absl import app, flags
+from PIL import Image
 
 from mnist_tf.config import Config
 from mnist_tf.data import sources
 from mnist_tf.errors import MnistTfError, assertion_message
 from mnist_tf.export import from_run, litert, saved_model
 from mnist_tf.files import write_json_atomic
-from mnist_tf.reporting import evaluation
+from mnist_tf.reporting import evaluation, figures
 
 flags.DEFINE_list(
     "saved_model",
@@ -42,6 +43,9 @@ flags.adopt_module_key_flags(common)  # --helpshort lists them with this script'
 flags.DEFINE_integer("batch_size", 1000, "Images per prediction call.", lower_bound=1)
 flags.DEFINE_integer("num_mistakes", 10, "How many of the most confident mistakes to list.", lower_bound=0)
 flags.DEFINE_string("report", None, "Also write the report as JSON to this file.")
+flags.DEFINE_string(
+    "figures", None, "Also draw confusion_matrix.png and mistakes.png (the --num_mistakes listed) into this folder."
+)
 flags.mark_flags_as_mutual_exclusive(["saved_model", "model_dir"], required=True)
 FLAGS = flags.FLAGS
 
@@ -114,11 +118,31 @@ def main(argv: list[str]) -> None:
     report = evaluation.report(test.labels, np.mean(list(members.values()), axis=0), FLAGS.num_mistakes)
     for line in report.lines():
         print(line)
+    if FLAGS.figures:
+        draw_figures(Path(FLAGS.figures), report, test)
     if FLAGS.report:
         members_json = {name: evaluation.report(test.labels, p, 0).accuracy for name, p in members.items()}
         extra = {"members": members_json} if len(members) > 1 else {}
         write_json_atomic(FLAGS.report, {"model": source, "dataset": options["dataset"], **extra, **report.to_dict()})
         print(f"report: {FLAGS.report}")
+
+
+def draw_figures(folder: Path, report: evaluation.Report, test: sources.Split) -> None:
+    """The confusion matrix and the most confident mistakes as pictures (those TensorBoard shows for a run)."""
+    wrong = report.mistakes
+    pictures = {
+        "confusion_matrix.png": figures.confusion_matrix(report.confusion),
+        "mistakes.png": figures.mistakes(
+            test.images[[m.index for m in wrong]][..., 0], [m.label for m in wrong], [m.predicted for m in wrong]
+        ),
+    }
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, picture in pictures.items():
+            Image.fromarray(picture).save(folder / name, optimize=True)
+    except OSError as e:
+        raise MnistTfError(f"cannot write the figures to {folder}: {e.strerror}") from None
+    print(f"figures: {folder / 'confusion_matrix.png'}, {folder / 'mistakes.png'}")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,9 @@ def test_resolve_fills_model_defaults_and_keeps_explicit_values():
     assert (mlp.hidden_units, mlp.dropout, mlp.filters) == ((500, 500), 0.0, ())
     cnn = Config(model="cnn").resolve()
     assert (cnn.filters, cnn.hidden_units, cnn.conv_dropout, cnn.dropout) == ((32, 64), (128,), 0.25, 0.5)
+    # Augmentation: on for the convolutional models, off for the MLP, unless set.
+    assert (lenet.augment, cnn.augment, mlp.augment) == (True, True, False)
+    assert Config(model="lenet", augment=False).resolve().augment is False
 
 
 @pytest.mark.parametrize("dataset, held_out", [("mnist", 5000), ("fashion_mnist", 5000), ("digits", 200)])
@@ -48,6 +51,9 @@ def test_name_is_the_recipe_else_the_model():
         ({"early_stopping_patience": 3, "validation_size": 0}, "--early_stopping_patience needs a validation split"),
         ({"momentum": 1.5}, r"--momentum must be in \[0, 1\)"),
         ({"weight_decay": -1.0}, "--weight_decay must be 0 or more"),
+        ({"label_smoothing": 1.0}, r"--label_smoothing must be in \[0, 1\)"),
+        ({"label_smoothing": 0.1, "loss": "mse"}, "--label_smoothing applies to --loss=cross_entropy, not mse"),
+        ({"augment_strength": -1.0}, "--augment_strength must be 0 or more"),
         ({"hidden_units": (10, 0)}, "--hidden_units must be positive integers"),
         ({"hidden_units": (10, 20)}, "--hidden_units for lenet is one dense layer size"),
         ({"filters": (8,)}, "--filters for lenet is two positive conv sizes"),

@@ -91,7 +91,14 @@ def test_evaluate_reports_each_member_and_the_ensemble(runs, tmp_path):
         metadata = {"config": run["flags"]}  # where evaluate.py finds the data set
         exported.append(str(saved_model.export_saved_model(model, tmp_path / f"member{i}", metadata=metadata)))
     done = subprocess.run(
-        [sys.executable, SCRIPTS / "evaluate.py", f"--saved_model={','.join(exported)}", f"--report={tmp_path}/r.json"],
+        [
+            sys.executable,
+            SCRIPTS / "evaluate.py",
+            f"--saved_model={','.join(exported)}",
+            f"--report={tmp_path}/r.json",
+            f"--figures={tmp_path / 'figures'}",
+            "--num_mistakes=5",
+        ],
         capture_output=True,
         text=True,
     )
@@ -105,6 +112,8 @@ def test_evaluate_reports_each_member_and_the_ensemble(runs, tmp_path):
     probabilities = member_probabilities(runs, test.images)
     assert report["accuracy"] == float(np.mean(probabilities.mean(axis=0).argmax(-1) == test.labels))
     assert list(report["members"].values()) == [float(np.mean(p.argmax(-1) == test.labels)) for p in probabilities]
+    for picture in ("confusion_matrix.png", "mistakes.png"):  # what TensorBoard draws for a run, for the ensemble
+        assert (tmp_path / "figures" / picture).read_bytes().startswith(b"\x89PNG")
 
 
 def member_probabilities(runs: list[dict], images: np.ndarray) -> np.ndarray:

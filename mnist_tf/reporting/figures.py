@@ -81,6 +81,12 @@ def weight_tiles(kernel: np.ndarray, image_shape: tuple[int, int, int], limit: i
     return 0.5 + 0.5 * np.divide(tiles, peak, out=np.zeros_like(tiles), where=peak > 0)
 
 
+def mistakes(images: np.ndarray, labels: Sequence[int], predicted: Sequence[int]) -> np.ndarray:
+    """Misclassified digits (uint8 pixels) in a grid, each captioned `true as predicted`."""
+    captions = [f"{y} as {p}" for y, p in zip(labels, predicted, strict=True)]
+    return grid(np.asarray(images) / 255.0, captions, columns=6, scale=2)
+
+
 def confusion_matrix(confusion: np.ndarray) -> np.ndarray:
     """The confusion matrix (rows true labels, columns predictions) as a picture with each cell's count.
 

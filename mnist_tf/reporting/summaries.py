@@ -119,9 +119,8 @@ class Summaries:
     @_when_enabled
     def mistakes(self, step: int, images: np.ndarray, labels: Sequence[int], predicted: Sequence[int]) -> None:
         """Misclassified test digits (uint8 pixels), most confident mistake first, captioned `true as predicted`."""
-        captions = [f"{y} as {p}" for y, p in zip(labels, predicted, strict=True)]
-        picture = figures.grid(np.asarray(images) / 255.0, captions, columns=6, scale=2)
-        description = f"Wrong test predictions, most confident first ({len(captions)} shown): true label as prediction."
+        picture = figures.mistakes(images, labels, predicted)
+        description = f"Wrong test predictions, most confident first ({len(labels)} shown): true label as prediction."
         self._image("test", step, "mistakes", picture, description)
 
     @contextlib.contextmanager
