@@ -46,6 +46,15 @@ def pytest_configure(config: pytest.Config) -> None:
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
 
+@pytest.fixture(scope="session")
+def two_replicas():
+    """One MirroredStrategy over the two logical CPUs, shared: a second one in the same process would run its
+    collective ops alongside the first's and fail."""
+    import tensorflow as tf
+
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+
 def quiet_run(config: Config, fresh: bool = False) -> tuple[dict[str, Any], str]:
     """train.run with its console output captured: (results, output)."""
     stream = io.StringIO()

@@ -71,8 +71,8 @@ def test_a_digit_stays_whole_and_near_where_it_was(step):
     assert float(tf.reduce_sum(moved)) == pytest.approx(9.0, rel=0.25)  # the ink stays in the image
 
 
-def test_two_replicas_distort_the_global_batch_as_one_replica_does():
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+def test_two_replicas_distort_the_global_batch_as_one_replica_does(two_replicas):
+    strategy = two_replicas
     batches = strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors(IMAGES))
 
     @tf.function

@@ -17,6 +17,7 @@ from mnist_tf.benchmark import race as race_lib
 from mnist_tf.benchmark.race import TARGET_ACCURACY
 from mnist_tf.config import Config
 from mnist_tf.data import sources
+from mnist_tf.errors import MnistTfError
 from mnist_tf.nn import models
 from mnist_tf.training import build, distribute
 
@@ -154,7 +155,7 @@ def test_summary_ratios_and_table_from_recorded_segments():
 
 
 @requires_module("torch")
-@pytest.mark.parametrize("name", models.MODELS)
+@pytest.mark.parametrize("name", ["mlp", "lenet", "cnn"])
 def test_pytorch_builds_the_same_architecture(name):
     """Layer for layer the same weight shapes (channels first), initialized from the same distributions."""
     from mnist_tf.benchmark import pytorch
@@ -180,3 +181,13 @@ def test_the_race_decides_auto_precision_once_and_says_when_it_skips_pytorch(mon
     assert lines == ["pytorch: skipped (torch is not installed; pip install torch to race it)"]
     auto = distribute.choose_dtype("auto", distribute.make_strategy("default"))
     assert results["precision"] == dataclasses.asdict(auto) and results["models"] == {}
+
+
+@requires_module("torch")
+def test_every_raced_architecture_has_a_pytorch_twin_and_others_are_one_line():
+    from mnist_tf.benchmark import pytorch
+
+    raced = {name for name in race_lib.MODELS if name in models.MODELS}
+    assert raced <= set(pytorch.MODELS)
+    with pytest.raises(MnistTfError, match="the pytorch contender builds mlp, lenet, cnn, not bncnn"):
+        pytorch.model(Config(model="bncnn").resolve(), (28, 28, 1))

@@ -57,7 +57,7 @@ def test_a_subset_of_the_settings():
     [
         ("--batch_size=0", "0 is not a positive integer"),
         ("--learning_rate=-1", "-1.0 is not a non-negative number"),
-        ("--model=resnet", "value should be one of <lenet|mlp|cnn>"),
+        ("--model=resnet", "value should be one of <lenet|mlp|cnn|bncnn>"),
         ("--hidden_units=a,3", "--hidden_units takes comma-separated positive integers"),
     ],
 )

@@ -191,7 +191,7 @@ def test_batch_normalization_computes_its_statistics_in_float32_under_mixed_prec
     np.testing.assert_allclose(ours.moving_mean, theirs.moving_mean, atol=1e-4)
 
 
-def test_batch_normalization_over_two_replicas_uses_the_global_batch():
+def test_batch_normalization_over_two_replicas_uses_the_global_batch(two_replicas):
     """Two replicas of a MirroredStrategy (conftest splits the CPU) normalize with the whole batch's statistics:
     outputs, gradients and moving averages equal one replica's on the same global batch."""
     inputs = RNG.normal(1.0, 2.0, size=(8, 4, 4, 3)).astype(np.float32)
@@ -206,7 +206,7 @@ def test_batch_normalization_over_two_replicas_uses_the_global_batch():
     single = layers.BatchNormalization(momentum=0.5)
     y1, g1 = train_step(single, tf.constant(inputs), projection)
 
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = two_replicas
     assert strategy.num_replicas_in_sync == 2
     with strategy.scope():
         mirrored = layers.BatchNormalization(momentum=0.5)

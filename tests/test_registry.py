@@ -22,7 +22,15 @@ def fixed_batch(size: int = 32) -> tuple[np.ndarray, np.ndarray]:
 @pytest.mark.parametrize("name", MODELS)
 @pytest.mark.parametrize("kit", ["ours", "keras"])
 def test_each_model_trains_a_few_steps(name, kit, tmp_path):
-    config = Config(model=name, layers=kit, batch_size=32, learning_rate=1e-3, lr_schedule="constant", dtype="float32")
+    config = Config(
+        model=name,
+        layers=kit,
+        batch_size=32,
+        learning_rate=1e-3,
+        lr_schedule="constant",
+        dtype="float32",
+        augment=False,
+    )
     config = config.resolve()
     strategy = distribute.make_strategy("default")
     trainer = Trainer.from_config(config, strategy, (28, 28, 1), total_steps=5)
@@ -45,7 +53,7 @@ def test_each_model_trains_a_few_steps(name, kit, tmp_path):
 def test_each_models_shape_settings_make_another_model_on_resume(name, tmp_path):
     config = Config(model=name, model_dir=str(tmp_path)).resolve()
     checkpoints.write_config(tmp_path, config, (28, 28, 1))
-    assert checkpoints.changes(tmp_path, dataclasses.replace(config, epochs=9), (28, 28, 1)) == ["epochs 4 -> 9"]
+    assert checkpoints.changes(tmp_path, dataclasses.replace(config, epochs=9), (28, 28, 1)) == ["epochs 6 -> 9"]
     for field in MODELS[name].shape_fields:
         value = getattr(config, field)
         if not value:  # a model without convolutions has no filters to change
@@ -58,7 +66,7 @@ def test_each_models_shape_settings_make_another_model_on_resume(name, tmp_path)
 @pytest.mark.parametrize("name", MODELS)
 def test_each_models_registry_entry_is_complete(name):
     entry = MODELS[name]
-    assert set(entry.defaults) == {"hidden_units", "dropout", "conv_dropout", "filters"}
+    assert set(entry.defaults) == {"hidden_units", "dropout", "conv_dropout", "filters", "augment"}
     assert entry.dense_layers in (None, len(entry.defaults["hidden_units"]))
     assert entry.benchmark_target is None or 0 < entry.benchmark_target < 1
     assert set(entry.shape_fields) <= set(SETTINGS)

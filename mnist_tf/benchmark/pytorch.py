@@ -44,10 +44,13 @@ _OPTIMIZERS: dict[str, Callable[[list[nn.Parameter], float, float], torch.optim.
     "adagrad": lambda params, lr, momentum: torch.optim.Adagrad(params, lr, initial_accumulator_value=0.1, eps=1e-7),
 }
 _AUTOCAST = {"float32": None, "bfloat16": torch.bfloat16}
+MODELS = ("mlp", "lenet", "cnn")  # what it builds: every architecture the race races, and cnn
 
 
 def model(config: Config, image_shape: tuple[int, ...]) -> nn.Sequential:
     """`config.model` as torch modules, initialized as `models.LayerKit` initializes ours (biases zero)."""
+    if config.model not in MODELS:
+        raise MnistTfError(f"the pytorch contender builds {', '.join(MODELS)}, not {config.model}")
     rows, cols, channels = image_shape
     activation = _ACTIVATIONS[config.activation]
     layers: list[nn.Module] = []
