@@ -109,7 +109,7 @@ def _idx_labels(raw):
         (["--batch_size=0"], "error: flag --batch_size=0: 0 is not a positive integer (see --helpshort)"),
         (["--batch_size=-5"], "error: flag --batch_size=-5: -5 is not a positive integer"),
         (["--epochs=two"], "error: flag --epochs=two: invalid literal for int() with base 10: 'two'"),
-        (["--model=resnet"], "error: flag --model=resnet: value should be one of <lenet|mlp|cnn>"),
+        (["--model=resnet"], "error: flag --model=resnet: value should be one of <lenet|mlp|cnn|bncnn>"),
         (["--recipe=lecun98"], "error: flag --recipe=lecun98: value should be one of <hat_mlp|keras_mlp|mxnet_mlp|"),
         (["--loss=hinge"], "error: flag --loss=hinge: value should be one of <cross_entropy|logcosh|mse>"),
         (["--dataset=digits", "IDX"], "error: --dataset=digits --source=auto --data_dir: the digits ship with"),
