@@ -44,7 +44,9 @@ flags.DEFINE_integer("batch_size", 1000, "Images per prediction call.", lower_bo
 flags.DEFINE_integer("num_mistakes", 10, "How many of the most confident mistakes to list.", lower_bound=0)
 flags.DEFINE_string("report", None, "Also write the report as JSON to this file.")
 flags.DEFINE_string(
-    "figures", None, "Also draw confusion_matrix.png and mistakes.png (the --num_mistakes listed) into this folder."
+    "figures",
+    None,
+    "Also draw confusion_matrix.png and mistakes.png (the --num_mistakes listed, if any) into this folder.",
 )
 flags.mark_flags_as_mutual_exclusive(["saved_model", "model_dir"], required=True)
 FLAGS = flags.FLAGS
@@ -130,19 +132,18 @@ def main(argv: list[str]) -> None:
 def draw_figures(folder: Path, report: evaluation.Report, test: sources.Split) -> None:
     """The confusion matrix and the most confident mistakes as pictures (those TensorBoard shows for a run)."""
     wrong = report.mistakes
-    pictures = {
-        "confusion_matrix.png": figures.confusion_matrix(report.confusion),
-        "mistakes.png": figures.mistakes(
+    pictures = {"confusion_matrix.png": figures.confusion_matrix(report.confusion)}
+    if wrong:  # none at all: no picture of them
+        pictures["mistakes.png"] = figures.mistakes(
             test.images[[m.index for m in wrong]][..., 0], [m.label for m in wrong], [m.predicted for m in wrong]
-        ),
-    }
+        )
     try:
         folder.mkdir(parents=True, exist_ok=True)
         for name, picture in pictures.items():
             Image.fromarray(picture).save(folder / name, optimize=True)
     except OSError as e:
         raise MnistTfError(f"cannot write the figures to {folder}: {e.strerror}") from None
-    print(f"figures: {folder / 'confusion_matrix.png'}, {folder / 'mistakes.png'}")
+    print(f"figures: {', '.join(str(folder / name) for name in pictures)}")
 
 
 if __name__ == "__main__":

@@ -112,8 +112,9 @@ def test_evaluate_reports_each_member_and_the_ensemble(runs, tmp_path):
     probabilities = member_probabilities(runs, test.images)
     assert report["accuracy"] == float(np.mean(probabilities.mean(axis=0).argmax(-1) == test.labels))
     assert list(report["members"].values()) == [float(np.mean(p.argmax(-1) == test.labels)) for p in probabilities]
-    for picture in ("confusion_matrix.png", "mistakes.png"):  # what TensorBoard draws for a run, for the ensemble
-        assert (tmp_path / "figures" / picture).read_bytes().startswith(b"\x89PNG")
+    assert (tmp_path / "figures" / "confusion_matrix.png").read_bytes().startswith(b"\x89PNG")
+    # The mistakes, when there are any (the tiny ensemble may make none).
+    assert (tmp_path / "figures" / "mistakes.png").exists() == (report["accuracy"] < 1)
 
 
 def member_probabilities(runs: list[dict], images: np.ndarray) -> np.ndarray:
