@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 import types
 import typing
 from collections.abc import Iterable
 from typing import Any
 
+from mnist_tf import distribute
 from mnist_tf.data import sources
 from mnist_tf.errors import MnistTfError
 from mnist_tf.nn import initializers, losses, models, optimizers
 from mnist_tf.nn import layers as nn_layers  # a Config field is called `layers`
-from mnist_tf.training import distribute
 
 
 def _setting(
@@ -61,11 +62,14 @@ class Config:
     source: str = _setting(
         "auto",
         "Where data comes from: idx (--data_dir), tfds (tensorflow-datasets; with --data_dir, tfds builds its copy "
-        "from those files instead of downloading), auto (idx when a data dir is given, else tfds).",
+        "from those files instead of downloading), sklearn (scikit-learn's bundled 8x8 digits: --dataset=digits), "
+        "auto (sklearn for the digits, else idx when a data dir is given, else tfds).",
         choices=sources.SOURCES,
     )
     tfds_data_dir: str | None = _setting(None, "tensorflow-datasets cache folder (default: tfds's own).")
-    model_dir: str = _setting("runs/latest", "Checkpoints, TensorBoard logs, results.json. Default runs/<name>/<time>.")
+    model_dir: str | None = _setting(
+        None, "Checkpoints, TensorBoard logs, results.json. Default: runs/<name>/<time>, named when the run starts."
+    )
     export_dir: str | None = _setting(
         "saved_models", "SavedModels go to <export_dir>/<name>/<version>; empty: no export."
     )
@@ -123,8 +127,8 @@ class Config:
     augment: bool | None = _setting(
         None,
         "Distort each training image at random on the device that trains: rotation, scale, shear and shift, drawn "
-        "from --seed and the step (a run still repeats and resumes exactly). Default: per model (on for the "
-        "convolutional ones, off for mlp).",
+        "from --seed and the step (a run still repeats and resumes exactly). Default: on for the convolutional "
+        "models (lenet, cnn, bncnn), off for mlp.",
         hparam=True,
     )
     augment_strength: float = _setting(
@@ -146,13 +150,18 @@ class Config:
     )
     dropout: float | None = _setting(None, "Dropout rate after hidden dense layers (default: per model).", hparam=True)
     conv_dropout: float | None = _setting(
-        None, "Dropout rate after the convolutions of lenet and cnn (default: per model).", hparam=True
+        None, "Dropout rate after the convolutions of lenet, cnn and bncnn (default: per model).", hparam=True
     )
     hidden_units: tuple[int, ...] | None = _setting(
-        None, "Hidden dense sizes: mlp e.g. 800 or 500,500; lenet one size (default: per model).", hparam=True
+        None,
+        "Hidden sizes: mlp any number, e.g. 800 or 500,500; lenet and cnn one dense size; bncnn its head's filters "
+        "(default: per model).",
+        hparam=True,
     )
     filters: tuple[int, ...] | None = _setting(
-        None, "LeNet conv filters, e.g. 20,50 (default: per model).", hparam=True
+        None,
+        "Filters of the convolutions (lenet, cnn) or of each block (bncnn), e.g. 20,50 (default: per model).",
+        hparam=True,
     )
     strategy: str = _setting(
         "default",
@@ -211,10 +220,11 @@ class Config:
             self,
             hidden_units=tuple(defaults["hidden_units"] if self.hidden_units is None else self.hidden_units),
             dropout=defaults["dropout"] if self.dropout is None else self.dropout,
-            augment=defaults["augment"] if self.augment is None else self.augment,
+            augment=self.architecture.conv_layers > 0 if self.augment is None else self.augment,
             conv_dropout=defaults["conv_dropout"] if self.conv_dropout is None else self.conv_dropout,
             filters=tuple(defaults["filters"] if self.filters is None else self.filters),
             validation_size=sources.DATASETS[self.dataset] if self.validation_size is None else self.validation_size,
+            model_dir=self.model_dir or f"runs/{self.name}/{time.strftime('%Y%m%d-%H%M%S')}",
         )
         resolved._validate()
         return resolved

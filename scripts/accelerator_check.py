@@ -22,12 +22,12 @@ from typing import Any
 
 import common
 import tensorflow as tf
-from absl import app, flags
+from absl import flags
 
+from mnist_tf import distribute
 from mnist_tf.errors import MnistTfError
 from mnist_tf.files import write_json_atomic
 from mnist_tf.reporting import machine
-from mnist_tf.training import distribute
 
 common.define_config_flags((*common.DATA_FLAGS, "epochs"))
 flags.adopt_module_key_flags(common)
@@ -55,8 +55,6 @@ class Check:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     work = Path(FLAGS.work_dir)
     gpus = [details(gpu) for gpu in tf.config.list_physical_devices("GPU")]
     tpu = tpu_address()

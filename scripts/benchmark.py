@@ -14,7 +14,7 @@ import os
 import sys
 
 import common
-from absl import app, flags
+from absl import flags
 
 from mnist_tf import config as config_lib
 from mnist_tf.benchmark import race, table
@@ -36,8 +36,6 @@ FLAGS = flags.FLAGS
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     base = config_lib.Config(**common.config_values(BENCHMARK_FLAGS))
     results = race.run(base, tuple(dict.fromkeys(FLAGS.models)), FLAGS.quick)
     results["command"] = " ".join(["python", os.path.relpath(sys.argv[0]), *sys.argv[1:]])

@@ -3,11 +3,9 @@ non-zero exit."""
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 import sys
-import time
 from collections.abc import Callable, Iterable
 from typing import Any, NoReturn
 
@@ -19,8 +17,6 @@ from mnist_tf.errors import MnistTfError
 from mnist_tf.training.interruption import Interrupted
 
 DATA_FLAGS = ("dataset", "data_dir", "source", "tfds_data_dir")
-# Flags whose default differs from the field's: the run directory is named at start (runs/<name>/<time>).
-_FLAG_DEFAULTS = {"model_dir": None}
 
 
 def define_config_flags(names: Iterable[str] | None = None, flag_values: flags.FlagValues = flags.FLAGS) -> None:
@@ -36,7 +32,7 @@ def _settings(names: Iterable[str] | None) -> list[config_lib.Setting]:
 
 def _define(setting: config_lib.Setting, flag_values: flags.FlagValues) -> None:
     name, help_text = setting.name, setting.help
-    default = _FLAG_DEFAULTS.get(name, setting.default)
+    default = setting.default
     if setting.sequence:
         flags.DEFINE_list(name, list(default) if default is not None else None, help_text, flag_values=flag_values)
         if setting.type is int:
@@ -77,7 +73,7 @@ def training_config() -> config_lib.Config:
     """The run the training flags ask for: every Config field from the flag of the same name.
 
     With --recipe, the flags given on the command line override the recipe, and the recipe the other flags'
-    defaults. Without --model_dir, the run gets runs/<name>/<time>.
+    defaults. Resolved: without --model_dir, the run gets runs/<name>/<time>.
     """
     values = config_values()
     if flags.FLAGS.recipe:
@@ -85,8 +81,7 @@ def training_config() -> config_lib.Config:
         config = recipes.config(flags.FLAGS.recipe, **present)
     else:
         config = config_lib.Config(**values)
-    model_dir = flags.FLAGS.model_dir or f"runs/{config.name}/{time.strftime('%Y%m%d-%H%M%S')}"
-    return dataclasses.replace(config, model_dir=model_dir)
+    return config.resolve()
 
 
 def config_values(names: Iterable[str] | None = None, flag_values: flags.FlagValues = flags.FLAGS) -> dict[str, Any]:
@@ -103,17 +98,18 @@ def config_values(names: Iterable[str] | None = None, flag_values: flags.FlagVal
     return values
 
 
-def run(main: Callable[[list[str]], None]) -> None:
+def run(main: Callable[[list[str]], None], positional_arguments: bool = False) -> None:
     """`app.run(main)` where every mistake a user can make ends in one line `error: ...` and a non-zero exit.
 
-    Bad flags exit 2, like other Unix tools' usage errors; a MnistTfError exits 1; a training run stopped by a
+    Arguments other than flags are refused unless `positional_arguments`. Bad flags exit 2, like other Unix tools'
+    usage errors; a MnistTfError exits 1; a training run stopped by a
     signal prints how to resume and exits 128 + the signal's number. Anything else is a bug and keeps its traceback.
     """
     # `bazel run` starts a script in its runfiles: relative paths (--data_dir, runs/, saved_models/) mean the
     # directory it was run from, as with `python scripts/...`.
     if "BUILD_WORKING_DIRECTORY" in os.environ:
         os.chdir(os.environ["BUILD_WORKING_DIRECTORY"])
-    app.run(_one_line_errors(main), flags_parser=_parse_flags)
+    app.run(_one_line_errors(main, positional_arguments), flags_parser=_parse_flags)
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
@@ -123,11 +119,13 @@ def _parse_flags(argv: list[str]) -> list[str]:
         _exit(f"{e} (see --helpshort)", 2)
 
 
-def _one_line_errors(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
+def _one_line_errors(main: Callable[[list[str]], None], positional_arguments: bool) -> Callable[[list[str]], None]:
     @functools.wraps(main)
     def wrapped(argv: list[str]) -> None:
         logging.set_verbosity(logging.ERROR)  # absl's and tfds's warnings are not for users
         try:
+            if len(argv) > 1 and not positional_arguments:
+                raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
             runtime.check_versions()
             main(argv)
         except app.UsageError as e:

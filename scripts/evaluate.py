@@ -21,7 +21,7 @@ from typing import Any
 import common
 import numpy as np
 import tensorflow as tf
-from absl import app, flags
+from absl import flags
 from PIL import Image
 
 from mnist_tf.config import Config
@@ -90,8 +90,6 @@ def from_checkpoint(model_dir: str) -> tuple[str, dict[str, Any], Predict]:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     if FLAGS.model_dir:
         models = [from_checkpoint(FLAGS.model_dir)]
     else:

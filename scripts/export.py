@@ -13,13 +13,15 @@ of its members' probabilities, through the same two signatures (mnist_tf/export/
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import common
-from absl import app, flags
+import keras
+from absl import flags
 
 from mnist_tf.data import sources
 from mnist_tf.errors import MnistTfError
-from mnist_tf.export import ensemble, litert, saved_model
+from mnist_tf.export import ensemble, litert, publish
 
 flags.DEFINE_list(
     "model_dir",
@@ -43,8 +45,6 @@ FLAGS = flags.FLAGS
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     models, configs, checkpoints = ensemble.load_runs(FLAGS.model_dir)
     config = configs[0]  # an ensemble's members share the data set: evaluation and LiteRT read it from here
     if len(models) == 1:
@@ -57,20 +57,30 @@ def main(argv: list[str]) -> None:
             {"config": dataclasses.asdict(c), "checkpoint": p} for c, p in zip(configs, checkpoints, strict=True)
         ]
         metadata = {"config": dataclasses.asdict(config), "ensemble": members}
-    path = saved_model.export_saved_model(model, f"{FLAGS.export_dir}/{FLAGS.name or name}", FLAGS.version, metadata)
-    print(f"exported {source} to {path}")
-    if not (config.litert if FLAGS.litert is None else FLAGS.litert):
-        return
-    float_models = [litert.float32_copy(m, c) for m, c in zip(models, configs, strict=True)]
-    float_model = float_models[0] if len(models) == 1 else ensemble.ensemble_model(float_models)
-    try:
-        splits = sources.load_for(config)
-        exported = litert.export(float_model, config, path, splits.train, splits.test)
-    except MnistTfError as e:
-        raise MnistTfError(f"no LiteRT export ({e}); the SavedModel {path} is kept") from None
-    print(f"LiteRT: {exported.directory} ({', '.join(exported.files)})")
-    if exported.refused:
-        raise MnistTfError(f"LiteRT {exported.refused}; {exported.directory}/{litert.REPORT_FILE} has every number")
+
+    def float_model() -> keras.Model:
+        float_models = [litert.float32_copy(m, c) for m, c in zip(models, configs, strict=True)]
+        return float_models[0] if len(models) == 1 else ensemble.ensemble_model(float_models)
+
+    published = publish.publish(
+        model,
+        config,
+        Path(FLAGS.export_dir) / (FLAGS.name or name),
+        metadata=metadata,
+        version=FLAGS.version,
+        with_litert=config.litert if FLAGS.litert is None else FLAGS.litert,
+        float_model=float_model,
+        splits=lambda: sources.load_for(config),
+        note=print,
+    )
+    if published.saved_model:
+        print(f"exported {source} to {published.saved_model}")
+    if published.litert:
+        print(f"LiteRT: {published.litert.directory} ({', '.join(published.litert.files)})")
+    kept = f"the SavedModel {published.saved_model} is kept" if published.saved_model else "nothing was written"
+    problem = published.problem(kept=kept)
+    if problem:
+        raise MnistTfError(problem)
 
 
 if __name__ == "__main__":

@@ -143,4 +143,4 @@ def save_preprocessed(image: tf.Tensor, index: int, path: str) -> None:
 
 
 if __name__ == "__main__":
-    common.run(main)
+    common.run(main, positional_arguments=True)

@@ -23,7 +23,7 @@ from mnist_tf import recipes
 from mnist_tf.errors import MnistTfError
 from mnist_tf.files import write_text_atomic
 from mnist_tf.reporting.machine import machine
-from mnist_tf.training.results import RESULTS_FILE
+from mnist_tf.training.run_state import RESULTS_FILE
 
 flags.DEFINE_bool("all", False, "Run every recipe.")
 flags.DEFINE_list("recipes", None, f"Recipes to run: {', '.join(recipes.RECIPES)}.")
@@ -57,8 +57,6 @@ def train_command(name: str, model_dir: Path) -> list[str]:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     if FLAGS.all == bool(FLAGS.recipes):
         raise app.UsageError("pass --all or --recipes=NAMES (one of them)")
     names = list(recipes.RECIPES) if FLAGS.all else list(dict.fromkeys(FLAGS.recipes))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import common
 import numpy as np
-from absl import app, flags
+from absl import flags
 from PIL import Image, ImageDraw, ImageFont
 
 flags.DEFINE_string("output_dir", None, "Where to write the image files (created if missing).")
@@ -71,8 +71,6 @@ SLANTS = {"upright": 0.0, "right": 15.0, "left": -12.0}
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     output = Path(FLAGS.output_dir)
     output.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(FLAGS.seed)

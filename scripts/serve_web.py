@@ -10,7 +10,7 @@ python scripts/serve_web.py --litert_dir=saved_models/litert/lenet/3 --port=8080
 from __future__ import annotations
 
 import common
-from absl import app, flags
+from absl import flags
 
 from mnist_tf.export import web_page
 
@@ -25,8 +25,6 @@ FLAGS = flags.FLAGS
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     models = web_page.litert_export(FLAGS.litert_dir)
     server = web_page.make_server(models, FLAGS.host, FLAGS.port)
     print(f"serving {models} at http://{FLAGS.host}:{server.server_address[1]}/ (Ctrl-C stops)", flush=True)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import sys
 
 import common
-from absl import app, flags
+from absl import flags
 
-from mnist_tf.training import run
+from mnist_tf import run
 
 common.define_training_flags()
 flags.adopt_module_key_flags(common)  # --helpshort lists them with this script's own flags
@@ -20,8 +20,6 @@ FLAGS = flags.FLAGS
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     config = common.training_config()
     try:
         run.run(config, fresh=FLAGS.fresh)

@@ -19,11 +19,12 @@ import os
 from pathlib import Path
 
 import common
-from absl import app, flags
+from absl import flags
 
+from mnist_tf import run
 from mnist_tf.config import Config
 from mnist_tf.errors import MnistTfError, first_line
-from mnist_tf.training import results, run, run_dir, run_lock
+from mnist_tf.training import run_lock, run_state
 
 common.define_training_flags()
 flags.adopt_module_key_flags(common)
@@ -38,8 +39,6 @@ PATH_FIELDS = ("model_dir", "export_dir", "data_dir", "tfds_data_dir")
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     if FLAGS["strategy"].present and FLAGS.strategy != "multi_worker":
         raise MnistTfError(
             f"train_ray.py trains with --strategy=multi_worker (Ray sets TF_CONFIG); got not {FLAGS.strategy}"
@@ -54,9 +53,9 @@ def main(argv: list[str]) -> None:
     model_dir = Path(config.model_dir)
     if FLAGS.fresh:  # here, once: workers that Ray restarts must resume, not start over
         with run_lock.hold(model_dir):
-            run_dir.clear(model_dir)
+            run_state.clear(model_dir)
     train_on_ray(config)
-    record = json.loads((model_dir / results.RESULTS_FILE).read_text())
+    record = json.loads((model_dir / run_state.RESULTS_FILE).read_text())
     print(
         f"ray: {FLAGS.num_workers} workers ({record['replicas']} replicas)"
         f" · test accuracy {record['test_accuracy']:.4f} · weights sha256 {record['weights_sha256'][:12]}"

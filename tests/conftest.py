@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from mnist_tf import run
 from mnist_tf.config import Config
 from mnist_tf.data import idx  # first: importing mnist_tf quiets TensorFlow before TensorFlow is imported
 from mnist_tf.reporting.console import ConsoleReporter
-from mnist_tf.training import run
 
 # Where the tests find the scripts and files they run: the checkout, or under Bazel the test's runfiles, which hold
 # only what BUILD declares (so a missing `data` entry fails there).
@@ -56,7 +56,7 @@ def two_replicas():
 
 
 def quiet_run(config: Config, fresh: bool = False) -> tuple[dict[str, Any], str]:
-    """train.run with its console output captured: (results, output)."""
+    """mnist_tf.run.run with its console output captured: (results, output)."""
     stream = io.StringIO()
     results = run.run(config, ConsoleReporter(stream, interactive=False), fresh=fresh)
     return results, stream.getvalue()

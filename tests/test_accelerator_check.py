@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 from conftest import REPO, write_idx_dir
 
-from mnist_tf.training import distribute
+from mnist_tf import distribute
 
 CHECK = [sys.executable, str(REPO / "scripts" / "accelerator_check.py")]
 

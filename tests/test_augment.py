@@ -94,8 +94,8 @@ def test_label_smoothing_equals_keras():
 
 
 def test_tensorboard_inputs_show_the_first_batch_as_distorted_for_the_step():
+    from mnist_tf import distribute
     from mnist_tf.config import Config
-    from mnist_tf.training import distribute
     from mnist_tf.training.trainer import Trainer
 
     strategy = distribute.make_strategy("default")

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from conftest import REPO, requires_module, write_idx_dir
 
+from mnist_tf import distribute
 from mnist_tf.benchmark import contenders, table
 from mnist_tf.benchmark import race as race_lib
 from mnist_tf.benchmark.race import TARGET_ACCURACY
@@ -19,7 +20,7 @@ from mnist_tf.config import Config
 from mnist_tf.data import sources
 from mnist_tf.errors import MnistTfError
 from mnist_tf.nn import models
-from mnist_tf.training import build, distribute
+from mnist_tf.training import build
 
 BENCHMARK = [sys.executable, str(REPO / "scripts" / "benchmark.py")]
 TRAIN_IMAGES = 5000 + 3 * 256  # the default validation split, then three default batches

@@ -18,10 +18,11 @@ import pytest
 import tensorflow as tf
 from conftest import REPO, checkpoint_weights, quiet_run
 
+from mnist_tf import distribute, run
 from mnist_tf.config import Config
 from mnist_tf.data import pipeline, sources
 from mnist_tf.errors import MnistTfError
-from mnist_tf.training import build, distribute, run
+from mnist_tf.training import build
 from mnist_tf.training.trainer import Trainer
 
 TRAIN = [sys.executable, str(REPO / "scripts" / "train.py")]

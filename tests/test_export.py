@@ -20,7 +20,7 @@ from conftest import REPO, make_digits, requires_real_mnist
 from mnist_tf.config import Config
 from mnist_tf.errors import MnistTfError
 from mnist_tf.export import from_run, preprocess, saved_model, warmup
-from mnist_tf.training import build, checkpoints
+from mnist_tf.training import build, run_state
 
 SAVED_MODEL_CLI = str(Path(sys.executable).parent / "saved_model_cli")
 EXPORT = [sys.executable, str(REPO / "scripts" / "export.py")]
@@ -249,7 +249,7 @@ def test_export_script_writes_the_next_or_the_given_version(exported_run, tmp_pa
     assert subprocess.run([*run, "--version=7", "--name=digits"], capture_output=True, text=True).returncode == 0
     assert saved_model.latest_version(tmp_path / "digits") == tmp_path / "digits" / "7"
     metadata = json.loads((tmp_path / "digits" / "7" / "assets.extra" / saved_model.METADATA_FILE).read_text())
-    assert metadata["checkpoint"] == checkpoints.latest(model_dir)
+    assert metadata["checkpoint"] == run_state.latest(model_dir)
 
     again = subprocess.run([*run, "--version=7", "--name=digits"], capture_output=True, text=True)
     assert again.returncode == 1
@@ -269,8 +269,8 @@ def test_export_script_writes_the_next_or_the_given_version(exported_run, tmp_pa
 def test_export_script_reports_a_run_it_cannot_export(exported_run, tmp_path, model_dir, message):
     if model_dir == "empty":
         (tmp_path / "empty").mkdir()
-        (tmp_path / "empty" / checkpoints.CONFIG_FILE).write_text(
-            (Path(exported_run["flags"]["model_dir"]) / checkpoints.CONFIG_FILE).read_text()
+        (tmp_path / "empty" / run_state.CONFIG_FILE).write_text(
+            (Path(exported_run["flags"]["model_dir"]) / run_state.CONFIG_FILE).read_text()
         )
     result = subprocess.run([*EXPORT, f"--model_dir={tmp_path / model_dir}"], capture_output=True, text=True)
     assert result.returncode == 1

@@ -1,4 +1,4 @@
-"""The package's import graph: no module imports itself back through others, and stages only import earlier ones."""
+"""The package's import graph: every module imports only its own stage and the stages before it, with no exception."""
 
 import ast
 from pathlib import Path
@@ -6,20 +6,25 @@ from pathlib import Path
 from conftest import REPO
 
 PACKAGE = REPO / "mnist_tf"
-# Which packages each stage may import (besides the top-level modules: config, errors, files, runtime, recipes).
-ALLOWED = {
-    "data": {"data"},
-    "nn": {"data", "nn"},
-    "training": {"data", "nn", "training", "reporting", "export"},
-    "reporting": {"data", "nn", "reporting"},
-    "export": {"data", "nn", "training", "export"},
-    "benchmark": {"data", "nn", "training", "reporting", "benchmark"},
-}
+# The stages, first to last: a module or package of mnist_tf by name. docs/development.md says what each is for.
+STAGES = (
+    ("__init__", "errors", "files", "runtime"),
+    ("data",),
+    ("nn",),
+    ("distribute",),
+    ("config",),
+    ("recipes",),
+    ("reporting",),
+    ("training",),
+    ("export",),
+    ("results", "run"),
+    ("benchmark",),
+)
+STAGE_OF = {name: index for index, names in enumerate(STAGES) for name in names}
 
 
 def module_name(path: Path) -> str:
-    parts = path.relative_to(REPO).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+    return ".".join(path.relative_to(REPO).with_suffix("").parts)
 
 
 def runtime_imports(path: Path) -> set[str]:
@@ -36,20 +41,45 @@ def runtime_imports(path: Path) -> set[str]:
         if id(node) in skipped:
             continue
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("mnist_tf"):
-            for alias in node.names:
-                candidate = f"{node.module}.{alias.name}"
-                found.add(candidate if (REPO / (candidate.replace(".", "/") + ".py")).exists() else node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
         elif isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names if alias.name.startswith("mnist_tf")}
     return found
 
 
-def graph() -> dict[str, set[str]]:
-    return {module_name(path): runtime_imports(path) for path in PACKAGE.rglob("*.py")}
+def stage(module: str) -> int:
+    """The stage of `mnist_tf.X...` (or of a name imported from it): X's."""
+    parts = module.split(".")
+    assert len(parts) > 1 and parts[1] in STAGE_OF, f"{module} belongs to no stage: add it to STAGES"
+    return STAGE_OF[parts[1]]
+
+
+def test_every_module_belongs_to_a_stage():
+    for path in PACKAGE.rglob("*.py"):
+        stage(module_name(path))
+
+
+def test_stages_import_only_their_own_and_earlier_stages():
+    wrong = [
+        f"{module_name(path)} imports {target}"
+        for path in PACKAGE.rglob("*.py")
+        for target in runtime_imports(path)
+        if stage(target) > stage(module_name(path))
+    ]
+    assert not wrong, "\n".join(wrong)
 
 
 def test_no_import_cycles():
-    edges = graph()
+    modules = {module_name(path) for path in PACKAGE.rglob("*.py")}
+
+    def resolve(target: str) -> str | None:  # `from mnist_tf.x import name`: the module x.name, else x
+        return (
+            target if target in modules else target.rsplit(".", 1)[0] if target.rsplit(".", 1)[0] in modules else None
+        )
+
+    edges = {
+        module_name(path): {m for t in runtime_imports(path) if (m := resolve(t))} for path in PACKAGE.rglob("*.py")
+    }
     state: dict[str, str] = {}
 
     def visit(module: str, trail: list[str]) -> None:
@@ -63,19 +93,3 @@ def test_no_import_cycles():
     for module in sorted(edges):
         if module not in state:
             visit(module, [])
-
-
-def test_stages_import_only_earlier_stages():
-    for module, targets in graph().items():
-        stage = module.split(".")[1] if module.count(".") >= 2 else None
-        if stage not in ALLOWED:
-            continue
-        for target in targets:
-            target_stage = target.split(".")[1] if target.count(".") >= 2 else None
-            assert target_stage is None or target_stage in ALLOWED[stage], f"{module} imports {target}"
-
-
-def test_no_module_is_much_bigger_than_the_others():
-    sizes = sorted((len(path.read_text().splitlines()), module_name(path)) for path in PACKAGE.rglob("*.py"))
-    (largest, name), (second, _) = sizes[-1], sizes[-2]
-    assert largest < 1.5 * second, f"{name} has {largest} lines"

@@ -15,11 +15,12 @@ import pytest
 import tensorflow as tf
 from conftest import REPO, make_digits, quiet_run, requires_module, tiny_config_in
 
+from mnist_tf import run
 from mnist_tf.config import Config
 from mnist_tf.data.sources import Split
 from mnist_tf.errors import MnistTfError
 from mnist_tf.export import litert
-from mnist_tf.training import build, run
+from mnist_tf.training import build
 
 pytestmark = requires_module("ai_edge_litert")
 

@@ -18,8 +18,8 @@ from conftest import REPO, quiet_run
 
 from mnist_tf.errors import MnistTfError
 from mnist_tf.export import from_run, saved_model
-from mnist_tf.training import checkpoints, run_lock
-from mnist_tf.training.checkpoint_clock import AGREE_EVERY_STEPS, CheckpointClock
+from mnist_tf.training import run_lock, run_state
+from mnist_tf.training.run_state import AGREE_EVERY_STEPS, CheckpointClock
 
 TRAIN = [sys.executable, str(REPO / "scripts" / "train.py")]
 EXPORT = [sys.executable, str(REPO / "scripts" / "export.py")]
@@ -34,7 +34,7 @@ def test_a_second_live_run_on_the_same_model_dir_is_refused_in_one_line(tiny_con
         f"--model_dir={model_dir} is in use by a live run: process {os.getpid()} on {HOST} (started "
     )
     assert str(refused.value).endswith("or pass another --model_dir") and "\n" not in str(refused.value)
-    assert not (model_dir / checkpoints.DIRECTORY).exists()  # the refused run wrote nothing
+    assert not (model_dir / run_state.DIRECTORY).exists()  # the refused run wrote nothing
     assert not (model_dir / run_lock.LOCK_FILE).exists()  # the owner's lock went with it
     results, output = quiet_run(tiny_config)  # free again
     assert results["export_dir"] and "note:" not in output
@@ -93,7 +93,7 @@ def test_a_failed_export_keeps_the_trained_model_and_names_the_retry_command(tin
     )
     results = json.loads((Path(tiny_config.model_dir) / "results.json").read_text())
     assert results["export_dir"] is None and results["export_error"].startswith("cannot create export directory")
-    assert checkpoints.latest(tiny_config.model_dir).endswith(f"ckpt-{2 * 20}")  # two epochs of 20 steps
+    assert run_state.latest(tiny_config.model_dir).endswith(f"ckpt-{2 * 20}")  # two epochs of 20 steps
 
 
 @pytest.mark.slow

@@ -6,9 +6,9 @@ import io
 import pytest
 from conftest import REAL_MNIST, requires_real_mnist
 
+from mnist_tf import run
 from mnist_tf.config import Config
 from mnist_tf.reporting.console import ConsoleReporter
-from mnist_tf.training import run
 
 pytestmark = [pytest.mark.slow, requires_real_mnist]
 

@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from mnist_tf import distribute
+from mnist_tf.benchmark import race
 from mnist_tf.config import HPARAMS, SETTINGS, Config
 from mnist_tf.errors import MnistTfError
 from mnist_tf.nn.models import MODELS
-from mnist_tf.training import checkpoints, distribute
+from mnist_tf.training import run_state
 from mnist_tf.training.trainer import Trainer
 
 
@@ -52,23 +54,23 @@ def test_each_model_trains_a_few_steps(name, kit, tmp_path):
 @pytest.mark.parametrize("name", MODELS)
 def test_each_models_shape_settings_make_another_model_on_resume(name, tmp_path):
     config = Config(model=name, model_dir=str(tmp_path)).resolve()
-    checkpoints.write_config(tmp_path, config, (28, 28, 1))
-    assert checkpoints.changes(tmp_path, dataclasses.replace(config, epochs=9), (28, 28, 1)) == ["epochs 6 -> 9"]
+    run_state.write_config(tmp_path, config, (28, 28, 1))
+    assert run_state.changes(tmp_path, dataclasses.replace(config, epochs=9), (28, 28, 1)) == ["epochs 6 -> 9"]
     for field in MODELS[name].shape_fields:
         value = getattr(config, field)
         if not value:  # a model without convolutions has no filters to change
             continue
         changed = dataclasses.replace(config, **{field: tuple(v + 1 for v in value)})
         with pytest.raises(MnistTfError, match=f"holds checkpoints of another model .*{field}"):
-            checkpoints.changes(tmp_path, changed, (28, 28, 1))
+            run_state.changes(tmp_path, changed, (28, 28, 1))
 
 
 @pytest.mark.parametrize("name", MODELS)
 def test_each_models_registry_entry_is_complete(name):
     entry = MODELS[name]
-    assert set(entry.defaults) == {"hidden_units", "dropout", "conv_dropout", "filters", "augment"}
+    assert set(entry.defaults) == {"hidden_units", "dropout", "conv_dropout", "filters"}
     assert entry.dense_layers in (None, len(entry.defaults["hidden_units"]))
-    assert entry.benchmark_target is None or 0 < entry.benchmark_target < 1
+    assert 0 < race.TARGET_ACCURACY.get(name, 0.5) < 1
     assert set(entry.shape_fields) <= set(SETTINGS)
 
 

@@ -18,13 +18,13 @@ import pytest
 import tensorflow as tf
 from conftest import REPO, quiet_run, tiny_config_in
 
+from mnist_tf import distribute, run
 from mnist_tf.config import Config
 from mnist_tf.errors import MnistTfError
 from mnist_tf.export import from_run, saved_model
 from mnist_tf.reporting.console import ConsoleReporter
-from mnist_tf.training import distribute, run
+from mnist_tf.results import weights_digest
 from mnist_tf.training.interruption import Interrupted
-from mnist_tf.training.results import weights_digest
 from mnist_tf.training.trainer import Trainer
 
 TRAIN = [sys.executable, str(REPO / "scripts" / "train.py")]
@@ -284,6 +284,59 @@ def test_a_damaged_checkpoint_is_one_line(tiny_config, damage):
     path.write_bytes(change(path.read_bytes()))
     with pytest.raises(MnistTfError, match=r"ckpt-20 cannot be read \(.*\); pass --fresh to start over"):
         quiet_run(dataclasses.replace(config, epochs=2))
+
+
+def run_with_a_damaged_newest_checkpoint(config: Config, suffix: str) -> tuple[Path, dict]:
+    """Two epochs of 20 steps with a checkpoint every 10 (ckpt-20, ckpt-30 and ckpt-40 are kept), then ckpt-40's
+    `suffix` file damaged: truncated data, or an index overwritten with zeros. Returns the checkpoints folder and
+    the run's results."""
+    results, _ = quiet_run(config)
+    checkpoints = Path(config.model_dir, "checkpoints")
+    newest = checkpoints / f"ckpt-40.{suffix}"
+    raw = newest.read_bytes()
+    newest.write_bytes(raw[:100] if suffix.startswith("data") else bytes(len(raw)))
+    return checkpoints, results
+
+
+DAMAGED_FILES = ["ckpt-40.data-00000-of-00001", "ckpt-40.index"]
+
+
+@pytest.mark.parametrize("suffix", ["data-00000-of-00001", "index"])
+def test_a_damaged_newest_checkpoint_is_set_aside_and_the_run_resumes_from_the_one_before(tiny_config, suffix):
+    config = dataclasses.replace(tiny_config, export_dir=None, epochs=2, checkpoint_every_steps=10)
+    checkpoints, uninterrupted = run_with_a_damaged_newest_checkpoint(config, suffix)
+    resumed, output = quiet_run(config)  # the same command again: steps 31-40 once more
+    assert f"note: {checkpoints}/ckpt-40 cannot be read (" in output
+    assert f"set aside in {checkpoints}/damaged; using {checkpoints}/ckpt-30\n" in output
+    assert resumed["resumed_from_step"] == 30
+    assert sorted(p.name for p in (checkpoints / "damaged").iterdir()) == DAMAGED_FILES
+    assert resumed["weights_sha256"] == uninterrupted["weights_sha256"]
+
+
+def test_export_and_evaluation_of_a_run_fall_back_past_a_damaged_checkpoint_alike(tiny_config):
+    config = dataclasses.replace(tiny_config, export_dir=None, epochs=2, checkpoint_every_steps=10)
+    checkpoints, _ = run_with_a_damaged_newest_checkpoint(config, "index")
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        _, _, used = from_run.load_model(config.model_dir)  # what scripts/export.py and evaluate.py load
+    assert used == f"{checkpoints}/ckpt-30"
+    (line,) = stderr.getvalue().splitlines()  # one line
+    assert line.startswith(f"note: {checkpoints}/ckpt-40 cannot be read (")
+    assert line.endswith(f"); set aside in {checkpoints}/damaged; using {used}")
+    assert sorted(p.name for p in (checkpoints / "damaged").iterdir()) == DAMAGED_FILES
+    assert tf.train.latest_checkpoint(str(checkpoints)) == used  # the next reader goes straight to it
+
+
+def test_a_run_whose_checkpoints_all_fail_to_read_is_refused_and_nothing_is_moved(tiny_config):
+    config = dataclasses.replace(tiny_config, export_dir=None, epochs=1, checkpoint_every_steps=10)
+    quiet_run(config)
+    checkpoints = Path(config.model_dir, "checkpoints")
+    for step in (10, 20):
+        (checkpoints / f"ckpt-{step}.index").write_bytes(b"")
+    with pytest.raises(MnistTfError, match=r"ckpt-20 cannot be read \(.*\); pass --fresh to start over"):
+        quiet_run(dataclasses.replace(config, epochs=2))
+    assert not (checkpoints / "damaged").exists()
+    assert tf.train.latest_checkpoint(str(checkpoints)).endswith("ckpt-20")
 
 
 def test_a_damaged_run_config_is_one_line(tiny_config):

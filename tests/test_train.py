@@ -10,14 +10,14 @@ import pytest
 import tensorflow as tf
 from conftest import checkpoint_weights, quiet_run, requires_module, write_idx_dir
 
-from mnist_tf import recipes
+from mnist_tf import recipes, run
 from mnist_tf.data import idx, pipeline, sources
 from mnist_tf.errors import MnistTfError
 from mnist_tf.export import from_run
 from mnist_tf.nn.optimizers import OPTIMIZERS
 from mnist_tf.reporting.console import ConsoleReporter
-from mnist_tf.training import build, run
-from mnist_tf.training.results import weights_digest
+from mnist_tf.results import weights_digest
+from mnist_tf.training import build
 
 
 def test_mlp_learns_and_writes_results_checkpoints_logs_and_export(tiny_config):

@@ -33,7 +33,7 @@ class Contender(Protocol):
 
 
 class LoopContender:
-    """`Trainer`, as `train.run` drives it: one iterator over the whole run, `steps_per_loop` steps per call."""
+    """`Trainer`, as `mnist_tf.run` drives it: one iterator over the whole run, `steps_per_loop` steps per call."""
 
     def __init__(self, config: Config, splits: Splits, total_steps: int) -> None:
         self.config = config

@@ -48,7 +48,7 @@ MODELS = ("mlp", "lenet", "cnn")  # what it builds: every architecture the race 
 
 
 def model(config: Config, image_shape: tuple[int, ...]) -> nn.Sequential:
-    """`config.model` as torch modules, initialized as `models.LayerKit` initializes ours (biases zero)."""
+    """`config.model` as torch modules, initialized as `models.Layers` initializes ours (biases zero)."""
     if config.model not in MODELS:
         raise MnistTfError(f"the pytorch contender builds {', '.join(MODELS)}, not {config.model}")
     rows, cols, channels = image_shape

@@ -62,7 +62,7 @@ def _inverse_transforms(draws: tf.Tensor, distortion: Distortion) -> tf.Tensor:
 
 
 def _sample_with_kernel(images: tf.Tensor, transforms: tf.Tensor) -> tf.Tensor:
-    """`_sample` by ImageProjectiveTransformV3 (no XLA kernel in TensorFlow 2.21), which maps output pixel (x, y) to
+    """`_sample` by ImageProjectiveTransformV3 (which has no XLA kernel), which maps output pixel (x, y) to
     input (a0 x + a1 y + a2, b0 x + b1 y + b2) in uncentered coordinates."""
     rows, cols = tf.shape(images)[1], tf.shape(images)[2]
     center = (tf.cast(tf.stack([cols, rows]), tf.float32) - 1.0) / 2.0

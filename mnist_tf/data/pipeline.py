@@ -34,7 +34,7 @@ def train_dataset(split: Split, batch_size: int, seed: int, first_step: int = 0)
     The split already lives in memory, so the pipeline shuffles and batches example *indices* and gathers each
     batch of uint8 images in one op, then normalizes it. Compared with shuffling and batching examples one by one
     from a float32 cache, that is one tf.data element per batch instead of one per image: it starts at once (no
-    shuffle buffer to fill), holds 4x less memory, and leaves the CPU to the train step (docs/performance.md).
+    shuffle buffer to fill), holds uint8 instead of float32, and leaves the CPU to the train step (docs/performance.md).
     """
     steps = steps_per_epoch(split, batch_size)  # fails on an empty epoch, which would make this dataset spin forever
     images, labels = tf.constant(split.images), tf.constant(split.labels)

@@ -1,4 +1,4 @@
-"""Data sets and where they come from: every source ends as the same in-memory uint8 splits (MNIST is 55 MB).
+"""Data sets and where they come from: every source ends as the same in-memory uint8 splits.
 
 - `idx`: a folder with the four LeCun IDX files (`--data_dir`, or the MNIST_TF_DATA_DIR environment variable);
   fully offline.

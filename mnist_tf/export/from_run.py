@@ -5,24 +5,18 @@ from __future__ import annotations
 import os
 
 import keras
-import tensorflow as tf
 
 from mnist_tf.config import Config
-from mnist_tf.errors import MnistTfError
-from mnist_tf.training import build, checkpoints
+from mnist_tf.training import build, run_state
 
 
 def load_model(model_dir: str | os.PathLike) -> tuple[keras.Model, Config, str]:
-    """(the model with its latest checkpoint's weights, the config it was trained with, the checkpoint path).
+    """(the model with the run's weights, the config it was trained with, the checkpoint they came from).
 
-    With early stopping, the weights are its best epoch's, as training itself tests and exports them.
+    The checkpoint is `run_state.restore_model`'s: early stopping's best epoch, as training itself tests and
+    exports it, else the newest one that reads (a damaged one is set aside, with one line saying so).
     """
-    config, image_shape = checkpoints.read_config(model_dir)
-    path = checkpoints.latest(model_dir)
-    if config.early_stopping_patience:
-        path = tf.train.latest_checkpoint(os.fspath(checkpoints.best_directory(model_dir))) or path
-    if path is None:
-        raise MnistTfError(f"no checkpoint in {checkpoints.directory(model_dir)}: the run has not saved one yet")
+    config, image_shape = run_state.read_config(model_dir)
     model = build.model(config, image_shape)
-    checkpoints.restore(tf.train.Checkpoint(model=model), path)
+    path = run_state.restore_model(model, model_dir, config)
     return model, config, path

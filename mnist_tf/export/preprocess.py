@@ -180,7 +180,7 @@ def decode_grayscale(encoded: tf.Tensor, position: tf.Tensor | int = 0) -> tf.Te
         ],
     )
     with tf.control_dependencies([frame_fits]):
-        # uint8, then float: decoding straight to float32 crashes TensorFlow 2.21 on BMPs stored top-down.
+        # uint8, then float: decoding straight to float32 crashes TensorFlow on BMPs stored top-down (docs/serving.md).
         pixels = tf.cond(  # [h, w, 1|2|3|4]
             tf.strings.substr(encoded, 0, 2) == b"\xff\xd8",
             # The exact inverse DCT, as browsers decode: TensorFlow's default fast one is off by up to 17 levels

@@ -108,8 +108,9 @@ class Conv2D(_Layer):
         }
 
 
-class _Pool2D(keras.layers.Layer):
-    _op: Callable[..., tf.Tensor]
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class MaxPool2D(keras.layers.Layer):
+    """Max over each window (`tf.nn.max_pool2d`)."""
 
     def __init__(
         self,
@@ -124,24 +125,10 @@ class _Pool2D(keras.layers.Layer):
         self.padding = _check_padding(padding)
 
     def call(self, inputs: tf.Tensor) -> tf.Tensor:
-        return type(self)._op(inputs, self.pool_size, self.strides, self.padding.upper())
+        return tf.nn.max_pool2d(inputs, self.pool_size, self.strides, self.padding.upper())
 
     def get_config(self) -> dict:
         return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides, "padding": self.padding}
-
-
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-class MaxPool2D(_Pool2D):
-    """Max over each window (`tf.nn.max_pool2d`)."""
-
-    _op = tf.nn.max_pool2d
-
-
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-class AvgPool2D(_Pool2D):
-    """Mean over each window (`tf.nn.avg_pool2d`); 'same' padding averages over the real pixels only."""
-
-    _op = tf.nn.avg_pool2d
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)

@@ -7,18 +7,25 @@ from collections.abc import Sequence
 import keras
 import tensorflow as tf
 
+from mnist_tf import distribute
 from mnist_tf.config import Config
 from mnist_tf.nn import models, optimizers
-from mnist_tf.training import distribute
 
 
 def model(config: Config, image_shape: Sequence[int]) -> keras.Model:
     """The registered architecture `config.model`, computing in `config.dtype`; call under the strategy's scope
     (whose devices decide `--dtype=auto`)."""
     policy = distribute.dtype_policy(compute_dtype(config))
-    kit = models.LayerKit(config.layers, config.seed, policy, config.kernel_initializer)
-    shape = models.Shape(config.hidden_units, config.filters, config.activation, config.dropout, config.conv_dropout)
-    return models.build(config.model, kit, image_shape, shape)
+    layers = models.Layers(config.layers, seed=config.seed, dtype=policy)
+    hyperparameters = models.Hyperparameters(
+        hidden_units=config.hidden_units,
+        filters=config.filters,
+        activation=config.activation,
+        dropout=config.dropout,
+        conv_dropout=config.conv_dropout,
+        kernel_initializer=config.kernel_initializer,
+    )
+    return config.architecture.build(layers, image_shape, hyperparameters)
 
 
 def optimizer(config: Config, total_steps: int) -> keras.optimizers.Optimizer:

@@ -5,70 +5,116 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
+from mnist_tf import distribute
 from mnist_tf.config import Config
+from mnist_tf.data import pipeline
+from mnist_tf.data.sources import Splits
 from mnist_tf.errors import MnistTfError
 from mnist_tf.reporting.console import ConsoleReporter, EpochResult
 from mnist_tf.reporting.evaluation import Report
 from mnist_tf.reporting.summaries import StepProfiler, Summaries
-from mnist_tf.training import checkpoints, interruption
-from mnist_tf.training.checkpoint_clock import CheckpointClock
-from mnist_tf.training.early_stopping import EarlyStopping
+from mnist_tf.training import run_state
+from mnist_tf.training.run_state import Resumed
 from mnist_tf.training.trainer import Trainer
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(kw_only=True)
 class EpochLoop:
     """One epoch of training calls, with what happens between them: progress, step summaries, profiling, clock
-    checkpoints, and the checks that stop a run (a non-finite loss, a stop request); then the epoch's summaries."""
+    checkpoints, and the checks that stop a run (a non-finite loss, a stop request); then validation, the epoch's
+    checkpoint and summaries, epoch after epoch."""
 
     trainer: Trainer
-    iterator: Any
+    iterator: Any  # over the distributed global batches, from the run's first step on
+    validation: tf.data.Dataset | None
+    first_batch: tuple[tf.Tensor, tf.Tensor]  # shown in TensorBoard, and the gradient histograms' batch
     config: Config
     steps: int  # per epoch
     reporter: ConsoleReporter
-    manager: tf.train.CheckpointManager
-    guard: interruption.Guard
+    resumed: Resumed
     summaries: Summaries
     profiler: StepProfiler
-    clock: CheckpointClock  # mid-epoch checkpoints
+    clock: run_state.CheckpointClock  # mid-epoch checkpoints
 
-    def train_epochs(
-        self,
+    @classmethod
+    def for_run(
+        cls,
+        *,
+        trainer: Trainer,
+        config: Config,
+        splits: Splits,
+        strategy: tf.distribute.Strategy,
         first_step: int,
-        validation: tf.data.Dataset | None,
-        stopper: EarlyStopping | None,
-        first_batch: tuple[tf.Tensor, tf.Tensor],
-    ) -> float:
+        resumed: Resumed,
+        reporter: ConsoleReporter,
+        summaries: Summaries,
+    ) -> EpochLoop:
+        """The loop of a run resumed at `first_step`: its data from that step on, its summaries, profiler and clock."""
+        validation = pipeline.eval_dataset(splits.validation, config.eval_batch_size) if splits.validation else None
+        train_batches = pipeline.train_dataset(splits.train, config.batch_size, config.seed, first_step)
+        iterator = iter(distribute.distribute_dataset(strategy, train_batches))
+        first_batch = next(iter(train_batches.take(1)))  # from its own iterator
+        summaries.hparams(config)
+        images, labels = first_batch
+        summaries.inputs(first_step, trainer.inputs_as_trained(images, first_step).numpy(), labels.numpy())
+        profiler = StepProfiler(Path(summaries.model_dir) / "train", config.profile_steps, enabled=summaries.enabled)
+        # Under multi-worker the workers agree on the time (their clocks differ).
+        agree = (lambda due: distribute.any_worker(strategy, due)) if config.strategy == "multi_worker" else None
+        clock = run_state.CheckpointClock(config.checkpoint_every_steps, config.checkpoint_every_seconds, agree)
+        return cls(
+            trainer=trainer,
+            iterator=iterator,
+            validation=validation,
+            first_batch=first_batch,
+            config=config,
+            steps=pipeline.steps_per_epoch(splits.train, config.batch_size),
+            reporter=reporter,
+            resumed=resumed,
+            summaries=summaries,
+            profiler=profiler,
+            clock=clock,
+        )
+
+    def train_epochs(self, first_step: int) -> float:
         """Trains from global step `first_step` to the last epoch (or early stopping's), validating, checkpointing,
-        summarizing and reporting each epoch; returns the seconds spent training (validation excluded)."""
-        steps, epochs = self.steps, self.config.epochs
+        summarizing and reporting each epoch, and ends with early stopping's best weights; returns the seconds spent
+        training (validation excluded)."""
+        steps, epochs, stopper = self.steps, self.config.epochs, self.resumed.stopper
         start, train_seconds = time.perf_counter(), 0.0
-        for epoch in range(first_step // steps, epochs):
-            if stopper and stopper.should_stop():  # resumed from the checkpoint of a run that stopped early
-                break
-            result = self.train_epoch(epoch, first_step)
-            validated = self.trainer.evaluate(validation) if validation is not None else None
-            if validated is not None:
-                result = dataclasses.replace(
-                    result, validation_loss=validated.loss, validation_accuracy=validated.accuracy
-                )
-                if stopper:
-                    stopper.update(epoch + 1, validated.loss)
-            train_seconds += result.seconds
-            step = (epoch + 1) * steps
-            self.guard.check(step)  # a stop requested during validation stops here, with this very checkpoint
-            checkpoints.save(self.manager, step)
-            self.clock.saved()
-            self.write_summaries(step, result, validated, first_batch)
-            elapsed = time.perf_counter() - start
-            eta = elapsed / (step - first_step) * (epochs * steps - step)
-            self.reporter.epoch_end(result, epochs, elapsed, eta)
+        with self.resumed.guard:
+            for epoch in range(first_step // steps, epochs):
+                if stopper and stopper.should_stop():  # resumed from the checkpoint of a run that stopped early
+                    break
+                result = self.train_epoch(epoch, first_step)
+                validated = self.trainer.evaluate(self.validation) if self.validation is not None else None
+                if validated is not None:
+                    result = dataclasses.replace(
+                        result, validation_loss=validated.loss, validation_accuracy=validated.accuracy
+                    )
+                    if stopper:
+                        stopper.update(epoch + 1, validated.loss)
+                train_seconds += result.seconds
+                step = (epoch + 1) * steps
+                self.resumed.guard.check(step)  # a stop requested during validation stops here, with this checkpoint
+                run_state.save(self.resumed.manager, step)
+                self.clock.saved()
+                self.write_summaries(step, result, validated)
+                elapsed = time.perf_counter() - start
+                eta = elapsed / (step - first_step) * (epochs * steps - step)
+                self.reporter.epoch_end(result, epochs, elapsed, eta)
+        if stopper:
+            stopper.restore_best()
+            self.reporter.early_stopping(stopper.summary())
         return train_seconds
+
+    def close(self) -> None:
+        self.profiler.stop()
 
     def train_epoch(self, epoch: int, first_step: int) -> EpochResult:
         """Trains epoch `epoch` (0-based) from global step `first_step` on, or from its start if that is earlier.
@@ -93,9 +139,9 @@ class EpochLoop:
             step += calls
             if not trainer.skip_non_finite:
                 self._stop_unless_finite(first, last, epoch)
-            self.guard.check(last)
+            self.resumed.guard.check(last)
             if self.clock.due(first, last) and step < self.steps:  # the epoch's end is checkpointed after validation
-                checkpoints.save(self.manager, last)
+                run_state.save(self.resumed.manager, last)
                 self.clock.saved()
             every = config.log_every_steps
             # Every worker reads the metrics (a collective under multi-worker); only the chief writes them.
@@ -115,7 +161,7 @@ class EpochLoop:
         if math.isfinite(loss_sum):
             return
         steps = f"step {last}" if first == last else f"steps {first}-{last}"
-        kept = self.manager.latest_checkpoint
+        kept = self.resumed.manager.latest_checkpoint
         kept = f"the last good checkpoint is {kept}" if kept else "no checkpoint was written"
         raise MnistTfError(
             f"training loss became {loss_sum} at {steps} (epoch {epoch + 1}); {kept}; try a lower --learning_rate, "
@@ -135,9 +181,7 @@ class EpochLoop:
         self.summaries.scalars("train", step, values)
         return now_totals, now
 
-    def write_summaries(
-        self, step: int, result: EpochResult, validation: Report | None, first_batch: tuple[tf.Tensor, tf.Tensor]
-    ) -> None:
+    def write_summaries(self, step: int, result: EpochResult, validation: Report | None) -> None:
         """The epoch's TensorBoard scalars, confusion matrix, first-layer weights and (if asked) histograms."""
         trainer, summaries = self.trainer, self.summaries
         summaries.scalars(
@@ -160,4 +204,4 @@ class EpochLoop:
         if "weights" in self.config.histograms:
             summaries.histograms(step, "weights", {v.path: v.numpy() for v in trainer.model.trainable_variables})
         if "gradients" in self.config.histograms:
-            summaries.histograms(step, "gradients", trainer.gradients(*first_batch))
+            summaries.histograms(step, "gradients", trainer.gradients(*self.first_batch))

@@ -54,9 +54,8 @@ class SignalGuard:
         self.received: int | None = None
 
     def __enter__(self) -> SignalGuard:
-        """Handles the signals until `__exit__` (only the main thread may: elsewhere this is a no-op)."""
-        if threading.current_thread() is threading.main_thread():
-            self._previous = {number: signal.signal(number, self._handle) for number in _SIGNALS}
+        """Handles the signals until `__exit__` (in the main thread: `guard` chooses this guard only there)."""
+        self._previous = {number: signal.signal(number, self._handle) for number in _SIGNALS}
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -130,6 +129,22 @@ class NoGuard:
 
     def check(self, step: int) -> None:
         pass
+
+
+def guard(
+    *,
+    save: Callable[[int], object],
+    model_dir: str,
+    preemption: tuple[tf.distribute.cluster_resolver.ClusterResolver, tf.train.Checkpoint, Path] | None = None,
+) -> Guard:
+    """How a run stops when told to: by PreemptionCheckpointHandler on every worker alike under multi-worker
+    (`preemption`: the cluster, the run's checkpoint and the chief's checkpoint folder), else by signals, which
+    reach the main thread only (training in another thread cannot be stopped this way)."""
+    if threading.current_thread() is not threading.main_thread():
+        return NoGuard()
+    if preemption:
+        return PreemptionGuard(*preemption, save, model_dir)
+    return SignalGuard(save, model_dir)
 
 
 def stopped_message(reason: str, step: int, model_dir: str) -> str:

@@ -1,5 +1,9 @@
-"""The compiled steps of one model, optimizer and strategy: `Trainer`, what the epoch loop, tests and the
-benchmark drive."""
+"""The training step, and `Trainer`: the compiled train and eval steps of one model, optimizer and strategy.
+
+Read `Trainer.train_step` first: the forward pass under the tape, the loss of the global batch, the gradients, the
+update and the metrics, in the order PyTorch's and Flax's MNIST examples write them. The rest of the class runs it
+(`train`: several steps per call, under the strategy), evaluates, and says what a checkpoint holds.
+"""
 
 from __future__ import annotations
 
@@ -11,46 +15,38 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mnist_tf import distribute
 from mnist_tf.config import Config
 from mnist_tf.data import augment
 from mnist_tf.nn import losses
 from mnist_tf.reporting.evaluation import Report
-from mnist_tf.training import build, distribute
+from mnist_tf.training import build
 
 Augment = Callable[..., tf.Tensor]  # (images, step=...) -> distorted images: `augment.augment` with its settings
 
 
-class ConfusionMatrix(keras.metrics.Metric):
-    """Counts of (true label, predicted class) pairs, summed across replicas; float32 so TPUs can hold it."""
+def _xla_when_asked(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Compiles a Trainer method with XLA when the Trainer's `jit_compile` is on (once per Trainer and method)."""
 
-    def __init__(self, classes: int, name: str = "confusion_matrix") -> None:
-        super().__init__(name=name)
-        self.classes = classes
-        self.matrix = self.add_variable(shape=(classes, classes), initializer="zeros", name="matrix")
+    @functools.wraps(method)
+    def call(self: Trainer, *args: Any) -> Any:
+        if not self.jit_compile:
+            return method(self, *args)
+        if method.__name__ not in self._compiled:
+            self._compiled[method.__name__] = tf.function(functools.partial(method, self), jit_compile=True)
+        return self._compiled[method.__name__](*args)
 
-    def update_state(self, labels: tf.Tensor, logits: tf.Tensor, sample_weight: tf.Tensor | None = None) -> None:
-        predicted = tf.argmax(logits, axis=-1)
-        self.matrix.assign_add(
-            tf.math.confusion_matrix(labels, predicted, self.classes, weights=sample_weight, dtype=tf.float32)
-        )
-
-    def result(self) -> tf.Tensor:
-        return tf.convert_to_tensor(self.matrix)
-
-    def reset_state(self) -> None:
-        self.matrix.assign(tf.zeros_like(self.matrix))
+    return call
 
 
 class Trainer:
-    """Compiled train and eval steps for one model, optimizer and strategy.
+    """The compiled train and eval steps of one model, optimizer and strategy.
 
-    The loss of each replica is its examples' summed loss (cross-entropy unless `loss` names another of
-    `losses.LOSSES`) divided by the *global* batch size, so the gradients the strategy sums across replicas are
-    those of the global mean. Metrics are Keras metrics created under the strategy's scope and updated inside
-    each replica.
-
-    `step` counts the training steps taken (skipped ones included): with the model, the optimizer and the train
-    metrics it is what a checkpoint must hold for a resumed run to continue exactly where it stopped.
+    The loss of each replica is its examples' summed loss divided by the *global* batch size, so the gradients the
+    strategy sums across replicas are those of the global mean. Metrics are Keras metrics created under the
+    strategy's scope and updated inside each replica. `step` counts the training steps taken (skipped ones
+    included): with the model, the optimizer and the train metrics it is what a checkpoint must hold for a resumed
+    run to continue exactly where it stopped.
     """
 
     def __init__(
@@ -58,6 +54,7 @@ class Trainer:
         model: keras.Model,
         optimizer: keras.optimizers.Optimizer,
         strategy: tf.distribute.Strategy,
+        *,
         global_batch_size: int,
         weight_decay: float = 0.0,
         jit_compile: bool = False,
@@ -74,6 +71,8 @@ class Trainer:
         self.strategy = strategy
         self.global_batch_size = global_batch_size
         self.weight_decay = weight_decay
+        self.jit_compile = jit_compile
+        self._compiled: dict[str, Callable[..., Any]] = {}
         self.skip_non_finite = nan_policy == "skip"
         with strategy.scope():
             # Optimizer slots must exist before the first distributed step: created lazily inside a replica
@@ -87,10 +86,80 @@ class Trainer:
             self.eval_confusion = ConfusionMatrix(model.output_shape[-1])
         # Weight decay applies to these; layers create their kernel first, so kernels[0] is the first layer's.
         self.kernels = [v for v in model.trainable_variables if len(v.shape) >= 2]
-        # XLA compiles the forward/backward pass only: the optimizer update may synchronize replicas.
-        self._gradients = self._loss_and_gradients
-        if jit_compile:
-            self._gradients = tf.function(self._loss_and_gradients, jit_compile=True)
+
+    # The training step: what `train` runs on every replica, for each global batch.
+
+    def train_step(self, images: tf.Tensor, labels: tf.Tensor) -> None:
+        """One optimizer step on this replica's share of a global batch."""
+        per_example_loss, logits, gradients = self.loss_and_gradients(images, labels)
+        self.apply(gradients, labels, per_example_loss, logits)
+
+    @_xla_when_asked  # the forward and backward pass only: the optimizer update may synchronize replicas
+    def loss_and_gradients(self, images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, list[tf.Tensor]]:
+        """Augmented images through the model under the tape; the global batch's mean loss and its gradients."""
+        if self.augment:
+            images = self.augment(images, step=self.step)
+        with tf.GradientTape() as tape:
+            logits = tf.cast(self.model(images, training=True), tf.float32)
+            per_example_loss = self.training_loss(labels, logits)
+            loss = tf.nn.compute_average_loss(per_example_loss, global_batch_size=self.global_batch_size)
+            if self.weight_decay:
+                l2 = self.weight_decay * tf.add_n([tf.nn.l2_loss(kernel) for kernel in self.kernels])
+                loss += tf.nn.scale_regularization_loss(l2)
+            loss = self.optimizer.scale_loss(loss)  # float16: scaled up so small gradients survive (and back down)
+        return per_example_loss, logits, tape.gradient(loss, self.model.trainable_variables)
+
+    def apply(
+        self, gradients: list[tf.Tensor], labels: tf.Tensor, per_example_loss: tf.Tensor, logits: tf.Tensor
+    ) -> None:
+        """The optimizer's update (the strategy sums the replicas' gradients), then the train metrics."""
+        self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables, strict=True))
+        self.train_loss.update_state(per_example_loss)
+        self.train_accuracy.update_state(labels, logits)
+
+    # The variant of --nan_policy=skip: the same step, unless a replica's loss or gradients are not finite.
+
+    def skipping_train_step(self, images: Any, labels: Any) -> None:
+        """`train_step` on every replica, or nothing but a count in `skipped_steps` when any replica's loss or
+        gradients are NaN or infinite (under float16 the loss scaler already skips overflowing gradients, so only
+        the loss is checked there).
+
+        Cross-replica: the decision is taken on the sum over replicas, so that every replica takes the same branch
+        (a branch that applies gradients synchronizes replicas, which cannot happen inside a replica's `tf.cond`).
+        """
+        per_example_loss, logits, gradients = self.strategy.run(self.loss_and_gradients, args=(images, labels))
+        checked = self.strategy.run(self._non_finite, args=(per_example_loss, gradients))
+
+        def apply() -> None:
+            self.strategy.run(self.apply, args=(gradients, labels, per_example_loss, logits))
+
+        def skip() -> None:
+            self.skipped_steps.assign_add(1)
+
+        tf.cond(self.strategy.reduce(tf.distribute.ReduceOp.SUM, checked, axis=None) > 0, skip, apply)
+
+    def _non_finite(self, per_example_loss: tf.Tensor, gradients: list[tf.Tensor]) -> tf.Tensor:
+        checked = [per_example_loss]
+        if not isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
+            checked += gradients
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(t)) for t in checked])
+        return tf.cast(tf.logical_not(finite), tf.float32)
+
+    def train(self, iterator: Any, steps: int = 1) -> None:
+        """`steps` optimizer steps on the next global batches of a distributed iterator, in one call.
+
+        Several steps per call (`--steps_per_loop`) keep the loop on the device: TPUs need it to stay busy.
+        """
+        self._train_steps(iterator, tf.constant(steps, tf.int32))  # a tensor: no retracing per count
+
+    @tf.function
+    def _train_steps(self, iterator: Any, steps: tf.Tensor) -> None:
+        for _ in tf.range(steps):
+            if self.skip_non_finite:
+                self.skipping_train_step(*next(iterator))
+            else:
+                self.strategy.run(self.train_step, args=next(iterator))
+            self.step.assign_add(1)
 
     @classmethod
     def from_config(
@@ -106,13 +175,13 @@ class Trainer:
             model,
             optimizer,
             strategy,
-            config.batch_size,
-            config.weight_decay,
-            jit,
-            config.nan_policy,
-            config.loss,
-            config.label_smoothing,
-            distort if config.augment else None,
+            global_batch_size=config.batch_size,
+            weight_decay=config.weight_decay,
+            jit_compile=jit,
+            nan_policy=config.nan_policy,
+            loss=config.loss,
+            label_smoothing=config.label_smoothing,
+            augment=distort if config.augment else None,
         )
 
     def checkpoint(self, **extra: Any) -> tf.train.Checkpoint:
@@ -135,85 +204,11 @@ class Trainer:
         """A global batch as the model trains on it at `step`: distorted when the run augments."""
         return self.augment(images, step=tf.constant(step, tf.int64)) if self.augment else images
 
-    def _loss_and_gradients(self, images: tf.Tensor, labels: tf.Tensor):
-        if self.augment:
-            images = self.augment(images, step=self.step)
-        with tf.GradientTape() as tape:
-            logits = tf.cast(self.model(images, training=True), tf.float32)
-            per_example_loss = self.training_loss(labels, logits)
-            loss = tf.nn.compute_average_loss(per_example_loss, global_batch_size=self.global_batch_size)
-            if self.weight_decay:
-                l2 = self.weight_decay * tf.add_n([tf.nn.l2_loss(kernel) for kernel in self.kernels])
-                loss += tf.nn.scale_regularization_loss(l2)
-            # float16 scales the loss up so small gradients survive; the optimizer scales them back down.
-            loss = self.optimizer.scale_loss(loss)
-        gradients = tape.gradient(loss, self.model.trainable_variables)
-        return per_example_loss, logits, gradients
-
-    def _replica_train_step(self, images: tf.Tensor, labels: tf.Tensor) -> None:
-        self._replica_apply(labels, *self._gradients(images, labels))
-
-    def _replica_apply(
-        self, labels: tf.Tensor, per_example_loss: tf.Tensor, logits: tf.Tensor, gradients: list[tf.Tensor]
-    ) -> None:
-        self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables, strict=False))
-        self.train_loss.update_state(per_example_loss)
-        self.train_accuracy.update_state(labels, logits)
-
-    def _replica_checked_gradients(self, images: tf.Tensor, labels: tf.Tensor):
-        """The loss and gradients of one replica, and 1.0 if any of them is NaN or infinite (0.0 otherwise).
-
-        Under float16 the loss scaler already skips steps whose scaled gradients overflow (and lowers the scale),
-        so only the loss itself is checked there.
-        """
-        per_example_loss, logits, gradients = self._gradients(images, labels)
-        checked = [per_example_loss]
-        if not isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
-            checked += gradients
-        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(t)) for t in checked])
-        return per_example_loss, logits, gradients, tf.cast(tf.logical_not(finite), tf.float32)
-
-    def _skipping_train_step(self, images: Any, labels: Any) -> None:
-        """A train step that leaves weights, optimizer and metrics untouched when any replica's loss or
-        gradients are not finite (`--nan_policy=skip`), and counts it in `skipped_steps`.
-
-        The decision is taken in cross-replica context on the sum over replicas, so every replica takes the same
-        branch: a branch that applies gradients synchronizes replicas, which DistributionStrategy cannot do from
-        inside a `tf.cond` in replica context.
-        """
-        per_example_loss, logits, gradients, bad = self.strategy.run(
-            self._replica_checked_gradients, args=(images, labels)
-        )
-
-        def apply() -> None:
-            self.strategy.run(self._replica_apply, args=(labels, per_example_loss, logits, gradients))
-
-        def skip() -> None:
-            self.skipped_steps.assign_add(1)
-
-        tf.cond(self.strategy.reduce(tf.distribute.ReduceOp.SUM, bad, axis=None) > 0, skip, apply)
-
     def _replica_eval_step(self, images: tf.Tensor, labels: tf.Tensor, weights: tf.Tensor) -> None:
         logits = tf.cast(self.model(images, training=False), tf.float32)
         per_example_loss = self.loss(labels, logits)
         self.eval_loss.update_state(per_example_loss, sample_weight=weights)
         self.eval_confusion.update_state(labels, logits, sample_weight=weights)
-
-    def train(self, iterator: Any, steps: int = 1) -> None:
-        """`steps` optimizer steps on the next global batches of a distributed iterator, in one call.
-
-        Several steps per call (`--steps_per_loop`) keep the loop on the device: TPUs need it to stay busy.
-        """
-        self._train_steps(iterator, tf.constant(steps, tf.int32))  # a tensor: no retracing per count
-
-    @tf.function
-    def _train_steps(self, iterator: Any, steps: tf.Tensor) -> None:
-        for _ in tf.range(steps):
-            if self.skip_non_finite:
-                self._skipping_train_step(*next(iterator))
-            else:
-                self.strategy.run(self._replica_train_step, args=next(iterator))
-            self.step.assign_add(1)
 
     @tf.function
     def _eval_step(self, batch: Any) -> None:
@@ -267,3 +262,24 @@ class Trainer:
     def reset_train_metrics(self) -> None:
         self.train_loss.reset_state()
         self.train_accuracy.reset_state()
+
+
+class ConfusionMatrix(keras.metrics.Metric):
+    """Counts of (true label, predicted class) pairs, summed across replicas; float32 so TPUs can hold it."""
+
+    def __init__(self, classes: int, name: str = "confusion_matrix") -> None:
+        super().__init__(name=name)
+        self.classes = classes
+        self.matrix = self.add_variable(shape=(classes, classes), initializer="zeros", name="matrix")
+
+    def update_state(self, labels: tf.Tensor, logits: tf.Tensor, sample_weight: tf.Tensor | None = None) -> None:
+        predicted = tf.argmax(logits, axis=-1)
+        self.matrix.assign_add(
+            tf.math.confusion_matrix(labels, predicted, self.classes, weights=sample_weight, dtype=tf.float32)
+        )
+
+    def result(self) -> tf.Tensor:
+        return tf.convert_to_tensor(self.matrix)
+
+    def reset_state(self) -> None:
+        self.matrix.assign(tf.zeros_like(self.matrix))

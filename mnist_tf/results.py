@@ -1,4 +1,5 @@
-"""`<model_dir>/results.json`: what a finished run reports, and the digest that says two models are the same."""
+"""`<model_dir>/results.json` (`run_state.RESULTS_FILE`): what a finished run reports, and the digest that says two
+models are the same."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import dataclasses
 import hashlib
 import math
 import os
-from pathlib import Path
 from typing import Any
 
 import keras
@@ -14,13 +14,12 @@ import numpy as np
 
 from mnist_tf.config import Config
 from mnist_tf.data.sources import Splits
-from mnist_tf.export.litert import REPORT_FILE, Export
+from mnist_tf.distribute import Precision, is_chief
+from mnist_tf.export.litert import REPORT_FILE
+from mnist_tf.export.publish import Published
 from mnist_tf.reporting.evaluation import Report
-from mnist_tf.training.distribute import Precision
-from mnist_tf.training.early_stopping import EarlyStopping
+from mnist_tf.training.run_state import EarlyStopping
 from mnist_tf.training.trainer import Trainer
-
-RESULTS_FILE = "results.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,20 +33,20 @@ class Progress:
 
 
 def record(
+    *,
     config: Config,
     splits: Splits,
     trainer: Trainer,
     progress: Progress,
     test: Report,
     stopper: EarlyStopping | None,
-    export_path: Path | None,
-    *,
+    published: Published,
     precision: Precision,
-    export_error: str | None = None,
-    litert: Export | None = None,
 ) -> dict[str, Any]:
-    """The results of a finished run (docs/training.md: What a run leaves behind)."""
-    model, seconds = trainer.model, progress.train_seconds
+    """The results of a finished run (docs/training.md: What a run leaves behind). Only the chief's export is
+    recorded: the other workers' is a temporary copy."""
+    model, seconds, litert = trainer.model, progress.train_seconds, published.litert
+    export_path = published.saved_model if is_chief(trainer.strategy) else None
     trained_images = (progress.last_step - progress.first_step) * config.batch_size
     return {
         "model": config.model,
@@ -64,7 +63,7 @@ def record(
         "test_accuracy": test.accuracy,
         "test_loss": test.loss,
         "export_dir": os.fspath(export_path) if export_path else None,
-        "export_error": export_error,  # why the export failed (the model is in the run's checkpoint)
+        "export_error": published.error,  # why the export failed (the model is in the run's checkpoint)
         "litert": litert.files if litert else None,  # variant -> .tflite path: those that passed verification
         "litert_report": os.fspath(litert.directory / REPORT_FILE) if litert else None,
         "litert_refused": litert.refused if litert else None,

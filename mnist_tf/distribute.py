@@ -27,7 +27,7 @@ DTYPE_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16":
 # --dtype's choices: "auto" is the fastest of the others on the run's devices (`choose_dtype`).
 DTYPES = ("auto", *DTYPE_POLICIES)
 # CPU features (Linux /proc/cpuinfo names) that make bfloat16 matrix products native, hence fast; without them
-# oneDNN emulates bfloat16 and runs 3-5x slower than float32 (docs/performance.md).
+# oneDNN emulates bfloat16 and runs slower than float32 (docs/performance.md has the measurements).
 NATIVE_BFLOAT16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 TENSOR_CORES = (7, 0)  # the first GPU compute capability with float16 tensor cores (Volta)
 

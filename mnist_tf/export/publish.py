@@ -1,0 +1,79 @@
+"""A trained model out to its users: a new SavedModel version, then that version's verified LiteRT files.
+
+The one export path of both the end of training (`mnist_tf.run`) and `scripts/export.py`. A failure is returned
+as one line, never raised, so that a run that trained for hours still records its results before it says so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from mnist_tf.config import Config
+from mnist_tf.data.sources import Splits
+from mnist_tf.errors import MnistTfError, first_line
+from mnist_tf.export import litert, saved_model
+
+
+@dataclasses.dataclass(frozen=True)
+class Published:
+    """What an export wrote, and why part of it was not (one line, or None)."""
+
+    saved_model: Path | None  # the new version's directory
+    litert: litert.Export | None  # the LiteRT files that passed verification, and the refused ones
+    error: str | None  # why the SavedModel, or its LiteRT files, could not be written
+
+    def problem(self, kept: str) -> str | None:
+        """The one line to end with when something was refused or failed; `kept` says where the model still is."""
+        if self.error:
+            return f"the export failed ({self.error}); {kept}"
+        if self.litert and self.litert.refused:
+            return (
+                f"LiteRT {self.litert.refused}; the SavedModel and the other LiteRT files are kept "
+                f"({self.litert.directory}/{litert.REPORT_FILE} has every number)"
+            )
+        return None
+
+
+def publish(
+    model: keras.Model,
+    config: Config,
+    base: Path,
+    *,
+    metadata: dict[str, Any],
+    version: int | None = None,
+    with_litert: bool,
+    float_model: Callable[[], keras.Model],
+    splits: Callable[[], Splits],
+    note: Callable[[str], None],
+) -> Published:
+    """`model` as SavedModel `<base>/<version>` (default: the next version), and with `with_litert` the LiteRT files
+    of `float_model()` verified on `splits()` (called only then; `config` is the run's: data set and seed)."""
+    try:
+        path = saved_model.export_saved_model(model, base, version, metadata)
+    except Exception as e:  # a bug in an export path must not cost the training: it is reported, not raised
+        return Published(None, None, _why(e))
+    if not (with_litert and _litert_installed(note)):
+        return Published(path, None, None)
+    try:
+        loaded = splits()
+        return Published(path, litert.export(float_model(), config, path, loaded.train, loaded.test), None)
+    except Exception as e:  # as for the SavedModel: the SavedModel stays, and the line says how to retry
+        return Published(path, None, f"LiteRT: {_why(e)}")
+
+
+def _litert_installed(note: Callable[[str], None]) -> bool:
+    """Whether ai-edge-litert, which verifies the LiteRT files, is installed; says so when it is not."""
+    if importlib.util.find_spec("ai_edge_litert") is None:
+        note("note: no LiteRT export: ai-edge-litert is not installed (pip install ai-edge-litert)")
+        return False
+    return True
+
+
+def _why(error: Exception) -> str:
+    return first_line(error) if isinstance(error, MnistTfError) else f"{type(error).__name__}: {first_line(error)}"

@@ -1,0 +1,233 @@
+"""A whole training run, told in order: set up, resume, train, test, export, record.
+
+`run(config)` is what `scripts/train.py` calls, once per process (or per worker of a multi-worker cluster). Each
+section of `_train` is a call or two; the machinery lives in the modules named: the step in `training.trainer`,
+an epoch in `training.epoch_loop`, the run's folder and checkpoints in `training.run_state`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from mnist_tf import distribute, results
+from mnist_tf.config import Config
+from mnist_tf.data import pipeline, sources
+from mnist_tf.errors import MnistTfError
+from mnist_tf.export import litert, publish, saved_model
+from mnist_tf.files import write_json_atomic
+from mnist_tf.reporting import evaluation
+from mnist_tf.reporting.console import ConsoleReporter, RunStart, header
+from mnist_tf.reporting.summaries import MISTAKE_IMAGES, Summaries
+from mnist_tf.training import interruption, run_lock, run_state
+from mnist_tf.training.epoch_loop import EpochLoop
+from mnist_tf.training.trainer import Trainer
+
+
+def run(config: Config, reporter: ConsoleReporter | None = None, fresh: bool = False) -> dict[str, Any]:
+    """Trains, evaluates on the test split, exports, and writes `<model_dir>/results.json`; returns the results.
+
+    A `model_dir` that already holds a checkpoint is resumed from it, at the very step it was saved, unless
+    `fresh` clears the run's files first. A run owns its `model_dir` (`run_lock`): a second live one is refused.
+    SIGTERM or SIGINT save a checkpoint at the next step boundary and raise `interruption.Interrupted`. Under
+    multi-worker every worker runs this; the chief writes to `model_dir` and `export_dir`, the others to a
+    temporary directory that is removed at the end. A failed export raises after results.json is written, with
+    the command that retries it.
+    """
+    config = config.resolve()
+    # First: the multi-worker and TPU strategies configure the runtime, which must precede other TF work.
+    strategy = distribute.make_strategy(config.strategy, config.num_gpus, config.tpu)
+    precision = distribute.choose_dtype(config.dtype, strategy)
+    config = dataclasses.replace(config, dtype=precision.dtype)  # from here on, what the run computes in
+    per_replica_batch = _per_replica_batch(config, strategy)
+    keras.utils.set_random_seed(config.seed)
+    reporter = reporter or ConsoleReporter()
+    with _own_model_dir(config, strategy, fresh, reporter) as output_dir:
+        return _train(config, precision, strategy, per_replica_batch, output_dir, reporter)
+
+
+def _train(
+    config: Config,
+    precision: distribute.Precision,
+    strategy: tf.distribute.Strategy,
+    per_replica_batch: int,
+    output_dir: Path,
+    reporter: ConsoleReporter,
+) -> dict[str, Any]:
+    # Set up: the data, and the compiled steps of the model and optimizer.
+    splits = sources.load_for(config)
+    steps_per_epoch = pipeline.steps_per_epoch(splits.train, config.batch_size)
+    total_steps = config.epochs * steps_per_epoch
+    if config.profile_steps and config.profile_steps[1] > total_steps:
+        raise MnistTfError(f"--profile_steps={config.profile_steps[1]} is past the run's last step, {total_steps}")
+    trainer = Trainer.from_config(config, strategy, splits.image_shape, total_steps)
+
+    # Resume: the newest readable checkpoint of model_dir, if it has one.
+    resumed = _resume(config, trainer, strategy, output_dir, splits.image_shape, reporter)
+    first_step = int(trainer.step.numpy())
+    start = RunStart(
+        splits=splits,
+        strategy=distribute.describe(strategy),
+        per_replica_batch_size=per_replica_batch,
+        steps_per_epoch=steps_per_epoch,
+        precision=f"{distribute.DTYPE_POLICIES[precision.dtype]} ({precision.reason})",
+        first_step=first_step,
+        resumed_from=resumed.path,
+        changes=resumed.changes,
+    )
+    reporter.start(header(config, start), trainer.model)
+
+    # Train the epochs from there, then test the final weights (or early stopping's best) on the test split.
+    summaries = Summaries(output_dir, enabled=distribute.is_chief(strategy))
+    loop = EpochLoop.for_run(
+        trainer=trainer,
+        config=config,
+        splits=splits,
+        strategy=strategy,
+        first_step=first_step,
+        resumed=resumed,
+        reporter=reporter,
+        summaries=summaries,
+    )
+    with contextlib.closing(summaries), contextlib.closing(loop):
+        train_seconds = loop.train_epochs(first_step)
+        test = _test(trainer, splits.test, config.eval_batch_size, summaries)
+
+    # Export: a new SavedModel version and its verified LiteRT files.
+    published = _export(config, trainer.model, test, splits, strategy, output_dir, reporter)
+
+    # Record: results.json and the run's last lines; then the export's one-line problem, if it had one.
+    progress = results.Progress(
+        first_step=first_step,
+        last_step=int(trainer.step.numpy()),
+        steps_per_epoch=steps_per_epoch,
+        train_seconds=train_seconds,
+    )
+    record = results.record(
+        config=config,
+        splits=splits,
+        trainer=trainer,
+        progress=progress,
+        test=test,
+        stopper=resumed.stopper,
+        published=published,
+        precision=precision,
+    )
+    results_path = output_dir / run_state.RESULTS_FILE
+    write_json_atomic(results_path, record)
+    reporter.finish(record, str(results_path) if distribute.is_chief(strategy) else None)
+    problem = published.problem(kept=_retry_export(config))
+    if problem:
+        raise MnistTfError(problem)
+    return record
+
+
+@contextlib.contextmanager
+def _own_model_dir(
+    config: Config, strategy: tf.distribute.Strategy, fresh: bool, reporter: ConsoleReporter
+) -> Iterator[Path]:
+    """The directory this process writes to, held for the run: the chief locks model_dir (and clears it with
+    `fresh`); the other workers write to a temporary directory."""
+    chief = distribute.is_chief(strategy)
+    lock = run_lock.hold(Path(config.model_dir), reporter.print) if chief else contextlib.nullcontext()
+    with lock:
+        if fresh:
+            if chief:
+                run_state.clear(Path(config.model_dir))
+            distribute.barrier(strategy)  # no worker may restore what the chief is deleting
+        with run_state.output_dir(Path(config.model_dir), chief) as output_dir:
+            yield output_dir
+
+
+def _per_replica_batch(config: Config, strategy: tf.distribute.Strategy) -> int:
+    """The training batch of each replica; both batch sizes must divide over the replicas (one line if not)."""
+    per_replica = distribute.per_replica_batch_size("batch_size", config.batch_size, strategy)
+    distribute.per_replica_batch_size("eval_batch_size", config.eval_batch_size, strategy)
+    return per_replica
+
+
+def _resume(
+    config: Config,
+    trainer: Trainer,
+    strategy: tf.distribute.Strategy,
+    output_dir: Path,
+    image_shape: tuple[int, ...],
+    reporter: ConsoleReporter,
+) -> run_state.Resumed:
+    """Restores the newest readable checkpoint of model_dir, if any; writes the run's config.json."""
+    stopper = None
+    if config.early_stopping_patience:
+        stopper = run_state.EarlyStopping(config.early_stopping_patience, trainer.model, output_dir)
+    checkpoint = trainer.checkpoint(**({"early_stopping": stopper.state()} if stopper else {}))
+    changes = []
+    if run_state.latest(config.model_dir):
+        changes = run_state.changes(config.model_dir, config, image_shape)  # another model: one line
+    path = run_state.resume(checkpoint, config.model_dir, reporter.print, set_aside=distribute.is_chief(strategy))
+    manager = run_state.manager(checkpoint, output_dir)  # after the fall-back: it reads the checkpoints' index
+    run_state.write_config(output_dir, config, image_shape)
+    multi_worker = config.strategy == "multi_worker"
+    preemption = (
+        (strategy.cluster_resolver, checkpoint, run_state.directory(config.model_dir)) if multi_worker else None
+    )
+    # Under multi-worker this restores too (the handler's own count of saves).
+    guard = interruption.guard(
+        save=lambda step: run_state.save(manager, step), model_dir=config.model_dir, preemption=preemption
+    )
+    return run_state.Resumed(checkpoint, manager, stopper, guard, path, changes)
+
+
+def _test(trainer: Trainer, test: sources.Split, batch_size: int, summaries: Summaries) -> evaluation.Report:
+    """Loss and accuracy on the test split; TensorBoard gets them, the confusion matrix and the worst mistakes."""
+    step = int(trainer.step.numpy())
+    report = trainer.evaluate(pipeline.eval_dataset(test, batch_size))
+    summaries.scalars("test", step, {"epoch_loss": report.loss, "epoch_accuracy": report.accuracy})
+    summaries.confusion("test", step, report.confusion)
+    if summaries.enabled:  # the mistakes take one more pass over the test split
+        probabilities = tf.function(lambda images: saved_model.predict(trainer.model, images)["probabilities"])
+        predicted = evaluation.predict_in_batches(lambda x: probabilities(x).numpy(), test.images, batch_size)
+        mistakes = evaluation.report(test.labels, predicted, num_mistakes=MISTAKE_IMAGES).mistakes
+        if mistakes:
+            indices = [m.index for m in mistakes]
+            summaries.mistakes(step, test.images[indices], test.labels[indices], [m.predicted for m in mistakes])
+    return report
+
+
+def _export(
+    config: Config,
+    model: keras.Model,
+    test: evaluation.Report,
+    splits: sources.Splits,
+    strategy: tf.distribute.Strategy,
+    output_dir: Path,
+    reporter: ConsoleReporter,
+) -> publish.Published:
+    """The trained model as a new SavedModel version and its LiteRT files (the chief's: the other workers export
+    the SavedModel to their temporary directory, as saving takes part in collective ops)."""
+    if not config.export_dir:
+        return publish.Published(None, None, None)
+    chief = distribute.is_chief(strategy)
+    base = Path(config.export_dir) if chief else output_dir / "export"
+    return publish.publish(
+        model,
+        config,
+        base / config.name,
+        metadata={"config": dataclasses.asdict(config), "test_accuracy": test.accuracy, "test_loss": test.loss},
+        with_litert=chief and config.litert,
+        float_model=lambda: litert.float32_copy(model, config),
+        splits=lambda: splits,
+        note=reporter.print,
+    )
+
+
+def _retry_export(config: Config) -> str:
+    """Where the trained model still is when its export failed, and the command that exports it."""
+    return (
+        f"the trained model is in {run_state.directory(config.model_dir)}, export it with: python scripts/export.py "
+        f"--model_dir={config.model_dir} --export_dir={config.export_dir}" + ("" if config.litert else " --nolitert")
+    )
