@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -31,6 +32,7 @@ def export(tmp_path: Path) -> Path:
         (tmp_path / version / litert.REPORT_FILE).write_text(json.dumps({"version": version}))
         (tmp_path / version / "int8.tflite").write_bytes(b"TFL3" + version.encode())
     (tmp_path / "2" / "notes.txt").write_text("private")
+    (tmp_path / "2" / "float32.tflite").write_bytes(bytes(8 << 20))  # big enough to be cut off mid-download
     return tmp_path
 
 
@@ -67,6 +69,32 @@ def test_serves_the_page_litert_js_and_the_highest_versions_models(url):
 )
 def test_serves_nothing_else(url, path):
     assert get(f"{url}{path}")[0] == 404
+
+
+def test_the_served_report_carries_no_local_paths(export, url):
+    report = {
+        "saved_model": str(export.parent / "saved_models" / "lenet" / "2"),
+        "config": {"model": "lenet", "data_dir": "/home/someone/mnist", "model_dir": "/home/someone/runs/lenet"},
+        "variants": {"int8": {"test_accuracy": 0.99}},
+    }
+    (export / "2" / litert.REPORT_FILE).write_text(json.dumps(report))
+    status, kind, body = get(f"{url}/models/report.json")
+    assert (status, kind) == (200, "application/json")
+    served = json.loads(body)
+    assert served == {"saved_model": "lenet/2", "config": {"model": "lenet"}, "variants": report["variants"]}
+    assert (export / "2" / litert.REPORT_FILE).read_text() == json.dumps(report)  # the file itself is kept whole
+
+
+def test_clients_that_hang_up_mid_download_are_no_error(url, capsys):
+    port = int(url.rsplit(":", 1)[1])
+    for _ in range(20):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+            client.sendall(b"GET /models/float32.tflite HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            client.recv(1024)  # the headers and the first bytes, then gone without reading the rest
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # a reset, as browsers do
+    assert get(f"{url}/models/int8.tflite")[0] == 200  # still serving
+    logged = capsys.readouterr().err
+    assert "Traceback" not in logged and "Error" not in logged, logged
 
 
 def test_a_folder_without_an_export_is_one_line(tmp_path):

@@ -4,7 +4,8 @@
   /models/...         report.json and the .tflite files of the LiteRT export (mnist_tf/export/litert.py)
 
 Nothing else is served: paths outside these two folders, and any file of the export that is not a model or the
-report, are 404.
+report, are 404. The report is served without the training machine's paths (its folders, where the SavedModel
+is), and a browser that hangs up mid-download is not an error worth a line.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ from __future__ import annotations
 import errno
 import functools
 import http.server
+import io
+import json
 import os
+import sys
 import urllib.parse
 from http import HTTPStatus
 from pathlib import Path
@@ -52,9 +56,21 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
     def send_head(self) -> Any:
         path = self._path()
-        if path.startswith(MODELS) and not _is_served(path.removeprefix(MODELS)):
+        name = path.removeprefix(MODELS)
+        if path.startswith(MODELS) and not _is_served(name):
             self.send_error(HTTPStatus.NOT_FOUND)
             return None
+        if path.startswith(MODELS) and name == litert.REPORT_FILE and (self.models / name).is_file():
+            try:
+                body = public_report(self.models / name)
+            except (OSError, ValueError):
+                self.send_error(HTTPStatus.INTERNAL_SERVER_ERROR, f"{litert.REPORT_FILE} cannot be read")
+                return None
+            self.send_response(HTTPStatus.OK)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            return io.BytesIO(body)
         return super().send_head()
 
     def translate_path(self, path: str) -> str:
@@ -77,6 +93,26 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             super().log_message(format, *args)
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):  # the client went away (a reload, a closed tab)
+            return
+        super().handle_error(request, client_address)
+
+
+def public_report(path: Path) -> bytes:
+    """A LiteRT report as any client may see it: without the run's folders (the Config's *_dir settings), and the
+    SavedModel named by <name>/<version> instead of its path."""
+    report = json.loads(path.read_text())
+    if isinstance(report.get("config"), dict):
+        report["config"] = {k: v for k, v in report["config"].items() if not k.endswith("_dir")}
+    if isinstance(report.get("saved_model"), str):
+        report["saved_model"] = "/".join(Path(report["saved_model"]).parts[-2:])
+    return json.dumps(report).encode()
+
+
 def _is_served(name: str) -> bool:
     """Of a LiteRT export's folder, only the report and the models."""
     return name == litert.REPORT_FILE or (name.endswith(".tflite") and "/" not in name and not name.startswith("."))
@@ -88,7 +124,7 @@ def make_server(models: Path, host: str, port: int) -> http.server.ThreadingHTTP
         raise MnistTfError(f"LiteRT.js is not installed in {WEB_DIR}/node_modules: run npm ci --prefix {WEB_DIR}")
     handler = functools.partial(_Handler, models=models)
     try:
-        return http.server.ThreadingHTTPServer((host, port), handler)
+        return _Server((host, port), handler)
     except OSError as e:
         if e.errno == errno.EADDRINUSE:
             in_use = f"port {port} on {host} is in use: stop what holds it, or choose another --port"
