@@ -1,4 +1,4 @@
-"""Atomic file writes: a reader (or a crash) never sees half a file."""
+"""Files: atomic writes, which a reader (or a crash) never sees half of, and the one-line refusal of a folder."""
 
 from __future__ import annotations
 
@@ -39,3 +39,11 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def make_dir(path: str | os.PathLike, flag: str = "--model_dir") -> None:
+    """Creates the folder `path` (and its parents) that `flag` names, or says in one line why it cannot."""
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise MnistTfError(f"cannot create {flag} {path}: {e.strerror}") from None

@@ -13,6 +13,7 @@ import keras
 import numpy as np
 
 from mnist_tf.config import Config
+from mnist_tf.data import pipeline
 from mnist_tf.data.sources import Splits
 from mnist_tf.distribute import Precision, is_chief
 from mnist_tf.export.litert import REPORT_FILE
@@ -22,22 +23,13 @@ from mnist_tf.training.run_state import EarlyStopping
 from mnist_tf.training.trainer import Trainer
 
 
-@dataclasses.dataclass(frozen=True)
-class Progress:
-    """How far the run got: the steps it began and ended at, and its training time."""
-
-    first_step: int
-    last_step: int
-    steps_per_epoch: int
-    train_seconds: float
-
-
 def record(
     *,
     config: Config,
     splits: Splits,
     trainer: Trainer,
-    progress: Progress,
+    first_step: int,
+    train_seconds: float,
     test: Report,
     stopper: EarlyStopping | None,
     published: Published,
@@ -45,18 +37,19 @@ def record(
 ) -> dict[str, Any]:
     """The results of a finished run (docs/training.md: What a run leaves behind). Only the chief's export is
     recorded: the other workers' is a temporary copy."""
-    model, seconds, litert = trainer.model, progress.train_seconds, published.litert
+    model, seconds, litert = trainer.model, train_seconds, published.litert
+    last_step = int(trainer.step.numpy())
     export_path = published.saved_model if is_chief(trainer.strategy) else None
-    trained_images = (progress.last_step - progress.first_step) * config.batch_size
+    trained_images = (last_step - first_step) * config.batch_size
     return {
         "model": config.model,
         "recipe": config.recipe,
         "dataset": config.dataset,
         "data_source": splits.source,
         "epochs": config.epochs,
-        "epochs_trained": progress.last_step // progress.steps_per_epoch,
+        "epochs_trained": last_step // pipeline.steps_per_epoch(splits.train, config.batch_size),
         "early_stopping": stopper.summary() if stopper else None,
-        "resumed_from_step": progress.first_step,
+        "resumed_from_step": first_step,
         "skipped_steps": int(trainer.skipped_steps.numpy()),
         "train_seconds": round(seconds, 3),
         "images_per_second": round(trained_images / seconds, 1) if seconds else 0.0,

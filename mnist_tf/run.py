@@ -103,17 +103,12 @@ def _train(
     published = _export(config, trainer.model, test, splits, strategy, output_dir, reporter)
 
     # Record: results.json and the run's last lines; then the export's one-line problem, if it had one.
-    progress = results.Progress(
-        first_step=first_step,
-        last_step=int(trainer.step.numpy()),
-        steps_per_epoch=steps_per_epoch,
-        train_seconds=train_seconds,
-    )
     record = results.record(
         config=config,
         splits=splits,
         trainer=trainer,
-        progress=progress,
+        first_step=first_step,
+        train_seconds=train_seconds,
         test=test,
         stopper=resumed.stopper,
         published=published,

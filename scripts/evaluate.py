@@ -94,7 +94,7 @@ def main(argv: list[str]) -> None:
         models = [from_checkpoint(FLAGS.model_dir)]
     else:
         models = [
-            from_litert(path) if path.endswith(".tflite") else from_saved_model(path) for path in FLAGS.saved_model
+            from_litert(path) if litert.is_litert_file(path) else from_saved_model(path) for path in FLAGS.saved_model
         ]
     _, trained_with, _ = models[0]
     options = {

@@ -73,12 +73,12 @@ def main(argv: list[str]) -> None:
         splits=lambda: sources.load_for(config),
         note=print,
     )
-    if published.saved_model:
-        print(f"exported {source} to {published.saved_model}")
+    if published.saved_model is None:
+        raise MnistTfError(published.error)
+    print(f"exported {source} to {published.saved_model}")
     if published.litert:
         print(f"LiteRT: {published.litert.directory} ({', '.join(published.litert.files)})")
-    kept = f"the SavedModel {published.saved_model} is kept" if published.saved_model else "nothing was written"
-    problem = published.problem(kept=kept)
+    problem = published.problem(kept=f"the SavedModel {published.saved_model} is kept")
     if problem:
         raise MnistTfError(problem)
 

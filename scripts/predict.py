@@ -63,7 +63,9 @@ def main(argv: list[str]) -> None:
     paths = argv[1:]
     if not paths:
         raise app.UsageError("give one or more image files")
-    classify = litert_classifier(FLAGS.saved_model) if is_litert(FLAGS.saved_model) else saved_model_classifier()
+    classify = (
+        litert_classifier(FLAGS.saved_model) if litert.is_litert_file(FLAGS.saved_model) else saved_model_classifier()
+    )
     width = max(len(path) for path in paths)
     answered = 0
     for start in range(0, len(paths), FLAGS.batch_size):  # one batch of files in memory at a time
@@ -83,10 +85,6 @@ def main(argv: list[str]) -> None:
 
 
 Classify = Callable[[list[tuple[str, bytes]]], Iterator[tuple[str, dict[str, Any]]]]
-
-
-def is_litert(path: str) -> bool:
-    return path.endswith(".tflite")
 
 
 def saved_model_classifier() -> Classify:

@@ -15,11 +15,10 @@ import pytest
 import tensorflow as tf
 from conftest import REPO, make_digits, quiet_run, requires_module, tiny_config_in
 
-from mnist_tf import run
 from mnist_tf.config import Config
 from mnist_tf.data.sources import Split
 from mnist_tf.errors import MnistTfError
-from mnist_tf.export import litert
+from mnist_tf.export import litert, publish
 from mnist_tf.training import build
 
 pytestmark = requires_module("ai_edge_litert")
@@ -169,7 +168,7 @@ def test_nolitert_and_a_missing_runtime_export_the_saved_model_only(idx_dir, tmp
 
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(
-        run.importlib.util, "find_spec", lambda name: None if name == "ai_edge_litert" else real_find_spec(name)
+        publish.importlib.util, "find_spec", lambda name: None if name == "ai_edge_litert" else real_find_spec(name)
     )
     results, output = quiet_run(dataclasses.replace(tiny_lenet(idx_dir, tmp_path / "missing"), epochs=1))
     assert "note: no LiteRT export: ai-edge-litert is not installed (pip install ai-edge-litert)" in output

@@ -39,7 +39,7 @@ def export(tmp_path: Path) -> Path:
 @pytest.fixture
 def url(export: Path):
     server = web_page.make_server(web_page.litert_export(export), "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)  # a quick shutdown
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()

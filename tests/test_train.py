@@ -102,7 +102,7 @@ def test_same_seed_same_weights_and_accuracy(tiny_config, model):
 )
 def test_rerun_resumes_from_the_last_epoch_and_matches_an_uninterrupted_run(tiny_config, settings):
     straight = dataclasses.replace(
-        tiny_config, **settings, epochs=3, export_dir=None, model_dir=tiny_config.model_dir + "s"
+        tiny_config, **settings, epochs=2, export_dir=None, model_dir=tiny_config.model_dir + "s"
     )
     expected, _ = quiet_run(straight)
     split_run = dataclasses.replace(straight, model_dir=tiny_config.model_dir + "r")

@@ -40,6 +40,7 @@ from mnist_tf.data.sources import Split
 from mnist_tf.errors import MnistTfError, first_line
 from mnist_tf.export import saved_model
 from mnist_tf.files import write_json_atomic
+from mnist_tf.reporting import evaluation
 from mnist_tf.training import build
 
 VARIANTS = ("float32", "dynamic_range", "int8")
@@ -60,6 +61,11 @@ class Export:
     refused: str | None
 
 
+def is_litert_file(path: str | os.PathLike) -> bool:
+    """Whether `path` names a LiteRT flatbuffer (by its extension), rather than a SavedModel."""
+    return os.fspath(path).endswith(".tflite")
+
+
 def directory_for(saved_model_dir: str | os.PathLike) -> Path:
     """`<export_dir>/litert/<name>/<version>` for the SavedModel `<export_dir>/<name>/<version>`."""
     version = Path(saved_model_dir)
@@ -78,8 +84,8 @@ def export(
         raise MnistTfError(f"{target} already exists; LiteRT exports are never overwritten")
     _, loaded = saved_model.load(saved_model_dir)
     served = loaded.signatures[saved_model.SERVING_DEFAULT]
-    reference = np.concatenate(
-        [served(images=tf.constant(test.images[i : i + 1000]))["classes"].numpy() for i in range(0, len(test), 1000)]
+    reference = evaluation.predict_in_batches(
+        lambda images: served(images=tf.constant(images))["classes"].numpy(), test.images, batch_size=1000
     )
     reference_accuracy = float(np.mean(reference == test.labels))
     flatbuffers = convert_all(float_model, representative_images(train.images, config.seed))

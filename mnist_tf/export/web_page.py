@@ -115,7 +115,7 @@ def public_report(path: Path) -> bytes:
 
 def _is_served(name: str) -> bool:
     """Of a LiteRT export's folder, only the report and the models."""
-    return name == litert.REPORT_FILE or (name.endswith(".tflite") and "/" not in name and not name.startswith("."))
+    return name == litert.REPORT_FILE or (litert.is_litert_file(name) and "/" not in name and not name.startswith("."))
 
 
 def make_server(models: Path, host: str, port: int) -> http.server.ThreadingHTTPServer:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from mnist_tf.errors import MnistTfError
+from mnist_tf.files import make_dir
 
 LOCK_FILE = "run.lock"
 
@@ -43,10 +44,7 @@ class Owner:
 def hold(model_dir: Path, note: Callable[[str], None] = print) -> Iterator[None]:
     """Holds `model_dir`'s lock while the block runs; MnistTfError if another live run holds it."""
     path = model_dir / LOCK_FILE
-    try:
-        model_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise MnistTfError(f"cannot create --model_dir {model_dir}: {e.strerror}") from None
+    make_dir(model_dir)
     descriptor, previous = _acquire(path, model_dir)
     if previous:
         note(f"note: {previous.describe()} left this run's lock behind and is no longer running; taking it over")

@@ -32,7 +32,7 @@ import tensorflow as tf
 
 from mnist_tf.config import Config
 from mnist_tf.errors import MnistTfError, first_line
-from mnist_tf.files import write_json_atomic
+from mnist_tf.files import make_dir, write_json_atomic
 from mnist_tf.reporting.summaries import Summaries
 from mnist_tf.training import interruption
 
@@ -67,13 +67,6 @@ def best_directory(model_dir: str | os.PathLike) -> Path:
 def latest(model_dir: str | os.PathLike) -> str | None:
     """The newest checkpoint of a run, or None (whether it reads is `resume`'s question)."""
     return tf.train.latest_checkpoint(os.fspath(directory(model_dir)))
-
-
-def make_dir(model_dir: Path) -> None:
-    try:
-        model_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise MnistTfError(f"cannot create --model_dir {model_dir}: {e.strerror}") from None
 
 
 @contextlib.contextmanager
