@@ -38,6 +38,15 @@ def requires_module(name: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(importlib.util.find_spec(name) is None, reason=f"{name} is not installed (optional)")
 
 
+MAX_WORKERS = 4  # each pytest-xdist worker is a TensorFlow process of its own, with its own memory
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto` (pyproject.toml): one worker per core this process may use, at most MAX_WORKERS."""
+    return max(1, min(MAX_WORKERS, len(os.sched_getaffinity(0))))
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Splits the CPU into two logical devices, so MirroredStrategy runs two replicas here (before TF starts)."""
     import tensorflow as tf

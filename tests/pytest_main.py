@@ -11,4 +11,5 @@ import pytest
 
 if __name__ == "__main__":
     basetemp = os.path.join(os.environ["TEST_TMPDIR"], "pytest")
-    sys.exit(pytest.main([*sys.argv[1:], "-q", "-p", "no:cacheprovider", f"--basetemp={basetemp}"]))
+    # -n 0: Bazel runs the test targets in parallel already; pytest-xdist's workers would only add start-ups.
+    sys.exit(pytest.main([*sys.argv[1:], "-q", "-n", "0", "-p", "no:cacheprovider", f"--basetemp={basetemp}"]))
