@@ -86,14 +86,7 @@ def _train(
     # Train the epochs from there, then test the final weights (or early stopping's best) on the test split.
     summaries = Summaries(output_dir, enabled=distribute.is_chief(strategy))
     loop = EpochLoop.for_run(
-        trainer=trainer,
-        config=config,
-        splits=splits,
-        strategy=strategy,
-        first_step=first_step,
-        resumed=resumed,
-        reporter=reporter,
-        summaries=summaries,
+        trainer=trainer, config=config, splits=splits, resumed=resumed, reporter=reporter, summaries=summaries
     )
     with contextlib.closing(summaries), contextlib.closing(loop):
         train_seconds = loop.train_epochs(first_step)

@@ -23,88 +23,16 @@ from mnist_tf.data.sources import NUM_CLASSES
 from mnist_tf.nn import layers
 from mnist_tf.nn.initializers import default_initializer, keras_initializer
 
-# --layers: where the layer classes come from; both modules name them alike (Dense, Conv2D, ...).
-LAYER_LIBRARIES: dict[str, ModuleType] = {"ours": layers, "keras": keras.layers}
 
-
-class Layers:
-    """The layers a model is built from: ours or Keras's (`--layers`), made with the same arguments.
-
-    Each layer with random numbers (a kernel's initializer, dropout's masks) gets its own seed, the next one drawn
-    from `seed`, and every layer computes in `dtype` (a Keras dtype policy: "float32", or "mixed_bfloat16" /
-    "mixed_float16" with float32 weights) unless it is given its own. Kernel initializers are named
-    (`initializers.INITIALIZERS`); Keras's layers get the Keras initializer of the same distribution.
-    """
-
-    def __init__(self, library: str = "ours", seed: int = 0, dtype: str | keras.DTypePolicy = "float32") -> None:
-        self.ours = library == "ours"
-        self._library = LAYER_LIBRARIES[library]
-        self._seeds: Iterator[int] = itertools.count(seed * 1000)
-        self.dtype = dtype
-
-    def _initializer(self, name: str) -> dict[str, Any]:
-        seed = next(self._seeds)
-        return (
-            {"kernel_initializer": name, "seed": seed}
-            if self.ours
-            else {"kernel_initializer": keras_initializer(name, seed)}
-        )
-
-    def Dense(  # named as the layer it makes
-        self, units: int, *, activation: str = "linear", kernel_initializer: str, name: str, dtype: str | None = None
-    ) -> keras.layers.Layer:
-        kernel = self._initializer(kernel_initializer)
-        return self._library.Dense(units, activation=activation, name=name, dtype=dtype or self.dtype, **kernel)
-
-    def Conv2D(
-        self,
-        filters: int,
-        kernel_size: int,
-        *,
-        strides: int = 1,
-        padding: str = "valid",
-        activation: str = "linear",
-        kernel_initializer: str,
-        name: str,
-    ) -> keras.layers.Layer:
-        kernel = self._initializer(kernel_initializer)
-        return self._library.Conv2D(
-            filters, kernel_size, strides, padding, activation=activation, name=name, dtype=self.dtype, **kernel
-        )
-
-    def BatchNormalization(self, *, name: str) -> keras.layers.Layer:
-        # Keras's own normalizes each replica's batch alone unless synchronized; ours always uses the global batch.
-        options = {} if self.ours else {"synchronized": True}
-        return self._library.BatchNormalization(name=name, dtype=self.dtype, **options)
-
-    def Activation(self, activation: str, *, name: str) -> keras.layers.Layer:
-        return self._library.Activation(activation, name=name, dtype=self.dtype)
-
-    def MaxPool2D(self, pool_size: int, *, name: str) -> keras.layers.Layer:
-        return self._library.MaxPool2D(pool_size, name=name, dtype=self.dtype)
-
-    def Flatten(self, *, name: str) -> keras.layers.Layer:
-        return self._library.Flatten(name=name, dtype=self.dtype)
-
-    def Dropout(self, rate: float, *, name: str) -> keras.layers.Layer:
-        return self._library.Dropout(rate, seed=next(self._seeds), name=name, dtype=self.dtype)
-
-
-@dataclasses.dataclass(frozen=True)
-class Hyperparameters:
-    """What a builder takes besides its layers: the resolved `Config` fields of the same names."""
-
-    hidden_units: Sequence[int]
-    filters: Sequence[int]
-    activation: str = "relu"
-    dropout: float = 0.0
-    conv_dropout: float = 0.0
-    kernel_initializer: str = "auto"
-
-    def initializer(self, activation: str) -> str:
-        """The kernel initializer of a layer with `activation`: --kernel_initializer, where "auto" is He for ReLUs
-        and Glorot otherwise (the logits, and convolutions whose activation follows a normalization)."""
-        return default_initializer(activation) if self.kernel_initializer == "auto" else self.kernel_initializer
+def lenet(nn: Layers, image_shape: Sequence[int], hp: Hyperparameters) -> keras.Model:
+    """LeNet: [Conv 5x5 (valid) -> MaxPool 2x2] per entry of `filters`, then `dense_head`."""
+    init = hp.initializer(hp.activation)  # the hidden layers' kernels
+    images = keras.Input(shape=tuple(image_shape), name="images")
+    x = images
+    for i, filters in enumerate(hp.filters, start=1):
+        x = nn.Conv2D(filters, 5, activation=hp.activation, kernel_initializer=init, name=f"conv{i}")(x)
+        x = nn.MaxPool2D(2, name=f"pool{i}")(x)
+    return keras.Model(images, dense_head(nn, x, hp), name="lenet")
 
 
 def mlp(nn: Layers, image_shape: Sequence[int], hp: Hyperparameters) -> keras.Model:
@@ -118,17 +46,6 @@ def mlp(nn: Layers, image_shape: Sequence[int], hp: Hyperparameters) -> keras.Mo
             x = nn.Dropout(hp.dropout, name=f"dropout{i}")(x)
     logits = nn.Dense(NUM_CLASSES, kernel_initializer=hp.initializer("linear"), name="logits", dtype="float32")(x)
     return keras.Model(images, logits, name="mlp")
-
-
-def lenet(nn: Layers, image_shape: Sequence[int], hp: Hyperparameters) -> keras.Model:
-    """LeNet: [Conv 5x5 (valid) -> MaxPool 2x2] per entry of `filters`, then `dense_head`."""
-    init = hp.initializer(hp.activation)  # the hidden layers' kernels
-    images = keras.Input(shape=tuple(image_shape), name="images")
-    x = images
-    for i, filters in enumerate(hp.filters, start=1):
-        x = nn.Conv2D(filters, 5, activation=hp.activation, kernel_initializer=init, name=f"conv{i}")(x)
-        x = nn.MaxPool2D(2, name=f"pool{i}")(x)
-    return keras.Model(images, dense_head(nn, x, hp), name="lenet")
 
 
 def cnn(nn: Layers, image_shape: Sequence[int], hp: Hyperparameters) -> keras.Model:
@@ -217,3 +134,89 @@ MODELS: dict[str, Architecture] = {
         bncnn, {"hidden_units": (128,), "dropout": 0.4, "conv_dropout": 0.4, "filters": (32, 64)}, dense_layers=1
     ),
 }
+
+
+# How the layers are made: ours or Keras's, seeded, in the run's precision.
+
+# --layers: where the layer classes come from; both modules name them alike (Dense, Conv2D, ...).
+LAYER_LIBRARIES: dict[str, ModuleType] = {"ours": layers, "keras": keras.layers}
+
+
+class Layers:
+    """The layers a model is built from: ours or Keras's (`--layers`), made with the same arguments.
+
+    Each layer with random numbers (a kernel's initializer, dropout's masks) gets its own seed, the next one drawn
+    from `seed`, and every layer computes in `dtype` (a Keras dtype policy: "float32", or "mixed_bfloat16" /
+    "mixed_float16" with float32 weights) unless it is given its own. Kernel initializers are named
+    (`initializers.INITIALIZERS`); Keras's layers get the Keras initializer of the same distribution.
+    """
+
+    def __init__(self, library: str = "ours", seed: int = 0, dtype: str | keras.DTypePolicy = "float32") -> None:
+        self.ours = library == "ours"
+        self._library = LAYER_LIBRARIES[library]
+        self._seeds: Iterator[int] = itertools.count(seed * 1000)
+        self.dtype = dtype
+
+    def _initializer(self, name: str) -> dict[str, Any]:
+        seed = next(self._seeds)
+        return (
+            {"kernel_initializer": name, "seed": seed}
+            if self.ours
+            else {"kernel_initializer": keras_initializer(name, seed)}
+        )
+
+    def Dense(  # named as the layer it makes
+        self, units: int, *, activation: str = "linear", kernel_initializer: str, name: str, dtype: str | None = None
+    ) -> keras.layers.Layer:
+        kernel = self._initializer(kernel_initializer)
+        return self._library.Dense(units, activation=activation, name=name, dtype=dtype or self.dtype, **kernel)
+
+    def Conv2D(
+        self,
+        filters: int,
+        kernel_size: int,
+        *,
+        strides: int = 1,
+        padding: str = "valid",
+        activation: str = "linear",
+        kernel_initializer: str,
+        name: str,
+    ) -> keras.layers.Layer:
+        kernel = self._initializer(kernel_initializer)
+        return self._library.Conv2D(
+            filters, kernel_size, strides, padding, activation=activation, name=name, dtype=self.dtype, **kernel
+        )
+
+    def BatchNormalization(self, *, name: str) -> keras.layers.Layer:
+        # Keras's own normalizes each replica's batch alone unless synchronized; ours always uses the global batch.
+        options = {} if self.ours else {"synchronized": True}
+        return self._library.BatchNormalization(name=name, dtype=self.dtype, **options)
+
+    def Activation(self, activation: str, *, name: str) -> keras.layers.Layer:
+        return self._library.Activation(activation, name=name, dtype=self.dtype)
+
+    def MaxPool2D(self, pool_size: int, *, name: str) -> keras.layers.Layer:
+        return self._library.MaxPool2D(pool_size, name=name, dtype=self.dtype)
+
+    def Flatten(self, *, name: str) -> keras.layers.Layer:
+        return self._library.Flatten(name=name, dtype=self.dtype)
+
+    def Dropout(self, rate: float, *, name: str) -> keras.layers.Layer:
+        return self._library.Dropout(rate, seed=next(self._seeds), name=name, dtype=self.dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class Hyperparameters:
+    """What a builder takes besides its layers: the resolved `Config` fields of the same names."""
+
+    hidden_units: Sequence[int]
+    filters: Sequence[int]
+    activation: str = "relu"
+    dropout: float = 0.0
+    conv_dropout: float = 0.0
+    kernel_initializer: str = "auto"
+
+    def initializer(self, activation: str) -> str:
+        """The kernel initializer of a layer with `activation`: --kernel_initializer, where "auto" is He for ReLUs
+        and Glorot otherwise (the logits, and convolutions whose activation follows a normalization)."""
+        return default_initializer(activation) if self.kernel_initializer == "auto" else self.kernel_initializer

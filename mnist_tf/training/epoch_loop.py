@@ -49,13 +49,13 @@ class EpochLoop:
         trainer: Trainer,
         config: Config,
         splits: Splits,
-        strategy: tf.distribute.Strategy,
-        first_step: int,
         resumed: Resumed,
         reporter: ConsoleReporter,
         summaries: Summaries,
     ) -> EpochLoop:
-        """The loop of a run resumed at `first_step`: its data from that step on, its summaries, profiler and clock."""
+        """The loop of a run from the step its trainer was resumed at: the data from that step on, the first batch
+        in TensorBoard, the profiler and the checkpoint clock."""
+        strategy, first_step = trainer.strategy, int(trainer.step.numpy())
         validation = pipeline.eval_dataset(splits.validation, config.eval_batch_size) if splits.validation else None
         train_batches = pipeline.train_dataset(splits.train, config.batch_size, config.seed, first_step)
         iterator = iter(distribute.distribute_dataset(strategy, train_batches))

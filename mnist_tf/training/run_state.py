@@ -160,8 +160,15 @@ def save(manager: tf.train.CheckpointManager, step: int) -> str:
         ) from None
 
 
+_START_OVER = "pass --fresh to start over in that --model_dir, or use another one"
+
+
 class Unreadable(MnistTfError):
-    """A checkpoint's files are damaged or missing."""
+    """A checkpoint whose files are damaged or missing."""
+
+    def __init__(self, path: str, why: str) -> None:
+        self.damage = f"{path} cannot be read ({why})"
+        super().__init__(f"{self.damage}; {_START_OVER}")
 
 
 def restore(checkpoint: tf.train.Checkpoint, path: str) -> None:
@@ -169,12 +176,9 @@ def restore(checkpoint: tf.train.Checkpoint, path: str) -> None:
     try:
         checkpoint.restore(path).expect_partial().assert_existing_objects_matched()
     except (AssertionError, ValueError) as e:
-        problem, error = f"does not fit this run ({first_line(e)})", MnistTfError
+        raise MnistTfError(f"{path} does not fit this run ({first_line(e)}); {_START_OVER}") from None
     except (tf.errors.OpError, OSError, IndexError) as e:  # a damaged file: TF's reader raises all three
-        problem, error = f"cannot be read ({first_line(e)})", Unreadable
-    else:
-        return
-    raise error(f"{path} {problem}; pass --fresh to start over in that --model_dir, or use another one")
+        raise Unreadable(path, first_line(e)) from None
 
 
 def resume(
@@ -199,8 +203,7 @@ def resume(
         for damaged, error in zip(newest_first[:i], unreadable, strict=True):
             if set_aside:
                 _set_aside(damaged, newest_first[i:])
-            damage = str(error).split("; pass --fresh")[0]
-            note(f"note: {damage}; set aside in {folder / DAMAGED}; using {path}")
+            note(f"note: {error.damage}; set aside in {folder / DAMAGED}; using {path}")
         return path
     if unreadable:
         raise unreadable[0]

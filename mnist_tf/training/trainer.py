@@ -102,6 +102,7 @@ class Trainer:
         with tf.GradientTape() as tape:
             logits = tf.cast(self.model(images, training=True), tf.float32)
             per_example_loss = self.training_loss(labels, logits)
+            # Over the *global* batch size: the replicas' gradients, summed, are those of the global mean.
             loss = tf.nn.compute_average_loss(per_example_loss, global_batch_size=self.global_batch_size)
             if self.weight_decay:
                 l2 = self.weight_decay * tf.add_n([tf.nn.l2_loss(kernel) for kernel in self.kernels])
