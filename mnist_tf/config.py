@@ -138,6 +138,24 @@ class Config:
         lower_bound=0.0,
         hparam=True,
     )
+    not_digits: float | None = _setting(
+        None,
+        "Not-digit images (letters, scribbles, shapes, blank paper, noise, digit pairs: mnist_tf/data/not_digits.py) "
+        "added to every training batch, as a share of it; the model learns to answer them with a flat "
+        "distribution (outlier exposure), so that it can say 'not a digit' (0: off). Default: 0.125 for the "
+        "handwritten digits (mnist, digits), 0 for other data.",
+        lower_bound=0.0,
+        zero_means="off",
+        hparam=True,
+    )
+    not_digit_weight: float = _setting(
+        0.5, "Weight of the not-digit images' loss against the digits' (with --not_digits).", lower_bound=0.0
+    )
+    digit_acceptance: float = _setting(
+        0.99,
+        "Share of validation digits the export accepts as digits: sets the threshold of its is_digit output "
+        "(on the calibrated top probability, its digit_score).",
+    )
     layers: str = _setting(
         "ours", "Our low-level layers, or Keras built-ins.", choices=models.LAYER_LIBRARIES, hparam=True
     )
@@ -221,6 +239,9 @@ class Config:
             hidden_units=tuple(defaults["hidden_units"] if self.hidden_units is None else self.hidden_units),
             dropout=defaults["dropout"] if self.dropout is None else self.dropout,
             augment=self.architecture.conv_layers > 0 if self.augment is None else self.augment,
+            not_digits=(0.125 if self.dataset in sources.DIGIT_DATASETS else 0.0)
+            if self.not_digits is None
+            else self.not_digits,
             conv_dropout=defaults["conv_dropout"] if self.conv_dropout is None else self.conv_dropout,
             filters=tuple(defaults["filters"] if self.filters is None else self.filters),
             validation_size=sources.DATASETS[self.dataset] if self.validation_size is None else self.validation_size,
@@ -252,6 +273,12 @@ class Config:
             raise MnistTfError(f"--label_smoothing applies to --loss=cross_entropy, not {self.loss}")
         if not (math.isfinite(self.augment_strength) and self.augment_strength >= 0):
             raise MnistTfError(f"--augment_strength must be 0 or more, got {self.augment_strength}")
+        if not (math.isfinite(self.not_digits) and 0 <= self.not_digits <= 1):
+            raise MnistTfError(f"--not_digits must be in [0, 1], got {self.not_digits}")
+        if not (math.isfinite(self.not_digit_weight) and self.not_digit_weight >= 0):
+            raise MnistTfError(f"--not_digit_weight must be 0 or more, got {self.not_digit_weight}")
+        if not 0.5 <= self.digit_acceptance <= 1:
+            raise MnistTfError(f"--digit_acceptance must be in [0.5, 1], got {self.digit_acceptance}")
         if self.early_stopping_patience and not self.validation_size:
             raise MnistTfError("--early_stopping_patience needs a validation split (--validation_size above 0)")
         self._validate_architecture()

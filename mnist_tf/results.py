@@ -16,6 +16,7 @@ from mnist_tf.config import Config
 from mnist_tf.data import pipeline
 from mnist_tf.data.sources import Splits
 from mnist_tf.distribute import Precision, is_chief
+from mnist_tf.export.decision import Decision
 from mnist_tf.export.litert import REPORT_FILE
 from mnist_tf.export.publish import Published
 from mnist_tf.reporting.evaluation import Report
@@ -31,6 +32,8 @@ def record(
     first_step: int,
     train_seconds: float,
     test: Report,
+    confidence: dict[str, Any],
+    decision: Decision,
     stopper: EarlyStopping | None,
     published: Published,
     precision: Precision,
@@ -55,6 +58,8 @@ def record(
         "images_per_second": round(trained_images / seconds, 1) if seconds else 0.0,
         "test_accuracy": test.accuracy,
         "test_loss": test.loss,
+        "test_confidence": confidence,  # calibration error before and after, and the not-a-digit decision's share
+        "decision": decision.to_dict(),  # the temperature and the is_digit threshold the export answers with
         "export_dir": os.fspath(export_path) if export_path else None,
         "export_error": published.error,  # why the export failed (the model is in the run's checkpoint)
         "litert": litert.files if litert else None,  # variant -> .tflite path: those that passed verification

@@ -19,8 +19,9 @@ import tensorflow as tf
 from mnist_tf import distribute, results
 from mnist_tf.config import Config
 from mnist_tf.data import pipeline, sources
+from mnist_tf.data.pipeline import normalize_images
 from mnist_tf.errors import MnistTfError
-from mnist_tf.export import litert, publish, saved_model
+from mnist_tf.export import decision, litert, publish
 from mnist_tf.files import write_json_atomic
 from mnist_tf.reporting import evaluation
 from mnist_tf.reporting.console import ConsoleReporter, RunStart, header
@@ -66,7 +67,7 @@ def _train(
     total_steps = config.epochs * steps_per_epoch
     if config.profile_steps and config.profile_steps[1] > total_steps:
         raise MnistTfError(f"--profile_steps={config.profile_steps[1]} is past the run's last step, {total_steps}")
-    trainer = Trainer.from_config(config, strategy, splits.image_shape, total_steps)
+    trainer = Trainer.from_config(config, strategy, splits.train, total_steps)
 
     # Resume: the newest readable checkpoint of model_dir, if it has one.
     resumed = _resume(config, trainer, strategy, output_dir, splits.image_shape, reporter)
@@ -90,10 +91,12 @@ def _train(
     )
     with contextlib.closing(summaries), contextlib.closing(loop):
         train_seconds = loop.train_epochs(first_step)
-        test = _test(trainer, splits.test, config.eval_batch_size, summaries)
+        # Calibrate: the temperature of honest probabilities and the not-a-digit threshold, on validation digits.
+        choice = decision.fit_model(trainer.model, splits, config.digit_acceptance, config.eval_batch_size)
+        test, confidence = _test(trainer, splits.test, config.eval_batch_size, summaries, choice)
 
-    # Export: a new SavedModel version and its verified LiteRT files.
-    published = _export(config, trainer.model, test, splits, strategy, output_dir, reporter)
+    # Export: a new SavedModel version and its verified LiteRT files, answering with that decision.
+    published = _export(config, trainer.model, test, splits, strategy, output_dir, reporter, choice)
 
     # Record: results.json and the run's last lines; then the export's one-line problem, if it had one.
     record = results.record(
@@ -103,6 +106,8 @@ def _train(
         first_step=first_step,
         train_seconds=train_seconds,
         test=test,
+        confidence=confidence,
+        decision=choice,
         stopper=resumed.stopper,
         published=published,
         precision=precision,
@@ -170,20 +175,28 @@ def _resume(
     return run_state.Resumed(checkpoint, manager, stopper, guard, path, changes)
 
 
-def _test(trainer: Trainer, test: sources.Split, batch_size: int, summaries: Summaries) -> evaluation.Report:
-    """Loss and accuracy on the test split; TensorBoard gets them, the confusion matrix and the worst mistakes."""
+def _test(
+    trainer: Trainer, test: sources.Split, batch_size: int, summaries: Summaries, choice: decision.Decision
+) -> tuple[evaluation.Report, dict[str, Any]]:
+    """Loss and accuracy on the test split, and how calibrated and selective `choice` is there; TensorBoard gets
+    them, the confusion matrix, the reliability diagram and the worst mistakes."""
     step = int(trainer.step.numpy())
     report = trainer.evaluate(pipeline.eval_dataset(test, batch_size))
-    summaries.scalars("test", step, {"epoch_loss": report.loss, "epoch_accuracy": report.accuracy})
+    logits = tf.function(lambda images: tf.cast(trainer.model(normalize_images(images), training=False), tf.float32))
+    values = decision.answered(evaluation.predict_in_batches(lambda x: logits(x).numpy(), test.images, batch_size))
+    confidence = decision.confidence(values, test.labels, choice)
+    summaries.scalars(
+        "test",
+        step,
+        {"epoch_loss": report.loss, "epoch_accuracy": report.accuracy, **decision.scalars(confidence)},
+    )
     summaries.confusion("test", step, report.confusion)
-    if summaries.enabled:  # the mistakes take one more pass over the test split
-        probabilities = tf.function(lambda images: saved_model.predict(trainer.model, images)["probabilities"])
-        predicted = evaluation.predict_in_batches(lambda x: probabilities(x).numpy(), test.images, batch_size)
-        mistakes = evaluation.report(test.labels, predicted, num_mistakes=MISTAKE_IMAGES).mistakes
-        if mistakes:
-            indices = [m.index for m in mistakes]
-            summaries.mistakes(step, test.images[indices], test.labels[indices], [m.predicted for m in mistakes])
-    return report
+    summaries.reliability("test", step, confidence["reliability"])
+    mistakes = evaluation.report(test.labels, decision.softmax(values), num_mistakes=MISTAKE_IMAGES).mistakes
+    if mistakes:
+        indices = [m.index for m in mistakes]
+        summaries.mistakes(step, test.images[indices], test.labels[indices], [m.predicted for m in mistakes])
+    return report, confidence
 
 
 def _export(
@@ -194,6 +207,7 @@ def _export(
     strategy: tf.distribute.Strategy,
     output_dir: Path,
     reporter: ConsoleReporter,
+    choice: decision.Decision,
 ) -> publish.Published:
     """The trained model as a new SavedModel version and its LiteRT files (the chief's: the other workers export
     the SavedModel to their temporary directory, as saving takes part in collective ops)."""
@@ -206,6 +220,7 @@ def _export(
         config,
         base / config.name,
         metadata={"config": dataclasses.asdict(config), "test_accuracy": test.accuracy, "test_loss": test.loss},
+        decision=choice,
         with_litert=chief and config.litert,
         float_model=lambda: litert.float32_copy(model, config),
         splits=lambda: splits,

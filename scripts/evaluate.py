@@ -1,13 +1,17 @@
 r"""Evaluates a SavedModel, a LiteRT file or a training run's checkpoint on the test split; or several models and
 their ensemble (the mean of their probabilities).
 
-Prints accuracy, per-class precision and recall, the confusion matrix and the most confident mistakes; the data
-set is the one the model was trained on unless the data flags say otherwise.
+Prints accuracy, per-class precision and recall, the confusion matrix and the most confident mistakes, and how
+calibrated the probabilities are and how many test digits the model accepts as digits; the data set is the one
+the model was trained on unless the data flags say otherwise. `--ood` measures "not a digit" on other sets
+(mnist_tf/data/ood.py): AUROC against MNIST test, the false-positive rate at 95% acceptance of MNIST test, and the
+share the model's own threshold accepts; with the model's int8 LiteRT file beside it, how often its decision agrees.
 
 python scripts/evaluate.py --saved_model=saved_models/lenet            # its highest version
 python scripts/evaluate.py --model_dir=runs/lenet/20261122-101500 --report=report.json
 python scripts/evaluate.py --saved_model=saved_models/litert/lenet/1/int8.tflite
 python scripts/evaluate.py --saved_model=saved_models/bncnn/1,saved_models/bncnn/2,saved_models/bncnn/3
+python scripts/evaluate.py --saved_model=saved_models/lenet --ood=fashion,fonts,ambiguous,noise,handwriting
 """
 
 from __future__ import annotations
@@ -25,9 +29,10 @@ from absl import flags
 from PIL import Image
 
 from mnist_tf.config import Config
-from mnist_tf.data import sources
+from mnist_tf.data import ood, sources
 from mnist_tf.errors import MnistTfError, assertion_message
-from mnist_tf.export import from_run, litert, saved_model
+from mnist_tf.export import decision, from_run, litert, saved_model
+from mnist_tf.export.decision import ACCEPT_ALL, Decision
 from mnist_tf.files import write_json_atomic
 from mnist_tf.reporting import evaluation, figures
 
@@ -46,16 +51,30 @@ flags.DEFINE_string("report", None, "Also write the report as JSON to this file.
 flags.DEFINE_string(
     "figures",
     None,
-    "Also draw confusion_matrix.png and mistakes.png (the --num_mistakes listed, if any) into this folder.",
+    "Also draw confusion_matrix.png, reliability_diagram.png and mistakes.png (the --num_mistakes listed, if any) "
+    "into this folder.",
 )
+flags.DEFINE_list("ood", [], f"Also measure not-a-digit on these sets: {', '.join(ood.SETS)}.")
+flags.DEFINE_string("fashion_dir", ood.FASHION_DIR, "Fashion-MNIST's IDX files, for --ood=fashion.")
 flags.mark_flags_as_mutual_exclusive(["saved_model", "model_dir"], required=True)
 FLAGS = flags.FLAGS
 
-Predict = Callable[[np.ndarray], np.ndarray]
+Predict = Callable[[np.ndarray], np.ndarray]  # uint8 images -> calibrated probabilities
 
 
-def from_saved_model(path: str) -> tuple[str, dict[str, Any], Predict]:
-    """(what is evaluated, its training config, uint8 images -> probabilities) through `serving_default`."""
+@dataclasses.dataclass(frozen=True)
+class Evaluated:
+    """One model as evaluated: its name, its training config, its predictions and its decision."""
+
+    source: str
+    config: dict[str, Any]
+    predict: Predict
+    decision: Decision
+    litert_int8: str | None = None  # the int8 LiteRT file of this SavedModel, if there is one
+
+
+def from_saved_model(path: str) -> Evaluated:
+    """Through `serving_default`: its calibrated probabilities, and the decision of its metadata."""
     version_dir, loaded = saved_model.load(path)
     metadata_file = version_dir / "assets.extra" / saved_model.METADATA_FILE
     metadata = json.loads(metadata_file.read_text()) if metadata_file.is_file() else {}
@@ -67,44 +86,55 @@ def from_saved_model(path: str) -> tuple[str, dict[str, Any], Predict]:
         except tf.errors.InvalidArgumentError as e:
             raise MnistTfError(f"{version_dir} rejects these images: {assertion_message(e)}") from None
 
-    return str(version_dir), metadata.get("config", {}), predict
+    int8 = litert.directory_for(version_dir) / "int8.tflite"
+    chosen = Decision.from_dict(metadata.get("decision", {}))
+    return Evaluated(
+        str(version_dir), metadata.get("config", {}), predict, chosen, str(int8) if int8.is_file() else None
+    )
 
 
-def from_litert(path: str) -> tuple[str, dict[str, Any], Predict]:
-    """(what is evaluated, its training config from the report beside it, uint8 images -> probabilities)."""
+def from_litert(path: str) -> Evaluated:
+    """Its probabilities, and its training config and decision from the report beside it."""
     model = litert.LiteRtModel.from_file(path)
-    return path, litert.read_report(Path(path).parent).get("config", {}), model.probabilities
+    report = litert.read_report(Path(path).parent)
+    return Evaluated(
+        path, report.get("config", {}), model.probabilities, Decision.from_dict(report.get("decision", {}))
+    )
 
 
-def from_checkpoint(model_dir: str) -> tuple[str, dict[str, Any], Predict]:
-    """(what is evaluated, its training config, uint8 images -> probabilities) from the latest checkpoint."""
+def from_checkpoint(model_dir: str) -> Evaluated:
+    """The latest checkpoint, with a decision fitted on its run's validation split as an export would."""
     model, config, checkpoint = from_run.load_model(model_dir)
-    serve = tf.function(lambda images: saved_model.predict(model, images)["probabilities"])
+    chosen = decision.fit_model(model, sources.load_for(config), config.digit_acceptance)
+    serve = tf.function(lambda images: saved_model.predict(model, images, chosen)["probabilities"])
 
     def predict(images: np.ndarray) -> np.ndarray:
         if images.shape[1:] != model.input_shape[1:]:
             raise MnistTfError(f"{checkpoint} takes images {model.input_shape[1:]}, not {images.shape[1:]}")
         return serve(tf.constant(images)).numpy()
 
-    return checkpoint, dataclasses.asdict(config), predict
+    return Evaluated(checkpoint, dataclasses.asdict(config), predict, chosen)
 
 
 def main(argv: list[str]) -> None:
+    unknown = [name for name in FLAGS.ood if name not in ood.SETS]
+    if unknown:  # before minutes of evaluation
+        raise MnistTfError(f"--ood={unknown[0]!r} is not one of: {', '.join(ood.SETS)}")
     if FLAGS.model_dir:
         models = [from_checkpoint(FLAGS.model_dir)]
     else:
         models = [
             from_litert(path) if litert.is_litert_file(path) else from_saved_model(path) for path in FLAGS.saved_model
         ]
-    _, trained_with, _ = models[0]
+    trained_with = models[0].config
     options = {
         name: getattr(FLAGS, name) if FLAGS[name].present else trained_with.get(name, getattr(FLAGS, name))
         for name in common.DATA_FLAGS
     }
     test = sources.load_for(Config(**options, validation_size=0).resolve()).test  # no split held out
-    members = {}
-    for source, _, predict in models:
-        members[source] = evaluation.predict_in_batches(predict, test.images, FLAGS.batch_size)
+    members = {
+        model.source: evaluation.predict_in_batches(model.predict, test.images, FLAGS.batch_size) for model in models
+    }
     if len(members) == 1:
         (source,) = members
         print(f"evaluated {source} on {options['dataset']} test")
@@ -115,22 +145,94 @@ def main(argv: list[str]) -> None:
             member = evaluation.report(test.labels, probabilities, num_mistakes=0)
             print(f"  {member.accuracy:.4f}  loss {member.loss:.4f}  {name}")
         print("the ensemble (the mean of their probabilities):")
-    report = evaluation.report(test.labels, np.mean(list(members.values()), axis=0), FLAGS.num_mistakes)
+    probabilities = np.mean(list(members.values()), axis=0)
+    report = evaluation.report(test.labels, probabilities, FLAGS.num_mistakes)
     for line in report.lines():
         print(line)
+    # An ensemble of exports has no decision of its own: export it (scripts/export.py) to fit one.
+    chosen = models[0].decision if len(models) == 1 else ACCEPT_ALL
+    confidence = decision.confidence(np.log(np.maximum(probabilities, 1e-30)) * chosen.temperature, test.labels, chosen)
+    print(confidence_line(confidence, chosen))
+    detection = detect(models[0], chosen, test, probabilities) if FLAGS.ood else {}
     if FLAGS.figures:
-        draw_figures(Path(FLAGS.figures), report, test)
+        draw_figures(Path(FLAGS.figures), report, test, confidence["reliability"])
     if FLAGS.report:
         members_json = {name: evaluation.report(test.labels, p, 0).accuracy for name, p in members.items()}
         extra = {"members": members_json} if len(members) > 1 else {}
-        write_json_atomic(FLAGS.report, {"model": source, "dataset": options["dataset"], **extra, **report.to_dict()})
+        write_json_atomic(
+            FLAGS.report,
+            {
+                "model": source,
+                "dataset": options["dataset"],
+                **extra,
+                **report.to_dict(),
+                "decision": chosen.to_dict(),
+                "confidence": confidence,
+                "ood": detection,
+            },
+        )
         print(f"report: {FLAGS.report}")
 
 
-def draw_figures(folder: Path, report: evaluation.Report, test: sources.Split) -> None:
-    """The confusion matrix and the most confident mistakes as pictures (those TensorBoard shows for a run)."""
+def confidence_line(confidence: dict[str, Any], chosen: Decision) -> str:
+    accepted = f"{confidence['accepted']:.2%} accepted as digits"
+    if confidence["accepted_accuracy"] is not None:
+        accepted += f" ({confidence['accepted_accuracy']:.2%} of them right)"
+    return (
+        f"calibration error {confidence['calibration_error_before']:.2%} before the temperature "
+        f"({chosen.temperature:.2f}), {confidence['calibration_error']:.2%} after · "
+        f"not a digit below p={chosen.threshold_probability:.3f}: {accepted}"
+    )
+
+
+def detect(model: Evaluated, chosen: Decision, test: sources.Split, probabilities: np.ndarray) -> dict[str, Any]:
+    """Per --ood set: AUROC against MNIST test, FPR at 95% acceptance of it, the share accepted at the model's own
+    threshold (and accuracy, for digits), and with an int8 file the share of its decisions that agree."""
+    int8 = litert.LiteRtModel.from_file(model.litert_int8) if model.litert_int8 else None
+    reference = decision.from_probabilities(probabilities)
+    sets = {"mnist_test": ood.OodSet("mnist_test", test.images, test.labels)}
+    sets.update({name: ood.load(name, test, FLAGS.fashion_dir) for name in FLAGS.ood})
+    print(f"not a digit: {'set':<12} {'AUROC':>7} {'FPR@95':>7} {'accepted':>9} {'accuracy':>9}  int8 agrees")
+    results = {}
+    for name, one in sets.items():
+        if name == "mnist_test":
+            predicted = probabilities
+        else:
+            predicted = evaluation.predict_in_batches(model.predict, one.images, FLAGS.batch_size)
+        scores = decision.from_probabilities(predicted)
+        accepted = scores >= chosen.threshold
+        row: dict[str, Any] = {"images": len(one.images), "accepted": float(np.mean(accepted))}
+        if one.digits:
+            right = predicted.argmax(axis=1) == one.labels
+            row["accuracy"] = float(np.mean(right))
+            row["accepted_accuracy"] = float(np.mean(right[accepted])) if accepted.any() else None
+        else:
+            row["auroc"] = evaluation.auroc(reference, scores)
+            row["fpr_at_95"] = evaluation.false_positive_rate(reference, scores, 0.95)
+        if int8:
+            int8_accepted = decision.from_probabilities(int8.probabilities(one.images)) >= chosen.threshold
+            row["int8_agreement"] = float(np.mean(int8_accepted == accepted))
+        results[name] = row
+        print(
+            f"             {name:<12} {_number(row.get('auroc'), '.3f'):>7} {_number(row.get('fpr_at_95')):>7} "
+            f"{_number(row['accepted']):>9} {_number(row.get('accepted_accuracy')):>9}  "
+            f"{_number(row.get('int8_agreement')):>11}"
+        )
+    return results
+
+
+def _number(value: float | None, style: str = ".2%") -> str:
+    return "-" if value is None else format(value, style)
+
+
+def draw_figures(folder: Path, report: evaluation.Report, test: sources.Split, reliability: dict[str, list]) -> None:
+    """The confusion matrix, the reliability diagram and the most confident mistakes as pictures (those
+    TensorBoard shows for a run)."""
     wrong = report.mistakes
-    pictures = {"confusion_matrix.png": figures.confusion_matrix(report.confusion)}
+    pictures = {
+        "confusion_matrix.png": figures.confusion_matrix(report.confusion),
+        "reliability_diagram.png": figures.reliability_diagram(reliability),
+    }
     if wrong:  # none at all: no picture of them
         pictures["mistakes.png"] = figures.mistakes(
             test.images[[m.index for m in wrong]][..., 0], [m.label for m in wrong], [m.predicted for m in wrong]

@@ -21,7 +21,7 @@ from absl import flags
 
 from mnist_tf.data import sources
 from mnist_tf.errors import MnistTfError
-from mnist_tf.export import ensemble, litert, publish
+from mnist_tf.export import decision, ensemble, litert, publish
 
 flags.DEFINE_list(
     "model_dir",
@@ -62,15 +62,17 @@ def main(argv: list[str]) -> None:
         float_models = [litert.float32_copy(m, c) for m, c in zip(models, configs, strict=True)]
         return float_models[0] if len(models) == 1 else ensemble.ensemble_model(float_models)
 
+    splits = sources.load_for(config)
     published = publish.publish(
         model,
         config,
         Path(FLAGS.export_dir) / (FLAGS.name or name),
         metadata=metadata,
+        decision=decision.fit_model(model, splits, config.digit_acceptance),
         version=FLAGS.version,
         with_litert=config.litert if FLAGS.litert is None else FLAGS.litert,
         float_model=float_model,
-        splits=lambda: sources.load_for(config),
+        splits=lambda: splits,
         note=print,
     )
     if published.saved_model is None:

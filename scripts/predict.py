@@ -2,9 +2,10 @@ r"""Classifies image files of handwritten digits with a SavedModel, or a LiteRT 
 
 Takes PNG, JPEG, GIF (its first frame) or BMP files of any size up to 67 megapixels: grayscale, RGB or RGBA, dark
 ink on light paper or light on dark. A file that is none of these, or damaged, is one line on stderr; the others
-are still answered, and the exit status is 1.
+are still answered, and the exit status is 1. An image the model does not take for a digit (its is_digit output:
+mnist_tf/export/decision.py) is answered "not a digit?", with its likeliest digits after it.
 The SavedModel's `image_bytes` signature turns each into an MNIST-style 28x28 image inside its own graph
-(mnist_tf/export/preprocess.py), exactly as it does for a TF Serving client; for a `.tflite` file the same
+(mnist_tf/data/preprocess.py), exactly as it does for a TF Serving client; for a `.tflite` file the same
 preprocessing code runs here, and the LiteRT runtime (ai-edge-litert) classifies its output.
 
 python scripts/predict.py digit.png photo.jpg
@@ -25,8 +26,10 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
+from mnist_tf.data import preprocess
 from mnist_tf.errors import MnistTfError, assertion_message
-from mnist_tf.export import litert, preprocess, saved_model
+from mnist_tf.export import litert, saved_model
+from mnist_tf.export.decision import Decision, from_probabilities
 
 flags.DEFINE_string(
     "saved_model",
@@ -53,10 +56,12 @@ def read_image(path: str) -> bytes:
     return encoded
 
 
-def describe(path: str, probabilities: np.ndarray, top_k: int, width: int) -> str:
-    """`path  digit  confidence`, then the next likeliest digits when top_k > 1."""
+def describe(path: str, probabilities: np.ndarray, is_digit: bool, top_k: int, width: int) -> str:
+    """`path  digit  confidence`, then the next likeliest digits when top_k > 1; `path  not a digit?  (digit
+    confidence ...)` when the model says it is none."""
     ranked = np.argsort(-probabilities, kind="stable")[:top_k]
-    return f"{path:<{width}}  " + "   ".join(f"{digit} {probabilities[digit]:.3f}" for digit in ranked)
+    guesses = "   ".join(f"{digit} {probabilities[digit]:.3f}" for digit in ranked)
+    return f"{path:<{width}}  " + (guesses if is_digit else f"not a digit?  ({guesses})")
 
 
 def main(argv: list[str]) -> None:
@@ -76,7 +81,8 @@ def main(argv: list[str]) -> None:
             except MnistTfError as e:
                 print(f"error: {e}", file=sys.stderr)
         for path, outputs in classify(batch):
-            print(describe(path, np.asarray(outputs["probabilities"]), FLAGS.top_k, width))
+            is_digit = bool(outputs.get("is_digit", True))  # exported before the decision: every image a digit
+            print(describe(path, np.asarray(outputs["probabilities"]), is_digit, FLAGS.top_k, width))
             if FLAGS.preprocessed_dir:
                 save_preprocessed(outputs["preprocessed"], answered, path)
             answered += 1
@@ -98,8 +104,10 @@ def saved_model_classifier() -> Classify:
 
 
 def litert_classifier(path: str) -> Classify:
-    """The signature's preprocessing code, then the LiteRT model on what it made."""
+    """The signature's preprocessing code, then the LiteRT model on what it made, with the decision of the
+    report beside it."""
     model = litert.LiteRtModel.from_file(path)
+    threshold = Decision.from_dict(litert.read_report(Path(path).parent).get("decision", {})).threshold
     preprocess_batch = tf.function(functools.partial(preprocess.preprocess_batch, size=model.image_shape[0]))
 
     def classify_batch(batch: list[tuple[str, bytes]]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -107,8 +115,9 @@ def litert_classifier(path: str) -> Classify:
             return
         images = preprocess_batch(tf.constant([encoded for _, encoded in batch]))
         probabilities = model.probabilities(images.numpy())
+        is_digit = from_probabilities(probabilities) >= threshold
         for i, (path, _) in enumerate(batch):
-            yield path, {"probabilities": probabilities[i], "preprocessed": images[i]}
+            yield path, {"probabilities": probabilities[i], "is_digit": is_digit[i], "preprocessed": images[i]}
 
     return classify_batch
 

@@ -14,6 +14,7 @@ import pytest
 from mnist_tf import run
 from mnist_tf.config import Config
 from mnist_tf.data import idx  # first: importing mnist_tf quiets TensorFlow before TensorFlow is imported
+from mnist_tf.data.sources import Split
 from mnist_tf.reporting.console import ConsoleReporter
 
 # Where the tests find the scripts and files they run: the checkout, or under Bazel the test's runfiles, which hold
@@ -84,6 +85,11 @@ def checkpoint_weights(model_dir: str) -> dict[str, np.ndarray]:
     }
 
 
+def blank_split(count: int = 8) -> Split:
+    """A split of blank 28x28 images: for a Trainer that never sees its training data."""
+    return Split(np.zeros((count, 28, 28, 1), np.uint8), np.zeros(count, np.int64))
+
+
 def make_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Learnable fake digits: each class is a fixed random blob pattern, drawn with noise and a random shift."""
     templates = np.random.default_rng(0).random((10, 28, 28)) > 0.8
@@ -126,6 +132,7 @@ def tiny_config_in(idx_dir: Path, root: Path) -> Config:
         dtype="float32",  # the same on every CPU (auto is bfloat16 on some)
         litert=False,  # seconds per export; tests/test_litert.py turns it on
         augment=False,  # the generated digits are random patterns, not shapes a distortion preserves
+        not_digits=0.0,  # seconds per run to draw the bank; tests/test_not_digits.py turns it on
     )
 
 
@@ -141,11 +148,9 @@ def exported_run(idx_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
     return results
 
 
-@pytest.fixture(scope="session")
-def mnist_saved_model(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A small MLP trained one epoch on the real MNIST files (about 97% test accuracy), exported."""
-    root = tmp_path_factory.mktemp("mnist")
-    config = Config(
+def mnist_mlp_config(root: Path) -> Config:
+    """A small MLP trained one epoch on the real MNIST files (about 97% test accuracy), exported under `root`."""
+    return Config(
         model="mlp",
         data_dir=str(REAL_MNIST),
         model_dir=str(root / "run"),
@@ -154,5 +159,10 @@ def mnist_saved_model(tmp_path_factory: pytest.TempPathFactory) -> str:
         hidden_units=(256,),
         validation_size=0,
     )
-    results, _ = quiet_run(config)
+
+
+@pytest.fixture(scope="session")
+def mnist_saved_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """`mnist_mlp_config`'s export."""
+    results, _ = quiet_run(mnist_mlp_config(tmp_path_factory.mktemp("mnist")))
     return results["export_dir"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import blank_split
 
 from mnist_tf.data.augment import Distortion, augment
 from mnist_tf.nn import losses
@@ -59,7 +60,7 @@ def test_shape_dtype_and_range_are_kept():
 def test_a_digit_stays_whole_and_near_where_it_was(step):
     """Label-preserving geometry: the center stays within the shift, and an off-center dot moves no further than
     its distance from the center allows at the largest rotation, shear and scale."""
-    distortion = Distortion()
+    distortion = Distortion(stroke_change=0.0)  # geometry only: a thinner pen may erase a dot
     center = dot(13.5, 13.5)
     moved = augment(center, 5, tf.constant(step), distortion)
     assert np.abs(center_of_mass(moved) - 13.5).max() <= distortion.shift_pixels + 0.5
@@ -69,6 +70,17 @@ def test_a_digit_stays_whole_and_near_where_it_was(step):
     worst = radius * (np.radians(distortion.rotation_degrees + distortion.shear_degrees) + distortion.scale)
     assert np.hypot(*(center_of_mass(moved) - center_of_mass(off_center))[0]) <= worst + 2 * distortion.shift_pixels
     assert float(tf.reduce_sum(moved)) == pytest.approx(9.0, rel=0.25)  # the ink stays in the image
+
+
+def test_a_share_of_strokes_gets_a_pixel_thicker_and_as_many_a_pixel_thinner():
+    bar = np.zeros((1, 28, 28, 1), np.float32)
+    bar[0, 4:24, 12:15] = 1.0  # a stroke 3 pixels wide
+    still = Distortion(rotation_degrees=0.0, scale=0.0, shear_degrees=0.0, shift_pixels=0.0, stroke_change=0.4)
+    ink = tf.reduce_sum(augment(np.repeat(bar, 2000, axis=0), 3, tf.constant(0), still), axis=[1, 2, 3]).numpy()
+    thicker, thinner, same = np.mean(ink > 60.5), np.mean(ink < 59.5), np.mean(np.abs(ink - 60) < 0.5)
+    assert thicker == pytest.approx(0.2, abs=0.03) and thinner == pytest.approx(0.2, abs=0.03)
+    assert same == pytest.approx(0.6, abs=0.03)
+    assert set(np.round(ink).astype(int)) == {38, 60, 84}  # 2 wide and 19 tall, or 4 wide and 21 tall
 
 
 def test_two_replicas_distort_the_global_batch_as_one_replica_does(two_replicas):
@@ -101,7 +113,7 @@ def test_tensorboard_inputs_show_the_first_batch_as_distorted_for_the_step():
     strategy = distribute.make_strategy("default")
     for augmented in (False, True):
         config = Config(model="mlp", hidden_units=(8,), augment=augmented, augment_strength=0.5, dtype="float32")
-        trainer = Trainer.from_config(config.resolve(), strategy, (28, 28, 1), total_steps=10)
+        trainer = Trainer.from_config(config.resolve(), strategy, blank_split(), total_steps=10)
         shown = trainer.inputs_as_trained(IMAGES, 4)
         distortion = Distortion().scaled(0.5)
         trained_on = augment(IMAGES, config.seed, tf.constant(4), distortion, portable=False) if augmented else IMAGES

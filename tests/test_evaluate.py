@@ -8,9 +8,10 @@ import sys
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from conftest import REPO
 
-from mnist_tf.data import idx
+from mnist_tf.data import idx, sources
 from mnist_tf.reporting import evaluation
 
 EVALUATE = [sys.executable, str(REPO / "scripts" / "evaluate.py")]
@@ -55,7 +56,12 @@ def test_evaluates_on_the_data_the_model_was_trained_on(exported_run, tmp_path, 
     assert result.returncode == 0, result.stderr
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["accuracy"] == pytest.approx(exported_run["test_accuracy"], abs=1e-6)
-    assert report["loss"] == pytest.approx(exported_run["test_loss"], rel=1e-4)
+    # The loss of what the export serves: its calibrated probabilities, not the trained model's own.
+    served = tf.saved_model.load(exported_run["export_dir"]).signatures["serving_default"]
+    test = sources.load(data_dir=exported_run["flags"]["data_dir"]).test
+    probabilities = served(images=tf.constant(test.images))["probabilities"].numpy()
+    expected = evaluation.report(test.labels, probabilities, 0).loss
+    assert report["loss"] == pytest.approx(expected, rel=1e-4)
     confusion = np.array(report["confusion_matrix"])
     assert confusion.shape == (10, 10) and confusion.sum() == report["examples"] == 300
     assert np.trace(confusion) / 300 == pytest.approx(report["accuracy"])
@@ -109,3 +115,37 @@ def test_a_missing_model_is_one_line(tmp_path):
 def test_saved_model_and_model_dir_are_exclusive(tmp_path):
     result = evaluate(f"--saved_model={tmp_path}", f"--model_dir={tmp_path}")
     assert result.returncode == 2 and "of (saved_model, model_dir) must have a value" in result.stderr
+
+
+@pytest.mark.slow
+def test_ood_reports_every_set_with_the_numbers_of_its_decision(exported_run, tmp_path):
+    sets = "fonts,ambiguous,noise,handwriting"
+    figures = tmp_path / "figures"
+    result = evaluate(
+        f"--saved_model={exported_run['export_dir']}",
+        f"--ood={sets}",
+        f"--report={tmp_path / 'report.json'}",
+        f"--figures={figures}",
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert set(report["ood"]) == {"mnist_test", *sets.split(",")}
+    assert report["decision"] == exported_run["decision"]
+    for name, row in report["ood"].items():
+        assert 0 <= row["accepted"] <= 1
+        if name in ("mnist_test", "handwriting"):  # digits: must be accepted, and read right
+            assert 0 <= row["accuracy"] <= 1 and "auroc" not in row
+        else:
+            assert 0 <= row["auroc"] <= 1 and 0 <= row["fpr_at_95"] <= 1
+    assert report["ood"]["mnist_test"]["accepted"] == pytest.approx(exported_run["test_confidence"]["accepted"])
+    assert report["confidence"]["calibration_error"] == pytest.approx(
+        exported_run["test_confidence"]["calibration_error"], abs=1e-4
+    )
+    assert "not a digit: set" in result.stdout and "handwriting" in result.stdout
+    assert (figures / "reliability_diagram.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_an_unknown_ood_set_is_one_line(exported_run):
+    result = evaluate(f"--saved_model={exported_run['export_dir']}", "--ood=letters")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("error: --ood='letters' is not one of: fashion, fonts")

@@ -18,8 +18,10 @@ import tensorflow as tf
 from conftest import REPO, make_digits, requires_real_mnist
 
 from mnist_tf.config import Config
+from mnist_tf.data import preprocess
 from mnist_tf.errors import MnistTfError
-from mnist_tf.export import from_run, preprocess, saved_model, warmup
+from mnist_tf.export import from_run, saved_model, warmup
+from mnist_tf.export.decision import Decision
 from mnist_tf.training import build, run_state
 
 SAVED_MODEL_CLI = str(Path(sys.executable).parent / "saved_model_cli")
@@ -71,14 +73,15 @@ def test_a_fresh_tensorflow_process_serves_both_signatures_like_the_trained_mode
     out = np.load(tmp_path / "out.npz")
 
     model, _, _ = from_run.load_model(exported_run["flags"]["model_dir"])
-    expected = saved_model.predict(model, images[..., np.newaxis])["probabilities"].numpy()
+    chosen = Decision.from_dict(exported_run["decision"])  # the export's calibration
+    expected = saved_model.predict(model, images[..., np.newaxis], chosen)["probabilities"].numpy()
     np.testing.assert_allclose(out["rank3_probabilities"], expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(out["rank4_probabilities"], out["rank3_probabilities"])
     assert out["rank3_probabilities"].dtype == np.float32 and out["rank3_probabilities"].shape == (16, 10)
     np.testing.assert_array_equal(out["rank3_classes"], expected.argmax(axis=1))
     preprocessed = preprocess.preprocess_batch(tf.constant(pngs)).numpy()
     np.testing.assert_array_equal(out["preprocessed"], preprocessed)
-    expected_bytes = saved_model.predict(model, preprocessed[..., np.newaxis])["probabilities"].numpy()
+    expected_bytes = saved_model.predict(model, preprocessed[..., np.newaxis], chosen)["probabilities"].numpy()
     np.testing.assert_allclose(out["bytes_probabilities"], expected_bytes, rtol=1e-5, atol=1e-6)
 
 

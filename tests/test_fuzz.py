@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 from image_files import top_down_bmp
 from PIL import Image
 
-from mnist_tf.data import idx
+from mnist_tf.data import idx, preprocess
 from mnist_tf.errors import MnistTfError
-from mnist_tf.export import preprocess, saved_model
+from mnist_tf.export import saved_model
 
 settings.register_profile(
     "mnist_tf", deadline=None, max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture]

@@ -19,6 +19,7 @@ from mnist_tf.config import Config
 from mnist_tf.data.sources import Split
 from mnist_tf.errors import MnistTfError
 from mnist_tf.export import litert, publish
+from mnist_tf.export.decision import Decision, from_probabilities
 from mnist_tf.training import build
 
 pytestmark = requires_module("ai_edge_litert")
@@ -112,10 +113,12 @@ def test_refusal_names_the_numbers():
     )
     assert litert._refusal("int8", 0.980, 0.99, 0.992) == (
         "int8 refused: it loses 1.20 points of test accuracy (98.00% against the SavedModel's 99.20%; at most 0.3 "
-        "allowed) and agrees with the SavedModel on 99.00% of test images (at least 99.5% required)"
+        "allowed) and agrees with the SavedModel on 99.00% of test images (at least 99.5% required, of classes and "
+        "of is_digit)"
     )
     assert litert._refusal("int8", 0.995, 0.99, 0.992) == (
-        "int8 refused: it agrees with the SavedModel on 99.00% of test images (at least 99.5% required)"
+        "int8 refused: it agrees with the SavedModel on 99.00% of test images (at least 99.5% required, of classes "
+        "and of is_digit)"
     )
 
 
@@ -249,8 +252,11 @@ def test_verification_compares_against_the_saved_model_classes(converted, tmp_pa
     test = Split(images[..., np.newaxis], labels)
     model = litert.LiteRtModel(flatbuffers["float32"], "float32")
     classes = model.probabilities(test.images).argmax(-1)
-    result = litert.verify(flatbuffers["float32"], test, classes)
-    assert result["agreement"] == 1.0
+    probabilities = model.probabilities(test.images)
+    chosen = Decision(threshold=float(np.median(from_probabilities(probabilities))))
+    is_digit = from_probabilities(probabilities) >= chosen.threshold
+    result = litert.verify(flatbuffers["float32"], test, classes, is_digit, chosen)
+    assert result["agreement"] == 1.0 and result["decision_agreement"] == 1.0
     assert result["test_accuracy"] == float(np.mean(classes == labels))
-    flipped = litert.verify(flatbuffers["float32"], test, (classes + 1) % 10)
-    assert flipped["agreement"] == 0.0
+    flipped = litert.verify(flatbuffers["float32"], test, (classes + 1) % 10, ~is_digit, chosen)
+    assert flipped["agreement"] == 0.0 and flipped["decision_agreement"] == 0.0

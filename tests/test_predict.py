@@ -23,10 +23,10 @@ def predict(*args: str) -> subprocess.CompletedProcess:
 
 
 def parse(stdout: str) -> dict[str, list[tuple[int, float]]]:
-    """`path  d p   d p ...` lines -> {path: [(digit, probability), ...]}."""
+    """`path  d p   d p ...` lines (or `path  not a digit?  (d p ...)`) -> {path: [(digit, probability), ...]}."""
     answers = {}
     for line in stdout.splitlines():
-        path, *ranked = line.split()
+        path, *ranked = line.replace("not a digit?", "").replace("(", "").replace(")", "").split()
         answers[path] = [(int(d), float(p)) for d, p in zip(ranked[::2], ranked[1::2], strict=True)]
     return answers
 
@@ -97,6 +97,32 @@ def test_a_missing_saved_model_is_one_line(tmp_path):
 
 @pytest.mark.slow
 @requires_real_mnist
+@requires_real_mnist
+def test_a_letter_is_not_a_digit_with_its_likeliest_digit_after_it(mnist_saved_model, tmp_path):
+    from mnist_tf.data import not_digits
+
+    fonts = not_digits.font_files(held_out=True) or not_digits.font_files()
+    rng = np.random.default_rng(0)
+    paths = []
+    for character in "#WM":
+        glyph = not_digits.glyphs(rng, 1, fonts[:1], characters=character)[0]
+        paths.append(
+            write_image(tmp_path / f"letter-{ord(character)}.png", (255 - glyph * 255).astype(np.uint8)[..., None])
+        )
+    images, labels = idx.load_split(REAL_MNIST, "test")
+    digit = write_image(tmp_path / "digit.png", on_paper(images[0], 4, (140, 140), (14, 14)))
+    result = predict(f"--saved_model={mnist_saved_model}", "--top_k=2", *paths, digit)
+    assert result.returncode == 0, result.stderr
+    lines = dict(line.split(maxsplit=1) for line in result.stdout.splitlines())
+    served = tf.saved_model.load(mnist_saved_model).signatures["image_bytes"]
+    is_digit = served(image_bytes=tf.constant([Path(p).read_bytes() for p in [*paths, digit]]))["is_digit"].numpy()
+    for path, digit_like in zip(paths, is_digit, strict=False):
+        assert lines[path].startswith("not a digit?  (") != digit_like, lines[path]  # as the signature says
+        assert len(parse(f"{path} {lines[path]}")[path]) == 2  # the top guesses, still shown
+    assert not all(is_digit[:3])  # a one-epoch MLP still refuses some of them
+    assert is_digit[3] and "not a digit" not in lines[digit] and parse(result.stdout)[digit][0][0] == labels[0]
+
+
 def test_real_digits_of_any_size_and_polarity_are_read_right(mnist_saved_model, tmp_path):
     images, labels = idx.load_split(REAL_MNIST, "test")
     images, labels = images[:60], labels[:60]

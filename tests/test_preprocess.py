@@ -11,9 +11,9 @@ from conftest import REAL_MNIST, requires_real_mnist
 from image_files import animated_gif, declaring_a_huge_size, saved, top_down_bmp
 from PIL import Image
 
-from mnist_tf.data import idx
+from mnist_tf.data import idx, preprocess
 from mnist_tf.errors import MnistTfError
-from mnist_tf.export import preprocess, saved_model
+from mnist_tf.export import saved_model
 
 
 def stroke_image(height: int, width: int, light_background: bool) -> np.ndarray:

@@ -6,6 +6,7 @@ import dataclasses
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import blank_split
 
 from mnist_tf import distribute
 from mnist_tf.benchmark import race
@@ -35,7 +36,7 @@ def test_each_model_trains_a_few_steps(name, kit, tmp_path):
     )
     config = config.resolve()
     strategy = distribute.make_strategy("default")
-    trainer = Trainer.from_config(config, strategy, (28, 28, 1), total_steps=5)
+    trainer = Trainer.from_config(config, strategy, blank_split(), total_steps=5)
     assert trainer.model.name == name and trainer.model.output_shape == (None, 10)
     images, labels = fixed_batch()
     batches = iter(tf.data.Dataset.from_tensors((images, labels)).repeat())

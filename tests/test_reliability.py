@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REPO, quiet_run, tiny_config_in
+from conftest import REPO, blank_split, quiet_run, tiny_config_in
 
 from mnist_tf import distribute, run
 from mnist_tf.config import Config
@@ -232,7 +232,7 @@ def test_skip_policy_leaves_weights_and_optimizer_alone_on_a_nan_batch_under_eve
     for strategy_name in ("default", "mirrored"):
         strategy = distribute.make_strategy(strategy_name)
         config = Config(model="mlp", hidden_units=(16,), batch_size=8, nan_policy="skip").resolve()
-        trainer = Trainer.from_config(config, strategy, (28, 28, 1), total_steps=10)
+        trainer = Trainer.from_config(config, strategy, blank_split(), total_steps=10)
         rng = np.random.default_rng(0)
         images = rng.random((3, 8, 28, 28, 1), dtype=np.float32)
         images[1, 5, 3, 3, 0] = np.nan  # the second batch has one bad pixel

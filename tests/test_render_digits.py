@@ -8,7 +8,7 @@ import sys
 import pytest
 from conftest import REPO
 
-from mnist_tf.export import preprocess
+from mnist_tf.data import preprocess
 
 pytestmark = pytest.mark.slow  # starts a Python process
 

@@ -257,11 +257,13 @@ def test_a_tensorboard_server_serves_the_run(logs):
             time.sleep(0.5)
         scalar_tags = json.loads(get("/plugin/scalars/tags"))
         assert {"epoch_loss", "epoch_accuracy", "step_loss", "step_learning_rate"} <= set(scalar_tags["run/train"])
-        assert set(scalar_tags["run/validation"]) == set(scalar_tags["run/test"]) == {"epoch_loss", "epoch_accuracy"}
+        assert set(scalar_tags["run/validation"]) == {"epoch_loss", "epoch_accuracy"}
+        calibration = {"calibration_error_before", "calibration_error", "accepted", "accepted_accuracy"}
+        assert set(scalar_tags["run/test"]) == {"epoch_loss", "epoch_accuracy", *calibration}
         image_tags = json.loads(get("/plugin/images/tags"))
         assert set(image_tags["run/train"]) == {"inputs", "first_layer_weights"}
         assert set(image_tags["run/validation"]) == {"confusion_matrix"}
-        assert {"confusion_matrix"} <= set(image_tags["run/test"])
+        assert {"confusion_matrix", "reliability_diagram"} <= set(image_tags["run/test"])
 
         query = urllib.parse.urlencode({"run": "run/validation", "tag": "epoch_accuracy"})
         points = json.loads(get(f"/plugin/scalars/scalars?{query}"))  # [wall time, step, value]

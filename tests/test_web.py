@@ -22,8 +22,9 @@ import pytest
 import tensorflow as tf
 from conftest import REAL_MNIST, REPO, requires_module, requires_real_mnist
 
-from mnist_tf.data import idx
-from mnist_tf.export import litert, preprocess
+from mnist_tf.data import idx, not_digits, preprocess
+from mnist_tf.export import litert
+from mnist_tf.export.decision import Decision, from_probabilities
 
 CHROMIUM = shutil.which("chromium")
 LITERT_JS = REPO / "web" / "node_modules" / "@litertjs" / "core"
@@ -174,6 +175,29 @@ def test_drawn_digits_get_what_the_python_runtime_gives_for_the_same_pixels(url,
     assert right >= 0.7 * matched  # traced strokes are thicker than MNIST's, yet mostly readable
 
 
+def test_a_drawn_letter_is_not_a_digit_and_a_drawn_digit_is_its_class(url, open_page, litert_dir, real_digits):
+    page = open_page(url)
+    threshold = Decision.from_dict(litert.read_report(litert_dir)["decision"]).threshold
+    fonts = not_digits.font_files(held_out=True) or not_digits.font_files()
+    rng = np.random.default_rng(0)
+    refused = 0
+    for character in "#WM":
+        letter = not_digits.as_mnist(not_digits.glyphs(rng, 1, fonts[:1], characters=character))[0, ..., 0]
+        trace(page, letter)
+        result = page_result(page, "float32")
+        expected = python_probabilities(litert_dir, "float32", result["pixels"])
+        assert result["isDigit"] == bool(from_probabilities(expected[np.newaxis])[0] >= threshold)
+        assert (page.inner_text("#verdict") == "not a digit?") != result["isDigit"]
+        assert ("not-a-digit" in page.get_attribute("#prediction", "class")) != result["isDigit"]  # greyed
+        refused += not result["isDigit"]
+    assert refused >= 2  # even a one-epoch MLP refuses most of them
+    images, labels = real_digits
+    trace(page, images[7])
+    page_result(page, "float32")
+    assert page.inner_text("#verdict") == "" and int(page.inner_text("#prediction")) == labels[7]
+    assert "not-a-digit" not in page.get_attribute("#prediction", "class")
+
+
 def image_file(path: Path, digit: np.ndarray, light_background: bool, color: bool) -> Path:
     """The digit 4x larger, off-center on a bigger canvas, as PNG or JPEG by `path`'s suffix; gray, or tinted."""
     canvas = np.zeros((160, 200), np.uint8)
@@ -248,7 +272,7 @@ def test_missing_or_broken_files_are_reported_in_the_page(open_page, litert_dir,
 
 def test_a_screenshot_and_the_latency_in_the_browser(url, open_page, litert_dir, real_digits, tmp_path):
     page = open_page(url)
-    trace(page, real_digits[0][3])
+    trace(page, real_digits[0][7])
     choose(page, "int8")
     latencies = {
         variant: page.evaluate(f"window.mnistPage.benchmark('{variant}')") for variant in kept_variants(litert_dir)
@@ -259,4 +283,9 @@ def test_a_screenshot_and_the_latency_in_the_browser(url, open_page, litert_dir,
     folder.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=folder / "web_page.png")
     assert (folder / "web_page.png").read_bytes().startswith(b"\x89PNG")
+    fonts = not_digits.font_files(held_out=True) or not_digits.font_files()
+    letter = not_digits.glyphs(np.random.default_rng(3), 1, fonts[:1], characters="W")  # seed 3: a thin pen
+    trace(page, not_digits.as_mnist(letter)[0, ..., 0])
+    page_result(page, "int8")
+    page.screenshot(path=folder / "web_page_not_a_digit.png")
     (folder / "browser_latency.json").write_text(json.dumps(latencies, indent=2) + "\n")

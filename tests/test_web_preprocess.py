@@ -1,4 +1,4 @@
-"""web/preprocess.js, the page's MNIST-style preprocessing, equals mnist_tf/export/preprocess.py: run by node on
+"""web/preprocess.js, the page's MNIST-style preprocessing, equals mnist_tf/data/preprocess.py: run by node on
 images that stress each step (tests/test_web.py checks it again in the browser, on drawings and image files)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 from conftest import REPO
 
-from mnist_tf.export import preprocess
+from mnist_tf.data import preprocess
 
 NODE = shutil.which("node")
 

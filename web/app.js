@@ -2,7 +2,7 @@
 // by LiteRT.js on the CPU (WebAssembly), served with its report by scripts/serve_web.py under models/.
 //
 // window.mnistPage is what tests read: the drawing's revision, and the last result (the 28x28 pixels the model
-// saw, its probabilities, which model, for which revision).
+// saw, its probabilities, whether it is a digit, which model, for which revision).
 
 import { loadAndCompile, loadLiteRt, Tensor } from "@litertjs/core";
 import { grayFromRGBA, toMnist } from "./preprocess.js";
@@ -18,7 +18,7 @@ const statusLine = document.getElementById("status");
 
 const page = {
   revision: 0, // bumped by every change of the input
-  result: null, // {revision, variant, pixels, probabilities, milliseconds}
+  result: null, // {revision, variant, pixels, probabilities, milliseconds, isDigit}
   busy: false,
   benchmark, // (variant, runs) -> mean milliseconds per image
 };
@@ -151,9 +151,20 @@ async function predict() {
   }
 }
 
+/** Whether the model takes the image for a digit: its top probability reaches the export's threshold (the
+ * SavedModel's is_digit, mnist_tf/export/decision.py; an export without one takes everything for a digit). */
+function isDigit(probabilities) {
+  return Math.max(...probabilities) >= (report.decision?.threshold_probability ?? 0);
+}
+
 function show({ pixels, probabilities, milliseconds, variant: name }) {
   const ranked = probabilities.map((p, digit) => [p, digit]).sort((a, b) => b[0] - a[0]);
-  document.getElementById("prediction").textContent = String(ranked[0][1]);
+  const digit = isDigit(probabilities);
+  page.result.isDigit = digit;
+  const prediction = document.getElementById("prediction");
+  prediction.textContent = String(ranked[0][1]);
+  prediction.classList.toggle("not-a-digit", !digit);
+  document.getElementById("verdict").textContent = digit ? "" : "not a digit?";
   document.getElementById("top3").innerHTML = ranked
     .slice(0, 3)
     .map(
@@ -181,6 +192,8 @@ function clearPad() {
   source = null;
   page.result = null;
   document.getElementById("prediction").textContent = "–";
+  document.getElementById("prediction").classList.remove("not-a-digit");
+  document.getElementById("verdict").textContent = "";
   document.getElementById("top3").innerHTML = "";
   seen.clearRect(0, 0, 28, 28);
   page.revision++;

@@ -38,7 +38,7 @@ class LoopContender:
     def __init__(self, config: Config, splits: Splits, total_steps: int) -> None:
         self.config = config
         strategy = tf.distribute.get_strategy()
-        self.trainer = Trainer.from_config(config, strategy, splits.image_shape, total_steps)
+        self.trainer = Trainer.from_config(config, strategy, splits.train, total_steps)
         self.iterator = iter(pipeline.train_dataset(splits.train, config.batch_size, config.seed))
         self.test = pipeline.eval_dataset(splits.test, config.eval_batch_size)
 

@@ -102,12 +102,13 @@ def run(
 
 
 def race_config(name: str, base: Config) -> Config:
-    """The run raced as `name`: the recipe's, or the model's run of RACE_EPOCHS without augmentation (work that
-    Keras `fit` and PyTorch would not do: the race compares loops on the same work), with `base`'s data and dtype."""
+    """The run raced as `name`: the recipe's, or the model's run of RACE_EPOCHS without augmentation or not-digit
+    images (work that Keras `fit` and PyTorch would not do: the race compares loops on the same work), with `base`'s
+    data and dtype."""
     from_flags = {field: getattr(base, field) for field in FROM_FLAGS}
     if name in recipes.RECIPES:
         return recipes.config(name, **from_flags).resolve()
-    return Config(model=name, epochs=RACE_EPOCHS, augment=False, **from_flags).resolve()
+    return Config(model=name, epochs=RACE_EPOCHS, augment=False, not_digits=0.0, **from_flags).resolve()
 
 
 def _race(name: str, config: Config, splits: Splits, quick: bool, log: Callable[[str], None]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Random affine distortion of training images (rotation, scale, shear, shift), on the device that trains.
+"""Random distortion of training images (rotation, scale, shear, shift, stroke width), on the device that trains.
 
 It runs inside the compiled train step, after the batch has reached its replica: plain tensor ops (a gather and a
 bilinear blend, no image kernels), so it costs little on GPUs and TPUs, compiles with XLA, and does not starve a
@@ -25,9 +25,11 @@ class Distortion:
     scale: float = 0.12  # +-12% of the size
     shear_degrees: float = 8.0
     shift_pixels: float = 2.0
+    stroke_change: float = 0.4  # the share of images drawn a pixel thicker or thinner (half each): pens differ
 
     def scaled(self, strength: float) -> Distortion:
-        return Distortion(*(strength * getattr(self, field.name) for field in dataclasses.fields(self)))
+        scaled = Distortion(*(strength * getattr(self, field.name) for field in dataclasses.fields(self)))
+        return dataclasses.replace(scaled, stroke_change=min(1.0, scaled.stroke_change))
 
 
 def augment(images: tf.Tensor, seed: int, step: tf.Tensor, distortion: Distortion, portable: bool = True) -> tf.Tensor:
@@ -40,10 +42,21 @@ def augment(images: tf.Tensor, seed: int, step: tf.Tensor, distortion: Distortio
     replicas, index = (replica.num_replicas_in_sync, replica.replica_id_in_sync_group) if replica else (1, 0)
     batch = tf.shape(images)[0]
     key = tf.random.experimental.stateless_fold_in(tf.constant([seed, _SALT], tf.int64), tf.cast(step, tf.int64))
-    draws = tf.random.stateless_uniform([batch * replicas, 5], seed=key, minval=-1.0, maxval=1.0)
+    draws = tf.random.stateless_uniform([batch * replicas, 6], seed=key, minval=-1.0, maxval=1.0)
     draws = draws[index * batch : (index + 1) * batch]
     sample = _sample if portable else _sample_with_kernel
-    return sample(images, _inverse_transforms(draws, distortion))
+    return _change_strokes(sample(images, _inverse_transforms(draws, distortion)), draws[:, 5], distortion)
+
+
+def _change_strokes(images: tf.Tensor, draws: tf.Tensor, distortion: Distortion) -> tf.Tensor:
+    """A pixel of dilation (a thicker pen) where `draws` (in [-1, 1]) is near 1, of erosion (a finer one) near -1."""
+    if not distortion.stroke_change:
+        return images
+    edge = 1.0 - distortion.stroke_change
+    thicker = tf.nn.max_pool2d(images, 2, 1, "SAME")
+    thinner = -tf.nn.max_pool2d(-images, 2, 1, "SAME")
+    changed = tf.where((draws < -edge)[:, None, None, None], thinner, images)
+    return tf.where((draws > edge)[:, None, None, None], thicker, changed)
 
 
 def _inverse_transforms(draws: tf.Tensor, distortion: Distortion) -> tf.Tensor:

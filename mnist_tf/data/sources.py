@@ -31,6 +31,7 @@ DIGITS_TEST_SIZE = 200
 
 # --dataset -> training images held out for validation by default: MNIST's customary 5,000; 200 of the digits' 1,597.
 DATASETS = {"mnist": 5000, "fashion_mnist": 5000, "digits": 200}
+DIGIT_DATASETS = ("mnist", "digits")  # handwritten digits: what --not_digits teaches the difference from
 # --source: auto picks sklearn for the digits, else idx when a data folder is given, else tfds.
 SOURCES = ("auto", "idx", "tfds", "sklearn")
 

@@ -9,10 +9,12 @@ TF Serving's `<export_dir>/<name>/<version>/` holds only the SavedModel; beside 
   report.json           per variant: test accuracy, agreement with the SavedModel, size, latency, ops
 
 Every variant takes raw pixels, uint8 [1, rows, cols, 1] with 0 as background (int8's input scale is 1/255 with
-zero point 0, so its quantized input *is* the pixels), and returns probabilities [1, 10]: float32, or for int8
-uint8 with scale 1/256. Only LiteRT's built-in ops are allowed (no Flex/Select TF ops): what phones and browsers
-run. A variant that loses more than MAX_ACCURACY_DROP of the SavedModel's accuracy or agrees with its predicted
-class on fewer than MIN_AGREEMENT of the test images is refused: it is not written, and the others are.
+zero point 0, so its quantized input *is* the pixels), and returns the SavedModel's calibrated probabilities
+[1, 10]: float32, or for int8 uint8 with scale 1/256. Its "not a digit" decision is max(probabilities) <
+report.json's `decision.threshold_probability` (`decision.from_probabilities`). Only LiteRT's built-in ops are
+allowed (no Flex/Select TF ops): what phones and browsers run. A variant that loses more than MAX_ACCURACY_DROP
+of the SavedModel's accuracy, or agrees with its predicted class or its is_digit on fewer than MIN_AGREEMENT of
+the test images, is refused: it is not written, and the others are.
 """
 
 from __future__ import annotations
@@ -39,13 +41,14 @@ from mnist_tf.data.pipeline import normalize_images
 from mnist_tf.data.sources import Split
 from mnist_tf.errors import MnistTfError, first_line
 from mnist_tf.export import saved_model
+from mnist_tf.export.decision import Decision, from_probabilities
 from mnist_tf.files import write_json_atomic
 from mnist_tf.reporting import evaluation
 from mnist_tf.training import build
 
 VARIANTS = ("float32", "dynamic_range", "int8")
 MAX_ACCURACY_DROP = 0.003  # 0.3 points of test accuracy
-MIN_AGREEMENT = 0.995  # of test images given the SavedModel's class
+MIN_AGREEMENT = 0.995  # of test images given the SavedModel's class, and its is_digit
 REPRESENTATIVE_IMAGES = 500  # int8 calibration: activation ranges settle well before this
 REPORT_FILE = "report.json"
 SUBDIRECTORY = "litert"
@@ -73,7 +76,12 @@ def directory_for(saved_model_dir: str | os.PathLike) -> Path:
 
 
 def export(
-    float_model: keras.Model, config: Config, saved_model_dir: str | os.PathLike, train: Split, test: Split
+    float_model: keras.Model,
+    config: Config,
+    saved_model_dir: str | os.PathLike,
+    train: Split,
+    test: Split,
+    decision: Decision,
 ) -> Export:
     """Converts `float_model` (a float32 copy of the model exported as `saved_model_dir`: `float32_copy`) to every
     variant, verifies each on `test`, and writes the accepted ones and the report into
@@ -84,14 +92,19 @@ def export(
         raise MnistTfError(f"{target} already exists; LiteRT exports are never overwritten")
     _, loaded = saved_model.load(saved_model_dir)
     served = loaded.signatures[saved_model.SERVING_DEFAULT]
-    reference = evaluation.predict_in_batches(
-        lambda images: served(images=tf.constant(images))["classes"].numpy(), test.images, batch_size=1000
+    answers = evaluation.predict_in_batches(
+        lambda images: _answers(served(images=tf.constant(images))), test.images, batch_size=1000
     )
+    reference, reference_is_digit = answers[:, 0], answers[:, 1].astype(bool)
     reference_accuracy = float(np.mean(reference == test.labels))
-    flatbuffers = convert_all(float_model, representative_images(train.images, config.seed))
-    verified = {name: verify(flatbuffer, test, reference) for name, flatbuffer in flatbuffers.items()}
+    flatbuffers = convert_all(float_model, representative_images(train.images, config.seed), decision.temperature)
+    verified = {
+        name: verify(flatbuffer, test, reference, reference_is_digit, decision)
+        for name, flatbuffer in flatbuffers.items()
+    }
     for name, result in verified.items():
-        result["refused"] = _refusal(name, result["test_accuracy"], result["agreement"], reference_accuracy)
+        agreement = min(result["agreement"], result["decision_agreement"])
+        result["refused"] = _refusal(name, result["test_accuracy"], agreement, reference_accuracy)
     refusals = [result["refused"] for result in verified.values() if result["refused"]]
     report = {
         "saved_model": os.fspath(saved_model_dir),
@@ -102,6 +115,7 @@ def export(
         "converter": f"tf.lite.TFLiteConverter, TensorFlow {tf.__version__}",
         "runtime": f"ai-edge-litert {importlib.metadata.version('ai-edge-litert')}, 1 thread",
         "config": dataclasses.asdict(config),
+        "decision": decision.to_dict(),
         "variants": verified,
         "seconds": 0.0,
     }
@@ -121,6 +135,11 @@ def export(
     return Export(target, paths, "; ".join(refusals) or None)
 
 
+def _answers(served: dict[str, tf.Tensor]) -> np.ndarray:
+    """[N, 2]: each image's class and is_digit (0 or 1), as the SavedModel answers."""
+    return np.stack([served["classes"].numpy(), served["is_digit"].numpy().astype(np.int64)], axis=1)
+
+
 def representative_images(images: np.ndarray, seed: int) -> np.ndarray:
     """REPRESENTATIVE_IMAGES training images (all when there are fewer), drawn with `seed`."""
     count = min(REPRESENTATIVE_IMAGES, len(images))
@@ -135,16 +154,17 @@ def float32_copy(model: keras.Model, config: Config) -> keras.Model:
     return float_model
 
 
-def convert_all(float_model: keras.Model, representative: np.ndarray) -> dict[str, bytes]:
-    """Every variant's flatbuffer, of a float32 model; int8 calibrated on `representative` uint8 images."""
+def convert_all(float_model: keras.Model, representative: np.ndarray, temperature: float = 1.0) -> dict[str, bytes]:
+    """Every variant's flatbuffer, of a float32 model whose logits are divided by `temperature` (the SavedModel's
+    calibration); int8 calibrated on `representative` uint8 images."""
     image_spec = tf.TensorSpec([1, *float_model.input_shape[1:]], tf.uint8, name="images")
 
     def probabilities_of_pixels(images: tf.Tensor) -> dict[str, tf.Tensor]:
-        return {"probabilities": tf.nn.softmax(float_model(normalize_images(images), training=False))}
+        return probabilities_of_floats(normalize_images(images))
 
     def probabilities_of_floats(images: tf.Tensor) -> dict[str, tf.Tensor]:
         # int8 starts from [0, 1] floats, whose quantization with scale 1/255 and zero point 0 is the raw pixels.
-        return {"probabilities": tf.nn.softmax(float_model(images, training=False))}
+        return {"probabilities": tf.nn.softmax(float_model(images, training=False) / temperature)}
 
     with tempfile.TemporaryDirectory() as scratch:
         pixels_in = _write_saved_model(float_model, probabilities_of_pixels, image_spec, f"{scratch}/pixels")
@@ -265,17 +285,22 @@ class LiteRtModel:
         return results
 
 
-def verify(flatbuffer: bytes, test: Split, reference: np.ndarray) -> dict[str, Any]:
+def verify(
+    flatbuffer: bytes, test: Split, reference: np.ndarray, reference_is_digit: np.ndarray, decision: Decision
+) -> dict[str, Any]:
     """One variant's line of the report: its test accuracy, its agreement with `reference` (the SavedModel's
-    classes), its size, its median latency per image and its ops."""
+    classes) and with `reference_is_digit` (its decision), its size, its median latency per image and its ops."""
     model = LiteRtModel(flatbuffer, "the converted model")
-    classes = model.probabilities(test.images).argmax(axis=-1)
+    probabilities = model.probabilities(test.images)
+    classes = probabilities.argmax(axis=-1)
+    is_digit = from_probabilities(probabilities) >= decision.threshold
     return {
         "input": model.tensor_type("input"),
         "output": model.tensor_type("output"),
         "bytes": len(flatbuffer),
         "test_accuracy": float(np.mean(classes == test.labels)),
         "agreement": float(np.mean(classes == reference)),
+        "decision_agreement": float(np.mean(is_digit == reference_is_digit)),
         "latency_us": round(statistics.median(model.seconds_per_image) * 1e6, 1),
         "ops": builtin_ops(flatbuffer),
     }
@@ -292,7 +317,8 @@ def _refusal(variant: str, accuracy: float, agreement: float, reference_accuracy
         )
     if agreement < MIN_AGREEMENT:
         problems.append(
-            f"agrees with the SavedModel on {agreement:.2%} of test images (at least {MIN_AGREEMENT:.1%} required)"
+            f"agrees with the SavedModel on {agreement:.2%} of test images (at least {MIN_AGREEMENT:.1%} required, "
+            "of classes and of is_digit)"
         )
     return f"{variant} refused: it " + " and ".join(problems) if problems else None
 

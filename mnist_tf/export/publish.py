@@ -18,6 +18,7 @@ from mnist_tf.config import Config
 from mnist_tf.data.sources import Splits
 from mnist_tf.errors import MnistTfError, first_line
 from mnist_tf.export import litert, saved_model
+from mnist_tf.export.decision import Decision
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,23 +47,25 @@ def publish(
     base: Path,
     *,
     metadata: dict[str, Any],
+    decision: Decision,
     version: int | None = None,
     with_litert: bool,
     float_model: Callable[[], keras.Model],
     splits: Callable[[], Splits],
     note: Callable[[str], None],
 ) -> Published:
-    """`model` as SavedModel `<base>/<version>` (default: the next version), and with `with_litert` the LiteRT files
-    of `float_model()` verified on `splits()` (called only then; `config` is the run's: data set and seed)."""
+    """`model` as SavedModel `<base>/<version>` (default: the next version) answering with `decision`, and with
+    `with_litert` the LiteRT files of `float_model()` verified on `splits()` (called only then; `config` is the
+    run's: data set and seed)."""
     try:
-        path = saved_model.export_saved_model(model, base, version, metadata)
+        path = saved_model.export_saved_model(model, base, version, metadata, decision)
     except Exception as e:  # a bug in an export path must not cost the training: it is reported, not raised
         return Published(None, None, _why(e))
     if not (with_litert and _litert_installed(note)):
         return Published(path, None, None)
     try:
         loaded = splits()
-        return Published(path, litert.export(float_model(), config, path, loaded.train, loaded.test), None)
+        return Published(path, litert.export(float_model(), config, path, loaded.train, loaded.test, decision), None)
     except Exception as e:  # as for the SavedModel: the SavedModel stays, and the line says how to retry
         return Published(path, None, f"LiteRT: {_why(e)}")
 

@@ -2,12 +2,15 @@
 
 Signatures (preprocessing is inside the graph: clients send raw pixels or image files, never normalized floats):
   serving_default  images        uint8  [batch, rows, cols] or [batch, rows, cols, 1]   raw pixels, 0 = background
-                -> probabilities float32 [batch, 10], classes int64 [batch]
+                -> probabilities float32 [batch, 10] (calibrated), classes int64 [batch],
+                   digit_score float32 [batch] (log-odds of the top probability), is_digit bool [batch]
   image_bytes      image_bytes   string [batch]   encoded PNG/JPEG/GIF/BMP up to 67 megapixels, either polarity
-                -> probabilities, classes, and preprocessed uint8 [batch, rows, cols]: what the model saw
+                -> the same four, and preprocessed uint8 [batch, rows, cols]: what the model saw
+(`export.decision` says what digit_score and is_digit mean, and how they are fitted.)
 
 Beside the SavedModel, `assets.extra/` holds `tf_serving_warmup_requests` (TF Serving replays them at load, so the
-first real request is not slow) and `mnist_tf.json` (how the model was trained).
+first real request is not slow) and `mnist_tf.json` (how the model was trained, and its decision: temperature and
+threshold).
 """
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from mnist_tf.data import preprocess
 from mnist_tf.data.pipeline import normalize_images
 from mnist_tf.errors import MnistTfError, first_line
-from mnist_tf.export import preprocess, warmup
+from mnist_tf.export import warmup
+from mnist_tf.export.decision import ACCEPT_ALL, Decision, outputs
 
 SERVING_DEFAULT = "serving_default"
 IMAGE_BYTES = "image_bytes"
@@ -65,6 +70,7 @@ def export_saved_model(
     export_base: str | os.PathLike,
     version: int | None = None,
     metadata: dict[str, Any] | None = None,
+    decision: Decision = ACCEPT_ALL,
 ) -> Path:
     """Writes `model` with its signatures to `<export_base>/<version>` (default: the next one); returns that path.
 
@@ -91,11 +97,11 @@ def export_saved_model(
     except OSError as e:
         raise MnistTfError(f"could not export the SavedModel to {target}: {first_line(e)}") from None
     try:
-        _archive(model, rows, cols).write_out(os.fspath(staging), verbose=False)
+        _archive(model, rows, cols, decision).write_out(os.fspath(staging), verbose=False)
         extra = staging / "assets.extra"
         extra.mkdir()
         warmup.write_requests(extra / WARMUP_FILE, rows, cols, (SERVING_DEFAULT, IMAGE_BYTES))
-        metadata = {**(metadata or {}), "image_shape": list(model.input_shape[1:])}
+        metadata = {**(metadata or {}), "image_shape": list(model.input_shape[1:]), "decision": decision.to_dict()}
         (extra / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
         target = _claim(staging, base, version, claim_next)
     except (OSError, tf.errors.OpError) as e:  # ours, or TensorFlow's own writes (variables, warmup records)
@@ -118,7 +124,7 @@ def _claim(staging: Path, base: Path, version: int, claim_next: bool) -> Path:
         version = max(version + 1, next_version(base))
 
 
-def predict(model: keras.Model, images: tf.Tensor) -> dict[str, tf.Tensor]:
+def predict(model: keras.Model, images: tf.Tensor, decision: Decision = ACCEPT_ALL) -> dict[str, tf.Tensor]:
     """What both signatures serve for uint8 [batch, rows, cols, 1] pixels: normalization happens here, in-graph.
 
     An empty batch gets empty answers without running the model: TensorFlow's convolutions fail on it.
@@ -128,18 +134,17 @@ def predict(model: keras.Model, images: tf.Tensor) -> dict[str, tf.Tensor]:
         return tf.cast(model(normalize_images(images), training=False), tf.float32)
 
     empty = tf.zeros([0, model.output_shape[-1]], tf.float32)
-    probabilities = tf.nn.softmax(tf.cond(tf.shape(images)[0] > 0, logits, lambda: empty))
-    return {"probabilities": probabilities, "classes": tf.argmax(probabilities, axis=-1)}
+    return outputs(tf.cond(tf.shape(images)[0] > 0, logits, lambda: empty), decision)
 
 
-def _archive(model: keras.Model, rows: int, cols: int) -> keras.export.ExportArchive:
+def _archive(model: keras.Model, rows: int, cols: int, decision: Decision) -> keras.export.ExportArchive:
     def serve_images(images: tf.Tensor) -> dict[str, tf.Tensor]:
-        return predict(model, _as_image_batch(images, rows, cols))
+        return predict(model, _as_image_batch(images, rows, cols), decision)
 
     def serve_image_bytes(image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
         with tf.control_dependencies([preprocess.check_request_size(image_bytes)]):
             images = preprocess.preprocess_batch(image_bytes, rows)
-        return {**predict(model, images[..., tf.newaxis]), "preprocessed": images}
+        return {**predict(model, images[..., tf.newaxis], decision), "preprocessed": images}
 
     archive = keras.export.ExportArchive()
     archive.track(model)

@@ -33,6 +33,12 @@ def _errors(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
     return tf.nn.softmax(logits) - tf.one_hot(labels, tf.shape(logits)[-1], dtype=logits.dtype)
 
 
+def cross_entropy_to_uniform(logits: tf.Tensor) -> tf.Tensor:
+    """Cross-entropy against the uniform distribution, logsumexp(z) - mean(z): at its least, log(classes), for a
+    flat answer (outlier exposure's loss on what is of no class, Hendrycks et al. 2019)."""
+    return tf.reduce_logsumexp(logits, axis=-1) - tf.reduce_mean(logits, axis=-1)
+
+
 def label_smoothed_cross_entropy(smoothing: float) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
     """Cross-entropy against targets of 1 - smoothing + smoothing / classes for the label and smoothing / classes
     for the others (Szegedy et al., 2016): the model is not pushed to infinitely confident logits."""

@@ -52,6 +52,8 @@ def header(config: Config, start: RunStart) -> list[str]:
     recipe = f" · recipe {config.recipe}" if config.recipe else ""
     smoothing = f" (label smoothing {config.label_smoothing:g})" if config.label_smoothing else ""
     augment = f" · augmented (strength {config.augment_strength:g})" if config.augment else ""
+    if config.not_digits:
+        augment += f" · not-digit images {config.not_digits:.1%} of each batch (weight {config.not_digit_weight:g})"
     lines = [
         f"mnist_tf: {config.model} ({config.layers} layers) on {config.dataset} from {splits.source}{recipe}",
         f"data: train {len(splits.train):,}{validation} · test {len(splits.test):,} images",
@@ -139,6 +141,15 @@ class ConsoleReporter:
     def finish(self, results: dict[str, Any], results_path: str | None) -> None:
         """The run's summary; `results_path` is None on a multi-worker worker that is not the chief."""
         self.print(f"test  loss {results['test_loss']:.4f}  accuracy {results['test_accuracy']:.4f}")
+        confidence, decision = results["test_confidence"], results["decision"]
+        accepted = f"{confidence['accepted']:.1%} of test accepted as digits"
+        if confidence["accepted_accuracy"] is not None:
+            accepted += f", {confidence['accepted_accuracy']:.2%} of them right"
+        self.print(
+            f"calibrated  temperature {decision['temperature']:.2f}, calibration error "
+            f"{confidence['calibration_error_before']:.2%} -> {confidence['calibration_error']:.2%} · not a digit "
+            f"below p={decision['threshold_probability']:.3f}: {accepted}"
+        )
         self.print(
             f"trained {_count(results['epochs_trained'], 'epoch')} in {format_duration(results['train_seconds'])} "
             f"({results['images_per_second']:,.0f} img/s) · weights sha256 {results['weights_sha256'][:12]}"

@@ -4,6 +4,7 @@ matrix, and its most confident mistakes. Works from predicted probabilities, wha
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -101,3 +102,61 @@ def predict_in_batches(predict: Callable[[np.ndarray], np.ndarray], images: np.n
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     return np.divide(numerator, denominator, out=np.zeros(len(numerator)), where=denominator > 0)
+
+
+CALIBRATION_BINS = 15  # of the top probability, equal width, as Guo et al. (2017) bin it
+
+
+def reliability(probabilities: np.ndarray, labels: np.ndarray, bins: int = CALIBRATION_BINS) -> dict[str, list]:
+    """Per bin of the top probability: how many images, their mean confidence and their accuracy (None if empty)."""
+    confidence = probabilities.max(axis=1)
+    right = probabilities.argmax(axis=1) == labels
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    counts = np.bincount(which, minlength=bins)
+    mean = np.bincount(which, confidence, minlength=bins)
+    hits = np.bincount(which, right.astype(float), minlength=bins)
+    return {
+        "counts": counts.tolist(),
+        "confidence": [float(m / c) if c else None for m, c in zip(mean, counts, strict=True)],
+        "accuracy": [float(h / c) if c else None for h, c in zip(hits, counts, strict=True)],
+    }
+
+
+def calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = CALIBRATION_BINS) -> float:
+    """Expected calibration error: the count-weighted mean gap between confidence and accuracy over the bins."""
+    table = reliability(probabilities, labels, bins)
+    gaps = [
+        count * abs(confidence - accuracy)
+        for count, confidence, accuracy in zip(table["counts"], table["confidence"], table["accuracy"], strict=True)
+        if count
+    ]
+    return float(sum(gaps) / len(labels))
+
+
+def auroc(accepted: np.ndarray, refused: np.ndarray) -> float:
+    """The chance that a random image of `accepted` scores above one of `refused` (ties count a half): the area
+    under the ROC curve of telling them apart by score."""
+    scores = np.concatenate([accepted, refused])
+    ranks = _average_ranks(scores)
+    n_in, n_out = len(accepted), len(refused)
+    return float((ranks[:n_in].sum() - n_in * (n_in + 1) / 2) / (n_in * n_out))
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks, tied values sharing their mean rank."""
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(len(values), np.float64)
+    ranks[order] = np.arange(1, len(values) + 1)
+    inverse = np.unique(values, return_inverse=True)[1]
+    return (np.bincount(inverse, ranks) / np.bincount(inverse))[inverse]
+
+
+def threshold_for(scores: np.ndarray, acceptance: float) -> float:
+    """The highest threshold that `acceptance` of `scores` reach (score >= threshold accepts)."""
+    ordered = np.sort(scores)
+    return float(ordered[min(len(ordered) - 1, math.floor((1.0 - acceptance) * len(ordered) + 1e-9))])
+
+
+def false_positive_rate(accepted: np.ndarray, refused: np.ndarray, acceptance: float = 0.95) -> float:
+    """The share of `refused` that the threshold accepting `acceptance` of `accepted` lets through."""
+    return float(np.mean(refused >= threshold_for(accepted, acceptance)))

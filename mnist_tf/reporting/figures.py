@@ -122,3 +122,34 @@ def confusion_matrix(confusion: np.ndarray) -> np.ndarray:
     draw.text((CONFUSION_LEFT + classes * CELL / 2, 10), "predicted", fill=_TEXT, font=_font(), anchor="mm")
     draw.text((CONFUSION_LEFT - 26, CONFUSION_TOP + classes * CELL / 2), "true", fill=_TEXT, font=_font(), anchor="mm")
     return np.asarray(picture)
+
+
+def reliability_diagram(table: dict[str, list], side: int = 240, margin: int = 30) -> np.ndarray:
+    """The reliability diagram of `evaluation.reliability`'s table: per bin, a blue bar of its accuracy over the
+    dashed diagonal of perfect calibration, a red gap to its mean confidence, and a grey bar of how many images it
+    holds (log scale: most sit in the last bin)."""
+    picture = Image.new("RGB", (side + 2 * margin, side + 2 * margin), (_BACKGROUND,) * 3)
+    draw = ImageDraw.Draw(picture)
+    bins = len(table["counts"])
+    width, most = side / bins, math.log1p(max(table["counts"]))
+
+    def y(value: float) -> float:
+        return margin + side * (1.0 - value)
+
+    for i, (count, confidence, accuracy) in enumerate(
+        zip(table["counts"], table["confidence"], table["accuracy"], strict=True)
+    ):
+        left = margin + i * width
+        draw.rectangle([left + 1, y(math.log1p(count) / max(most, 1e-9)), left + width - 1, y(0)], fill=(215, 215, 215))
+        if count:
+            draw.rectangle([left + 1, y(accuracy), left + width - 1, y(0)], outline=tuple(_DIAGONAL), width=2)
+            draw.line([left + width / 2, y(accuracy), left + width / 2, y(confidence)], fill=tuple(_ERROR), width=3)
+    for step in range(0, side, 8):  # the diagonal, dashed
+        draw.line([margin + step, y(step / side), margin + step + 4, y((step + 4) / side)], fill=_TEXT)
+    draw.rectangle([margin, margin, margin + side, margin + side], outline=_TEXT)
+    draw.text((margin + side / 2, margin + side + 15), "confidence", fill=_TEXT, font=_font(), anchor="mm")
+    for value in (0.0, 0.5, 1.0):
+        draw.text((margin + side * value, margin + side + 4), f"{value:g}", fill=_TEXT, font=_font(9), anchor="mt")
+        draw.text((margin - 4, y(value)), f"{value:g}", fill=_TEXT, font=_font(9), anchor="rm")
+    draw.text((margin / 2, margin - 12), "accuracy", fill=_TEXT, font=_font(), anchor="lm")
+    return np.asarray(picture)

@@ -117,6 +117,14 @@ class Summaries:
         self._image(run, step, "confusion_matrix", figures.confusion_matrix(confusion), description)
 
     @_when_enabled
+    def reliability(self, run: str, step: int, table: dict[str, list]) -> None:
+        description = (
+            "Accuracy against confidence per bin of the calibrated top probability: bars on the diagonal mean "
+            "probabilities that say what they mean; the grey bars are how many images each bin holds."
+        )
+        self._image(run, step, "reliability_diagram", figures.reliability_diagram(table), description)
+
+    @_when_enabled
     def mistakes(self, step: int, images: np.ndarray, labels: Sequence[int], predicted: Sequence[int]) -> None:
         """Misclassified test digits (uint8 pixels), most confident mistake first, captioned `true as predicted`."""
         picture = figures.mistakes(images, labels, predicted)

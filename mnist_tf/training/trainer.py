@@ -17,12 +17,14 @@ import tensorflow as tf
 
 from mnist_tf import distribute
 from mnist_tf.config import Config
-from mnist_tf.data import augment
+from mnist_tf.data import augment, not_digits
+from mnist_tf.data.sources import Split
 from mnist_tf.nn import losses
 from mnist_tf.reporting.evaluation import Report
 from mnist_tf.training import build
 
 Augment = Callable[..., tf.Tensor]  # (images, step=...) -> distorted images: `augment.augment` with its settings
+NotDigits = Callable[..., tf.Tensor]  # (step=...) -> this replica's not-digit images: `not_digits.draw`
 
 
 def _xla_when_asked(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -62,11 +64,17 @@ class Trainer:
         loss: str = "cross_entropy",
         label_smoothing: float = 0.0,
         augment: Augment | None = None,
+        not_digits: NotDigits | None = None,
+        not_digits_per_batch: int = 0,
+        not_digit_weight: float = 0.5,
     ) -> None:
         self.model = model
         self.loss = losses.LOSSES[loss]  # what validation and test report
         self.training_loss = losses.label_smoothed_cross_entropy(label_smoothing) if label_smoothing else self.loss
         self.augment = augment
+        self.not_digits = not_digits
+        self.not_digits_per_batch = not_digits_per_batch  # global, as global_batch_size
+        self.not_digit_weight = not_digit_weight
         self.optimizer = optimizer
         self.strategy = strategy
         self.global_batch_size = global_batch_size
@@ -96,14 +104,24 @@ class Trainer:
 
     @_xla_when_asked  # the forward and backward pass only: the optimizer update may synchronize replicas
     def loss_and_gradients(self, images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, list[tf.Tensor]]:
-        """Augmented images through the model under the tape; the global batch's mean loss and its gradients."""
+        """Augmented images (and not-digit ones) through the model under the tape; the global batch's mean loss
+        and its gradients."""
         if self.augment:
             images = self.augment(images, step=self.step)
+        digits = tf.shape(images)[0]
+        if self.not_digits:
+            images = tf.concat([images, self.not_digits(step=self.step)], axis=0)
         with tf.GradientTape() as tape:
-            logits = tf.cast(self.model(images, training=True), tf.float32)
+            outputs = tf.cast(self.model(images, training=True), tf.float32)
+            logits = outputs[:digits]
             per_example_loss = self.training_loss(labels, logits)
             # Over the *global* batch size: the replicas' gradients, summed, are those of the global mean.
             loss = tf.nn.compute_average_loss(per_example_loss, global_batch_size=self.global_batch_size)
+            if self.not_digits:  # outlier exposure: a flat answer to what is not a digit
+                flat = losses.cross_entropy_to_uniform(outputs[digits:])
+                loss += self.not_digit_weight * tf.nn.compute_average_loss(
+                    flat, global_batch_size=self.not_digits_per_batch
+                )
             if self.weight_decay:
                 l2 = self.weight_decay * tf.add_n([tf.nn.l2_loss(kernel) for kernel in self.kernels])
                 loss += tf.nn.scale_regularization_loss(l2)
@@ -163,15 +181,23 @@ class Trainer:
             self.step.assign_add(1)
 
     @classmethod
-    def from_config(
-        cls, config: Config, strategy: tf.distribute.Strategy, image_shape: tuple[int, ...], total_steps: int
-    ) -> Trainer:
-        """The steps of the model and optimizer a resolved `config` asks for: what `run` trains."""
+    def from_config(cls, config: Config, strategy: tf.distribute.Strategy, train: Split, total_steps: int) -> Trainer:
+        """The steps of the model and optimizer a resolved `config` asks for, trained on `train`: what `run` trains."""
+        image_shape = train.images.shape[1:]
         model, optimizer = build.model_and_optimizer(config, strategy, image_shape, total_steps)
         jit = distribute.use_jit(config.jit_compile)
         distortion = augment.Distortion().scaled(config.augment_strength)
         portable = jit or config.strategy == "tpu"  # XLA compiles the step: no image kernels there
         distort = functools.partial(augment.augment, seed=config.seed, distortion=distortion, portable=portable)
+        # As many on every replica: a share of its batch, at least one when --not_digits is on.
+        replicas = strategy.num_replicas_in_sync
+        per_replica = max(1, round(config.not_digits * config.batch_size / replicas)) if config.not_digits else 0
+        draw = None
+        if per_replica:
+            bank = tf.constant(not_digits.training_bank(config.seed, train.images, image_shape[0]))
+            draw = functools.partial(
+                not_digits.draw, bank, per_replica, seed=config.seed, distortion=distortion, portable=portable
+            )
         return cls(
             model,
             optimizer,
@@ -183,6 +209,9 @@ class Trainer:
             loss=config.loss,
             label_smoothing=config.label_smoothing,
             augment=distort if config.augment else None,
+            not_digits=draw,
+            not_digits_per_batch=per_replica * replicas,
+            not_digit_weight=config.not_digit_weight,
         )
 
     def checkpoint(self, **extra: Any) -> tf.train.Checkpoint:

@@ -1,0 +1,241 @@
+"""Images that are not digits, made the way a photo is made ready for the model (`preprocess.to_mnist`).
+
+Training shows the model a bank of them (outlier exposure, Hendrycks et al. 2019: `--not_digits`), and
+`scripts/evaluate.py --ood` measures how many of another bank it still accepts. Kinds:
+
+  glyphs     letters and symbols of installed fonts, thin to bold, slanted (never those that are also written as
+             digits: AMBIGUOUS)
+  scribbles  smooth strokes through random points, thin pen to marker
+  shapes     outlined and filled polygons, stars, crosses, hatching, grids (no circles: a circle is a 0)
+  objects    solid shaded blobs, as a photo of a thing shows it
+  paper      blank, smudged, textured or lined paper with nothing written on it
+  noise      uniform and Gaussian pixel noise, and empty images
+  pairs      two digits side by side or written over each other
+
+Everything is drawn from a numpy Generator: a bank is a function of its seed (and of the fonts installed).
+"""
+
+from __future__ import annotations
+
+import functools
+import string
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image, ImageDraw, ImageFont
+
+from mnist_tf.data import augment, preprocess
+
+FONTS_DIR = "/usr/share/fonts"
+HELD_OUT_FAMILY = "Liberation"  # evaluation's glyphs; training draws those of every other font installed
+# Characters that people also write as digits (O and 0, l and 1, Z and 2, S and 5, b and 6, q and 9 ...): never
+# taught as "not a digit", and counted apart when measured.
+AMBIGUOUS = "OoQDIlij|!/\\()[]{}'`,.ZzSsbGgq"
+CHARACTERS = "".join(c for c in string.ascii_letters + "#$%&*+<=>?@^~" if c not in AMBIGUOUS)
+_CANVAS = 64  # drawing size: to_mnist crops to the ink and shrinks it into MNIST's 20x20 box
+_SALT = 0x6E6F74  # "not": draws of their own, never those of augmentation or dropout
+Maker = Callable[[np.random.Generator, int], np.ndarray]  # (rng, count) -> float [count, h, w], ink 1 on 0
+
+
+def font_files(fonts_dir: str = FONTS_DIR, held_out: bool = False) -> list[Path]:
+    """The TrueType fonts of HELD_OUT_FAMILY (`held_out`), or of every other family, sorted by path."""
+    return sorted(path for path in Path(fonts_dir).rglob("*.ttf") if path.name.startswith(HELD_OUT_FAMILY) == held_out)
+
+
+def glyphs(
+    rng: np.random.Generator, count: int, fonts: Sequence[Path] = (), characters: str = CHARACTERS
+) -> np.ndarray:
+    """`count` characters of `fonts` (Pillow's own font when there are none), each at a random weight and slant."""
+    images = np.zeros((count, _CANVAS, _CANVAS), np.float32)
+    for i in range(count):
+        size = int(rng.integers(34, 50))
+        font = ImageFont.truetype(str(fonts[rng.integers(len(fonts))]), size) if fonts else ImageFont.load_default(size)
+        canvas = Image.new("L", (_CANVAS, _CANVAS))
+        weight = int(rng.integers(0, 4))  # a stroke around the outline: pen to marker
+        ImageDraw.Draw(canvas).text(
+            (_CANVAS / 2, _CANVAS / 2),
+            characters[rng.integers(len(characters))],
+            fill=255,
+            font=font,
+            anchor="mm",
+            stroke_width=weight,
+            stroke_fill=255,
+        )
+        shear = rng.uniform(-0.3, 0.3)
+        canvas = canvas.transform(canvas.size, Image.AFFINE, (1, shear, -shear * _CANVAS / 2, 0, 1, 0), Image.BILINEAR)
+        images[i] = np.asarray(canvas, np.float32) / 255
+    return images
+
+
+def scribbles(rng: np.random.Generator, count: int) -> np.ndarray:
+    """One to three smooth strokes, each through 5 to 9 random points (fewer would often make a 1, 7 or L)."""
+    images = []
+    for _ in range(count):
+        canvas = Image.new("L", (_CANVAS, _CANVAS))
+        draw = ImageDraw.Draw(canvas)
+        width = int(rng.integers(2, 9))
+        for _ in range(int(rng.integers(1, 4))):
+            points = rng.uniform(4, _CANVAS - 4, size=(int(rng.integers(5, 10)), 2))
+            draw.line([tuple(p) for p in _smooth(points)], fill=255, width=width, joint="curve")
+        images.append(np.asarray(canvas, np.float32) / 255)
+    return np.stack(images)
+
+
+def _smooth(points: np.ndarray, per_segment: int = 8) -> np.ndarray:
+    """A Catmull-Rom curve through `points`: how a hand moves between them."""
+    padded = np.concatenate([points[:1], points, points[-1:]])
+    t = np.linspace(0, 1, per_segment, endpoint=False)[:, None]
+    curve = []
+    for p0, p1, p2, p3 in zip(padded, padded[1:], padded[2:], padded[3:], strict=False):
+        curve.append(
+            0.5 * (2 * p1 + (p2 - p0) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t**2 + (3 * p1 - p0 - 3 * p2 + p3) * t**3)
+        )
+    return np.concatenate([*curve, points[-1:]])
+
+
+def shapes(rng: np.random.Generator, count: int) -> np.ndarray:
+    """Polygons (outlined or filled), stars, crosses, hatching and grids."""
+    images = []
+    for _ in range(count):
+        canvas = Image.new("L", (_CANVAS, _CANVAS))
+        draw = ImageDraw.Draw(canvas)
+        width = int(rng.integers(2, 8))
+        kind = rng.integers(5)
+        center, radius = rng.uniform(24, 40, 2), rng.uniform(14, 28)
+        if kind <= 1:  # a polygon of 3 to 6 corners, or a star of 5 to 8 points
+            corners = int(rng.integers(3, 7)) if kind == 0 else 2 * int(rng.integers(5, 9))
+            angles = rng.uniform(0, 2 * np.pi) + np.linspace(0, 2 * np.pi, corners, endpoint=False)
+            radii = np.where(np.arange(corners) % 2 * kind, radius * rng.uniform(0.35, 0.6), radius)
+            outline = [tuple(c) for c in center + np.stack([np.cos(angles), np.sin(angles)], -1) * radii[..., None]]
+            if rng.random() < 0.4:
+                draw.polygon(outline, fill=255)
+            else:
+                draw.line([*outline, outline[0]], fill=255, width=width, joint="curve")
+        elif kind == 2:  # a cross or a plus with arms of different lengths
+            for angle in rng.uniform(0, np.pi) + np.array([0, rng.uniform(0.35, 0.65) * np.pi]):
+                arm = np.array([np.cos(angle), np.sin(angle)]) * radius
+                draw.line([tuple(center - arm), tuple(center + arm * rng.uniform(0.6, 1))], fill=255, width=width)
+        else:  # hatching (kind 3) or a grid (kind 4)
+            spacing = rng.uniform(6, 12)
+            for offset in np.arange(4, _CANVAS - 4, spacing):
+                draw.line([(offset, 4), (offset + rng.uniform(-8, 8), _CANVAS - 4)], fill=255, width=width // 2 + 1)
+                if kind == 4:
+                    draw.line([(4, offset), (_CANVAS - 4, offset)], fill=255, width=width // 2 + 1)
+        images.append(np.asarray(canvas, np.float32) / 255)
+    return np.stack(images)
+
+
+def objects(rng: np.random.Generator, count: int) -> np.ndarray:
+    """Solid things, as a photo of an object shows them: a filled blob of a few overlapping polygons and
+    ellipses, shaded and textured."""
+    ys, xs = np.mgrid[0:_CANVAS, 0:_CANVAS] / _CANVAS
+    images = []
+    for _ in range(count):
+        canvas = Image.new("L", (_CANVAS, _CANVAS))
+        draw = ImageDraw.Draw(canvas)
+        for _ in range(int(rng.integers(1, 4))):
+            x0, y0 = rng.uniform(4, 32, 2)
+            x1, y1 = x0 + rng.uniform(16, 56), y0 + rng.uniform(16, 56)
+            if rng.random() < 0.5:
+                draw.ellipse([x0, y0, x1, y1], fill=255)
+            else:
+                draw.polygon([tuple(p) for p in rng.uniform(4, _CANVAS - 4, (int(rng.integers(3, 7)), 2))], fill=255)
+        shade = rng.uniform(0.4, 1.0) + rng.uniform(-0.4, 0.4) * xs + rng.uniform(-0.4, 0.4) * ys
+        texture = shade + rng.normal(0, rng.uniform(0, 0.2), shade.shape)
+        images.append(np.clip(np.asarray(canvas, np.float32) / 255 * texture, 0, 1).astype(np.float32))
+    return np.stack(images)
+
+
+def paper(rng: np.random.Generator, count: int) -> np.ndarray:
+    """Photos of paper with nothing on it, dark on light as a camera sees it: uneven light, grain, smudges, lines."""
+    ys, xs = np.mgrid[0:_CANVAS, 0:_CANVAS] / _CANVAS
+    images = []
+    for _ in range(count):
+        light = 0.85 + rng.uniform(-0.1, 0.1) * xs + rng.uniform(-0.1, 0.1) * ys
+        image = light + rng.normal(0, rng.uniform(0.002, 0.03), light.shape)
+        for _ in range(int(rng.integers(0, 3))):  # smudges: soft grey blobs
+            cx, cy, size = rng.uniform(0, 1), rng.uniform(0, 1), rng.uniform(0.05, 0.3)
+            image -= rng.uniform(0.05, 0.4) * np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * size**2))
+        if rng.random() < 0.3:  # ruled or squared paper
+            spacing = int(rng.integers(6, 14))
+            image[::spacing] -= rng.uniform(0.05, 0.2)
+            if rng.random() < 0.5:
+                image[:, ::spacing] -= rng.uniform(0.05, 0.2)
+        images.append(np.clip(image, 0, 1).astype(np.float32))
+    return np.stack(images)
+
+
+def noise(rng: np.random.Generator, count: int) -> np.ndarray:
+    """Uniform noise, Gaussian noise of any density, and empty images, a third each."""
+    kinds = rng.integers(3, size=count)
+    uniform = rng.uniform(size=(count, 28, 28))
+    gaussian = np.clip(rng.normal(rng.uniform(0, 0.5, (count, 1, 1)), 0.3, (count, 28, 28)), 0, 1)
+    return np.select([kinds[:, None, None] == 0, kinds[:, None, None] == 1], [uniform, gaussian], 0.0).astype(
+        np.float32
+    )
+
+
+def pairs(rng: np.random.Generator, count: int, digits: np.ndarray) -> np.ndarray:
+    """Two digits of `digits` (uint8 [N, rows, cols(, 1)]) side by side, or one over the other well apart (close
+    together, two digits often make a third)."""
+    rows, cols = digits.shape[1:3]
+    digits = digits.reshape(len(digits), rows, cols).astype(np.float32) / 255
+    first, second = digits[rng.integers(len(digits), size=count)], digits[rng.integers(len(digits), size=count)]
+    side_by_side = np.concatenate([first, second], axis=2)  # rows x 2 cols
+    over = np.concatenate([first, np.zeros_like(first)], axis=2)
+    shifts = (rng.uniform(0.3, 0.5, size=count) * cols).astype(int) + cols // 2
+    for image, digit, shift in zip(over, second, shifts, strict=True):
+        image[:, shift - cols // 2 : shift - cols // 2 + cols] = np.maximum(
+            image[:, shift - cols // 2 : shift - cols // 2 + cols], digit
+        )
+    return np.where((rng.random(count) < 0.5)[:, None, None], side_by_side, over)
+
+
+def draw(
+    bank: tf.Tensor, count: int, *, seed: int, step: tf.Tensor, distortion: augment.Distortion, portable: bool
+) -> tf.Tensor:
+    """This replica's `count` images of a global draw from `bank` (uint8 [N, rows, cols, 1]) for training step
+    `step`: float in [0, 1], distorted as digits are. A function of (seed, step)
+    alone, as augmentation is: a run repeats and resumes exactly."""
+    replica = tf.distribute.get_replica_context()
+    replicas, index = (replica.num_replicas_in_sync, replica.replica_id_in_sync_group) if replica else (1, 0)
+    key = tf.random.experimental.stateless_fold_in(tf.constant([seed, _SALT], tf.int64), tf.cast(step, tf.int64))
+    picks = tf.random.stateless_uniform([count * replicas], seed=key, maxval=tf.shape(bank)[0], dtype=tf.int32)
+    images = tf.cast(tf.gather(bank, picks[index * count : (index + 1) * count]), tf.float32) / 255.0
+    return augment.augment(images, seed=seed ^ _SALT, step=step, distortion=distortion, portable=portable)
+
+
+@functools.cache
+def _to_mnist_batch(size: int) -> Callable[[tf.Tensor], tf.Tensor]:
+    one = functools.partial(preprocess.to_mnist, size=size)
+    spec = tf.TensorSpec([size, size], tf.uint8)
+    return tf.function(lambda grays: tf.map_fn(one, grays, fn_output_signature=spec), reduce_retracing=True)
+
+
+def as_mnist(grays: np.ndarray, size: int = 28) -> np.ndarray:
+    """Float images [N, h, w] in [0, 1], either polarity -> uint8 [N, size, size, 1] as the model sees them."""
+    return _to_mnist_batch(size)(tf.constant(grays, tf.float32)).numpy()[..., np.newaxis]
+
+
+def training_bank(
+    seed: int, digits: np.ndarray, size: int = 28, count: int = 7000, fonts_dir: str = FONTS_DIR
+) -> np.ndarray:
+    """`count` not-digit images, uint8 [count, size, size, 1], in equal shares of every kind (glyphs of every font
+    family but HELD_OUT_FAMILY), drawn from `seed`; `digits` are training images, for the pairs."""
+    rng = np.random.default_rng([seed, _SALT])
+    makers: list[Maker] = [
+        functools.partial(glyphs, fonts=font_files(fonts_dir)),
+        scribbles,
+        shapes,
+        objects,
+        paper,
+        noise,
+        functools.partial(pairs, digits=digits),
+    ]
+    share = count // len(makers)
+    parts = [
+        as_mnist(make(rng, share if i else count - (len(makers) - 1) * share), size) for i, make in enumerate(makers)
+    ]
+    return np.concatenate(parts)

@@ -1,0 +1,63 @@
+"""The sets `scripts/evaluate.py --ood` measures "not a digit" on: images a digit model must refuse, and real
+handwriting it must still accept. Each is drawn from a fixed seed, so every model meets the same images.
+
+  fashion      Fashion-MNIST test: clothes, shoes and bags (a digit model never sees one in training)
+  fonts        letters and symbols of HELD_OUT_FAMILY, a font family training never draws from
+  ambiguous    the same font's characters that people also write as digits (O, l, Z, S, b, q ...): counted apart
+  noise        pixel noise, empty images, and photos of blank, smudged or lined paper
+  handwriting  MNIST test digits photographed (`handwriting.photographed`): must be accepted, and read right
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from mnist_tf.data import handwriting, idx, not_digits
+from mnist_tf.data.sources import Split
+from mnist_tf.errors import MnistTfError
+
+FASHION_DIR = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist
+SETS = ("fashion", "fonts", "ambiguous", "noise", "handwriting")
+SIZE = 2000  # images per generated set
+_SEED = 20170  # fixed: every model is measured on the same images
+
+
+@dataclasses.dataclass(frozen=True)
+class OodSet:
+    """uint8 images [N, 28, 28, 1], and labels for the digits that must be accepted (None: must be refused)."""
+
+    name: str
+    images: np.ndarray
+    labels: np.ndarray | None
+
+    @property
+    def digits(self) -> bool:
+        return self.labels is not None
+
+
+def load(name: str, test: Split, fashion_dir: str = FASHION_DIR, fonts_dir: str = not_digits.FONTS_DIR) -> OodSet:
+    """The set `name` (one of SETS); `test` is MNIST test, which `handwriting` photographs."""
+    if name not in SETS:
+        raise MnistTfError(f"--ood={name!r} is not one of: {', '.join(SETS)}")
+    rng = np.random.default_rng([_SEED, SETS.index(name)])
+    if name == "fashion":
+        try:
+            images, _ = idx.load_split(fashion_dir, "test")
+        except MnistTfError as e:
+            raise MnistTfError(f"--ood=fashion: {e} (apt-get install dataset-fashion-mnist)") from None
+        return OodSet(name, images.reshape(-1, 28, 28, 1), None)
+    if name in ("fonts", "ambiguous"):
+        fonts = not_digits.font_files(fonts_dir, held_out=True)
+        if not fonts:
+            family = not_digits.HELD_OUT_FAMILY
+            raise MnistTfError(f"--ood={name}: no {family} fonts under {fonts_dir} (apt-get install fonts-liberation)")
+        characters = not_digits.CHARACTERS if name == "fonts" else not_digits.AMBIGUOUS
+        return OodSet(name, not_digits.as_mnist(not_digits.glyphs(rng, SIZE, fonts, characters)), None)
+    if name == "noise":
+        kinds = [not_digits.noise(rng, SIZE // 2), not_digits.paper(rng, SIZE - SIZE // 2)]
+        return OodSet(name, np.concatenate([not_digits.as_mnist(kind) for kind in kinds]), None)
+    chosen = rng.choice(len(test), min(SIZE, len(test)), replace=False)  # handwriting
+    photos = handwriting.photographed(test.images[chosen], rng)
+    return OodSet(name, handwriting.as_served(photos), test.labels[chosen])

@@ -1,0 +1,161 @@
+"""What an exported model says beside its class: probabilities that mean what they say, and "not a digit".
+
+Both are fitted on the validation split when a model is exported (never on test):
+  temperature  the logits are divided by it before the softmax, chosen to minimize the validation digits'
+               negative log-likelihood (temperature scaling, Guo et al. 2017): the classes stay, the confidence
+               becomes honest
+  threshold    of the digit score, so that `--digit_acceptance` of the validation digits reach it (at most
+               MAX_THRESHOLD)
+
+digit_score is the log-odds of the calibrated top probability p, log(p / (1 - p)), in nats: 0 is even odds,
+2.2 is p = 0.9, 4.6 is p = 0.99. It orders images as p does but does not saturate at p = 1 in float32. A model
+trained with `--not_digits` answers what is not a digit with a flat distribution, so its score is low there.
+`is_digit` is digit_score >= threshold. LiteRT files return the calibrated probabilities only: the same
+decision is max(probabilities) >= `threshold_probability` (`from_probabilities`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mnist_tf.data.pipeline import normalize_images
+from mnist_tf.data.sources import Splits
+from mnist_tf.reporting import evaluation
+
+# The highest threshold: logit(255/256), the top probability an int8 LiteRT file can output; above it, no file
+# could ever accept an image that the SavedModel accepts.
+MAX_THRESHOLD = math.log(255.0)
+_NOT_THE_TOP = -1e4  # masks the top logit out of the rest's logsumexp (finite: LiteRT and int8 want no inf)
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    """The calibration and the is_digit threshold of one exported model."""
+
+    temperature: float = 1.0
+    threshold: float = -math.inf  # of digit_score: -inf accepts everything
+    acceptance: float = 1.0  # the share of the fitting digits that reach the threshold
+    fitted_on: str = ""  # e.g. "validation split (5,000 images)"
+
+    @property
+    def threshold_probability(self) -> float:
+        """The threshold as a calibrated top probability: sigmoid(threshold)."""
+        return 1.0 / (1.0 + math.exp(-self.threshold)) if math.isfinite(self.threshold) else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """As JSON holds it: no threshold (accept everything) is null."""
+        values = {**dataclasses.asdict(self), "threshold_probability": self.threshold_probability}
+        return {**values, "threshold": self.threshold if math.isfinite(self.threshold) else None}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Decision:
+        known = {field.name: values[field.name] for field in dataclasses.fields(cls) if field.name in values}
+        return cls(**{**known, "threshold": -math.inf if known.get("threshold") is None else known["threshold"]})
+
+
+ACCEPT_ALL = Decision()  # uncalibrated, and every image a digit: what a model answers before `fit`
+
+
+def fit_model(model: keras.Model, splits: Splits, acceptance: float, batch_size: int = 1000) -> Decision:
+    """`fit` on `model`'s logits for the validation split (for the training split, seen in training, when the
+    run held none out: its confidence is higher there, so fewer real digits pass)."""
+    split, name = (splits.validation, "validation") if splits.validation else (splits.train, "train")
+    logits = tf.function(lambda images: tf.cast(model(normalize_images(images), training=False), tf.float32))
+    values = evaluation.predict_in_batches(lambda images: logits(images).numpy(), split.images, batch_size)
+    return fit(values, split.labels, acceptance, f"{name} split ({len(split):,} images)")
+
+
+def fit(logits: np.ndarray, labels: np.ndarray, acceptance: float, fitted_on: str) -> Decision:
+    """The temperature that calibrates `logits` [N, classes] for `labels`, and the digit-score threshold that
+    `acceptance` of them reach."""
+    logits = answered(logits)
+    temperature = fit_temperature(logits, labels)
+    scores = digit_scores(logits / temperature)
+    threshold = min(evaluation.threshold_for(scores, acceptance), MAX_THRESHOLD)
+    threshold = threshold if acceptance < 1 else -math.inf
+    return Decision(temperature, threshold, float(np.mean(scores >= threshold)), fitted_on)
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """argmin over T of the mean negative log-likelihood of softmax(logits / T): golden-section search on log T
+    (the likelihood is unimodal in it), to a relative precision of 1e-4."""
+    logits = logits.astype(np.float64)
+
+    def nll(log_t: float) -> float:
+        scaled = logits / math.exp(log_t)
+        top = scaled.max(axis=1, keepdims=True)
+        log_z = np.log(np.exp(scaled - top).sum(axis=1)) + top[:, 0]
+        return float(np.mean(log_z - scaled[np.arange(len(labels)), labels]))
+
+    low, high = math.log(0.05), math.log(20.0)
+    ratio = (math.sqrt(5) - 1) / 2
+    while high - low > 1e-4:
+        a, b = high - ratio * (high - low), low + ratio * (high - low)
+        low, high = (low, b) if nll(a) < nll(b) else (a, high)
+    return round(math.exp((low + high) / 2), 4)
+
+
+def digit_scores(logits: np.ndarray) -> np.ndarray:
+    """log(p / (1 - p)) of the top softmax probability p of each row: top logit - logsumexp(the others)."""
+    logits = np.sort(logits.astype(np.float64), axis=1)
+    top, rest = logits[:, -1], logits[:, :-1]
+    rest_max = rest.max(axis=1)
+    return top - rest_max - np.log(np.exp(rest - rest_max[:, None]).sum(axis=1))
+
+
+def from_probabilities(probabilities: np.ndarray) -> np.ndarray:
+    """digit_score from probabilities alone, as LiteRT's outputs allow (it saturates where p rounds to 1, far
+    above any threshold)."""
+    top = np.clip(probabilities.max(axis=-1).astype(np.float64), 1e-12, 1 - 1e-12)
+    return np.log(top / (1.0 - top))
+
+
+def outputs(logits: tf.Tensor, decision: Decision) -> dict[str, tf.Tensor]:
+    """In-graph: float32 logits [batch, classes] -> probabilities, classes, digit_score and is_digit."""
+    calibrated = logits / decision.temperature
+    top = tf.reduce_max(calibrated, axis=-1)
+    is_top = tf.one_hot(tf.argmax(calibrated, axis=-1), tf.shape(calibrated)[-1], on_value=_NOT_THE_TOP, off_value=0.0)
+    score = top - tf.reduce_logsumexp(calibrated + is_top, axis=-1)
+    return {
+        "probabilities": tf.nn.softmax(calibrated),
+        "classes": tf.argmax(calibrated, axis=-1),
+        "digit_score": score,
+        "is_digit": score >= decision.threshold,
+    }
+
+
+def confidence(logits: np.ndarray, labels: np.ndarray, decision: Decision) -> dict[str, Any]:
+    """How honest and how selective `decision` is on labelled digits: expected calibration error before and
+    after the temperature, the share accepted as digits, and the accuracy of those."""
+    logits = answered(logits)
+    calibrated = softmax(logits / decision.temperature)
+    accepted = digit_scores(logits / decision.temperature) >= decision.threshold
+    right = calibrated.argmax(axis=1) == labels
+    return {
+        "calibration_error_before": evaluation.calibration_error(softmax(logits), labels),
+        "calibration_error": evaluation.calibration_error(calibrated, labels),
+        "accepted": float(np.mean(accepted)),
+        "accepted_accuracy": float(np.mean(right[accepted])) if accepted.any() else None,
+        "reliability": evaluation.reliability(calibrated, labels),
+    }
+
+
+def answered(logits: np.ndarray) -> np.ndarray:
+    """`logits` with NaN (a diverged model's) read as 0, a flat answer: no digit, and no class."""
+    return np.nan_to_num(logits.astype(np.float64), nan=0.0, posinf=1e4, neginf=-1e4)
+
+
+def scalars(confidence: dict[str, Any]) -> dict[str, float]:
+    """The numbers of `confidence` that TensorBoard plots."""
+    return {name: value for name, value in confidence.items() if isinstance(value, float)}
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
