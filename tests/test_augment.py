@@ -112,7 +112,9 @@ def test_tensorboard_inputs_show_the_first_batch_as_distorted_for_the_step():
 
     strategy = distribute.make_strategy("default")
     for augmented in (False, True):
-        config = Config(model="mlp", hidden_units=(8,), augment=augmented, augment_strength=0.5, dtype="float32")
+        config = Config(
+            model="mlp", hidden_units=(8,), augment=augmented, augment_strength=0.5, dtype="float32", not_digits=0.0
+        )
         trainer = Trainer.from_config(config.resolve(), strategy, blank_split(), total_steps=10)
         shown = trainer.inputs_as_trained(IMAGES, 4)
         distortion = Distortion().scaled(0.5)

@@ -231,7 +231,7 @@ def test_resuming_with_other_flags_says_what_changed(tiny_config):
 def test_skip_policy_leaves_weights_and_optimizer_alone_on_a_nan_batch_under_every_replica_count():
     for strategy_name in ("default", "mirrored"):
         strategy = distribute.make_strategy(strategy_name)
-        config = Config(model="mlp", hidden_units=(16,), batch_size=8, nan_policy="skip").resolve()
+        config = Config(model="mlp", hidden_units=(16,), batch_size=8, nan_policy="skip", not_digits=0.0).resolve()
         trainer = Trainer.from_config(config, strategy, blank_split(), total_steps=10)
         rng = np.random.default_rng(0)
         images = rng.random((3, 8, 28, 28, 1), dtype=np.float32)
