@@ -151,6 +151,7 @@ def main(argv: list[str]) -> None:
         print(line)
     # An ensemble of exports has no decision of its own: export it (scripts/export.py) to fit one.
     chosen = models[0].decision if len(models) == 1 else ACCEPT_ALL
+    # log(calibrated p) * T is the model's own logits, up to a constant per image: "before" needs no second model.
     confidence = decision.confidence(np.log(np.maximum(probabilities, 1e-30)) * chosen.temperature, test.labels, chosen)
     print(confidence_line(confidence, chosen))
     detection = detect(models[0], chosen, test, probabilities) if FLAGS.ood else {}
