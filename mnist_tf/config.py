@@ -84,7 +84,10 @@ class Config:
     optimizer: str = _setting("adam", "Optimizer.", choices=optimizers.OPTIMIZERS, hparam=True)
     learning_rate: float = _setting(4e-3, "Peak learning rate.", lower_bound=0.0, hparam=True)
     lr_schedule: str = _setting("one_cycle", "Learning-rate schedule.", choices=optimizers.LR_SCHEDULES, hparam=True)
-    momentum: float = _setting(0.9, "Momentum of the momentum/nesterov optimizers.")
+    momentum: float = _setting(0.9, "Momentum of the momentum/nesterov optimizers, and Adam's beta_1.", hparam=True)
+    beta_2: float = _setting(
+        0.999, "Adam's beta_2: how slowly its estimate of the gradients' scale moves.", hparam=True
+    )
     weight_decay: float = _setting(0.0, "L2 penalty on kernels (not biases).", lower_bound=0.0, hparam=True)
     seed: int = _setting(42, "Seed of weights, shuffling and dropout: CPU runs repeat exactly.", hparam=True)
     validation_size: int | None = _setting(
@@ -181,6 +184,11 @@ class Config:
         "Filters of the convolutions (lenet, cnn) or of each block (bncnn), e.g. 20,50 (default: per model).",
         hparam=True,
     )
+    kernel_sizes: tuple[int, ...] | None = _setting(
+        None,
+        "Kernel size of each convolution of lenet and cnn, e.g. 5,3 (default: 5 for lenet, 3 for cnn).",
+        hparam=True,
+    )
     strategy: str = _setting(
         "default",
         "tf.distribute strategy: default (no distribution), one_device, mirrored (local GPUs), multi_worker "
@@ -244,6 +252,7 @@ class Config:
             else self.not_digits,
             conv_dropout=defaults["conv_dropout"] if self.conv_dropout is None else self.conv_dropout,
             filters=tuple(defaults["filters"] if self.filters is None else self.filters),
+            kernel_sizes=tuple(defaults["kernel_sizes"] if self.kernel_sizes is None else self.kernel_sizes),
             validation_size=sources.DATASETS[self.dataset] if self.validation_size is None else self.validation_size,
             model_dir=self.model_dir or f"runs/{self.name}/{time.strftime('%Y%m%d-%H%M%S')}",
         )
@@ -260,8 +269,9 @@ class Config:
                 _check_lower_bound(setting, value)
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise MnistTfError(f"--learning_rate must be a positive number, got {self.learning_rate}")
-        if not 0 <= self.momentum < 1:
-            raise MnistTfError(f"--momentum must be in [0, 1), got {self.momentum}")
+        for name in ("momentum", "beta_2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise MnistTfError(f"--{name} must be in [0, 1), got {getattr(self, name)}")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise MnistTfError(f"--weight_decay must be 0 or more, got {self.weight_decay}")
         for name in ("dropout", "conv_dropout"):
@@ -307,6 +317,13 @@ class Config:
         if convs and (len(self.filters) != convs or min(self.filters) < 1):
             raise MnistTfError(
                 f"--filters for {self.model} is {_count(convs, 'positive conv size')}, got {list(self.filters)}"
+            )
+        sized = [name for name, entry in models.MODELS.items() if entry.defaults["kernel_sizes"]]
+        if self.kernel_sizes and self.model not in sized:
+            raise MnistTfError(f"--kernel_sizes applies to {' and '.join(sized)} only")
+        if self.kernel_sizes and (len(self.kernel_sizes) != convs or min(self.kernel_sizes) < 1):
+            raise MnistTfError(
+                f"--kernel_sizes for {self.model} is {_count(convs, 'positive size')}, got {list(self.kernel_sizes)}"
             )
         *others, last = [name for name, entry in models.MODELS.items() if entry.conv_layers]
         with_convs = f"{', '.join(others)} and {last}" if others else last

@@ -15,6 +15,7 @@ def test_resolve_fills_model_defaults_and_keeps_explicit_values():
     assert (mlp.hidden_units, mlp.dropout, mlp.filters) == ((500, 500), 0.0, ())
     cnn = Config(model="cnn").resolve()
     assert (cnn.filters, cnn.hidden_units, cnn.conv_dropout, cnn.dropout) == ((32, 64), (128,), 0.25, 0.5)
+    assert (lenet.kernel_sizes, cnn.kernel_sizes, mlp.kernel_sizes) == ((5, 5), (3, 3), ())
     # Augmentation: on for the convolutional models, off for the MLP, unless set.
     assert (lenet.augment, cnn.augment, mlp.augment) == (True, True, False)
     assert Config(model="lenet", augment=False).resolve().augment is False
@@ -50,6 +51,10 @@ def test_name_is_the_recipe_else_the_model():
         ({"early_stopping_patience": -1}, "--early_stopping_patience must be 0 .off. or more"),
         ({"early_stopping_patience": 3, "validation_size": 0}, "--early_stopping_patience needs a validation split"),
         ({"momentum": 1.5}, r"--momentum must be in \[0, 1\)"),
+        ({"beta_2": 1.0}, r"--beta_2 must be in \[0, 1\)"),
+        ({"kernel_sizes": (5,)}, "--kernel_sizes for lenet is two positive sizes"),
+        ({"kernel_sizes": (5, 0)}, "--kernel_sizes for lenet is two positive sizes"),
+        ({"model": "bncnn", "kernel_sizes": (3, 3)}, "--kernel_sizes applies to lenet and cnn only"),
         ({"weight_decay": -1.0}, "--weight_decay must be 0 or more"),
         ({"label_smoothing": 1.0}, r"--label_smoothing must be in \[0, 1\)"),
         ({"label_smoothing": 0.1, "loss": "mse"}, "--label_smoothing applies to --loss=cross_entropy, not mse"),

@@ -82,6 +82,9 @@ def test_architecture_flags_shape_the_model():
     ]
     assert model.get_layer("conv2").kernel.shape == (5, 5, 6, 16)
     assert model.get_layer("dense1").kernel.shape == (4 * 4 * 16, 84)
+    smaller = build.model(Config(model="lenet", filters=(24, 32), kernel_sizes=(5, 3)).resolve(), (28, 28, 1))
+    assert smaller.get_layer("conv2").kernel.shape == (3, 3, 24, 32)
+    assert smaller.get_layer("dense1").kernel.shape == (5 * 5 * 32, 500)  # 28 -5+1 -> 24 /2 -> 12 -3+1 -> 10 /2
     no_dropout = build.model(Config(model="mlp", dropout=0.0).resolve(), (8, 8, 1))
     assert not any("dropout" in layer.name for layer in no_dropout.layers)
     assert no_dropout.get_layer("dense1").kernel.shape == (64, 800)

@@ -39,7 +39,8 @@ def test_one_cycle_warms_up_to_the_peak_then_anneals_to_zero():
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
 def test_each_name_builds_its_optimizer(name):
-    optimizer = build.optimizer(Config(optimizer=name, lr_schedule="constant", momentum=0.8), total_steps=10)
+    config = Config(optimizer=name, lr_schedule="constant", momentum=0.8, beta_2=0.9)
+    optimizer = build.optimizer(config, total_steps=10)
     expected = {
         "sgd": keras.optimizers.SGD,
         "momentum": keras.optimizers.SGD,
@@ -52,6 +53,8 @@ def test_each_name_builds_its_optimizer(name):
     if expected is keras.optimizers.SGD:
         assert optimizer.momentum == (0.0 if name == "sgd" else 0.8)
         assert optimizer.nesterov == (name == "nesterov")
+    if expected is keras.optimizers.Adam:  # its momentum is beta_1
+        assert (optimizer.beta_1, optimizer.beta_2) == (0.8, 0.9)
 
 
 def test_float16_gets_dynamic_loss_scaling_and_bfloat16_does_not():

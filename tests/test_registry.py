@@ -70,7 +70,8 @@ def test_each_models_shape_settings_make_another_model_on_resume(name, tmp_path)
 @pytest.mark.parametrize("name", MODELS)
 def test_each_models_registry_entry_is_complete(name):
     entry = MODELS[name]
-    assert set(entry.defaults) == {"hidden_units", "dropout", "conv_dropout", "filters"}
+    assert set(entry.defaults) == {"hidden_units", "dropout", "conv_dropout", "filters", "kernel_sizes"}
+    assert len(entry.defaults["kernel_sizes"]) in (0, entry.conv_layers)
     assert entry.dense_layers in (None, len(entry.defaults["hidden_units"]))
     assert 0 < race.TARGET_ACCURACY.get(name, 0.5) < 1
     assert set(entry.shape_fields) <= set(SETTINGS)

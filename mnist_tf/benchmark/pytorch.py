@@ -35,13 +35,13 @@ _INITIALIZERS: dict[str, Callable[[torch.Tensor], object]] = {
     "uniform": lambda w: nn.init.uniform_(w, -0.05, 0.05),
 }
 # Keras's defaults where torch's differ (epsilon 1e-7, RMSprop's rho 0.9).
-_OPTIMIZERS: dict[str, Callable[[list[nn.Parameter], float, float], torch.optim.Optimizer]] = {
-    "sgd": lambda params, lr, momentum: torch.optim.SGD(params, lr),
-    "momentum": lambda params, lr, momentum: torch.optim.SGD(params, lr, momentum=momentum),
-    "nesterov": lambda params, lr, momentum: torch.optim.SGD(params, lr, momentum=momentum, nesterov=True),
-    "adam": lambda params, lr, momentum: torch.optim.Adam(params, lr, eps=1e-7),
-    "rmsprop": lambda params, lr, momentum: torch.optim.RMSprop(params, lr, alpha=0.9, eps=1e-7),
-    "adagrad": lambda params, lr, momentum: torch.optim.Adagrad(params, lr, initial_accumulator_value=0.1, eps=1e-7),
+_OPTIMIZERS: dict[str, Callable[[list[nn.Parameter], float, Config], torch.optim.Optimizer]] = {
+    "sgd": lambda params, lr, config: torch.optim.SGD(params, lr),
+    "momentum": lambda params, lr, config: torch.optim.SGD(params, lr, momentum=config.momentum),
+    "nesterov": lambda params, lr, config: torch.optim.SGD(params, lr, momentum=config.momentum, nesterov=True),
+    "adam": lambda params, lr, config: torch.optim.Adam(params, lr, betas=(config.momentum, config.beta_2), eps=1e-7),
+    "rmsprop": lambda params, lr, config: torch.optim.RMSprop(params, lr, alpha=0.9, eps=1e-7),
+    "adagrad": lambda params, lr, config: torch.optim.Adagrad(params, lr, initial_accumulator_value=0.1, eps=1e-7),
 }
 _AUTOCAST = {"float32": None, "bfloat16": torch.bfloat16}
 MODELS = ("mlp", "lenet", "cnn")  # what it builds: every architecture the race races, and cnn
@@ -62,8 +62,8 @@ def model(config: Config, image_shape: tuple[int, ...]) -> nn.Sequential:
             width = units
         layers.append(nn.Linear(width, NUM_CLASSES))
     else:
-        size, pool_after_each = {"lenet": (5, True), "cnn": (3, False)}[config.model]
-        for filters in config.filters:
+        pool_after_each = config.model == "lenet"
+        for filters, size in zip(config.filters, config.kernel_sizes, strict=True):
             layers += [nn.Conv2d(channels, filters, size), activation()]
             layers += [nn.MaxPool2d(2)] if pool_after_each else []
             channels, rows, cols = filters, rows - size + 1, cols - size + 1
@@ -105,7 +105,7 @@ class PyTorchContender:
         torch.manual_seed(config.seed)
         self.config, self.autocast = config, _AUTOCAST[dtype]
         self.model = model(config, splits.image_shape)
-        self.optimizer = _OPTIMIZERS[config.optimizer](list(self.model.parameters()), 1.0, config.momentum)
+        self.optimizer = _OPTIMIZERS[config.optimizer](list(self.model.parameters()), 1.0, config)
         rates = _learning_rates(config, total_steps)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: rates[step])
         self.loss = nn.CrossEntropyLoss()

@@ -25,12 +25,12 @@ from mnist_tf.nn.initializers import default_initializer, keras_initializer
 
 
 def lenet(nn: Layers, image_shape: Sequence[int], hp: Hyperparameters) -> keras.Model:
-    """LeNet: [Conv 5x5 (valid) -> MaxPool 2x2] per entry of `filters`, then `dense_head`."""
+    """LeNet: [Conv (valid, 5x5 by default) -> MaxPool 2x2] per entry of `filters`, then `dense_head`."""
     init = hp.initializer(hp.activation)  # the hidden layers' kernels
     images = keras.Input(shape=tuple(image_shape), name="images")
     x = images
-    for i, filters in enumerate(hp.filters, start=1):
-        x = nn.Conv2D(filters, 5, activation=hp.activation, kernel_initializer=init, name=f"conv{i}")(x)
+    for i, (filters, size) in enumerate(zip(hp.filters, hp.kernel_sizes, strict=True), start=1):
+        x = nn.Conv2D(filters, size, activation=hp.activation, kernel_initializer=init, name=f"conv{i}")(x)
         x = nn.MaxPool2D(2, name=f"pool{i}")(x)
     return keras.Model(images, dense_head(nn, x, hp), name="lenet")
 
@@ -49,13 +49,14 @@ def mlp(nn: Layers, image_shape: Sequence[int], hp: Hyperparameters) -> keras.Mo
 
 
 def cnn(nn: Layers, image_shape: Sequence[int], hp: Hyperparameters) -> keras.Model:
-    """Keras's classic `mnist_cnn` example: Conv 3x3 per entry of `filters` -> MaxPool 2x2, then `dense_head`.
+    """Keras's classic `mnist_cnn` example: Conv (3x3 by default) per entry of `filters` -> MaxPool 2x2, then
+    `dense_head`.
     Two convolutions before one pooling keep it usable on images as small as 8x8."""
     init = hp.initializer(hp.activation)  # the hidden layers' kernels
     images = keras.Input(shape=tuple(image_shape), name="images")
     x = images
-    for i, filters in enumerate(hp.filters, start=1):
-        x = nn.Conv2D(filters, 3, activation=hp.activation, kernel_initializer=init, name=f"conv{i}")(x)
+    for i, (filters, size) in enumerate(zip(hp.filters, hp.kernel_sizes, strict=True), start=1):
+        x = nn.Conv2D(filters, size, activation=hp.activation, kernel_initializer=init, name=f"conv{i}")(x)
     x = nn.MaxPool2D(2, name="pool1")(x)
     return keras.Model(images, dense_head(nn, x, hp), name="cnn")
 
@@ -113,7 +114,7 @@ class Architecture:
     defaults: Mapping[str, Any]  # Config values that depend on the architecture: hidden_units, dropout, filters...
     dense_layers: int | None  # how many hidden sizes --hidden_units takes; None: any number
     # Config fields that decide the weights' shapes: a checkpoint of other values is another model.
-    shape_fields: tuple[str, ...] = ("hidden_units", "filters")
+    shape_fields: tuple[str, ...] = ("hidden_units", "filters", "kernel_sizes")
 
     @property
     def conv_layers(self) -> int:
@@ -122,16 +123,24 @@ class Architecture:
 
 MODELS: dict[str, Architecture] = {
     "lenet": Architecture(
-        lenet, {"hidden_units": (500,), "dropout": 0.25, "conv_dropout": 0.0, "filters": (20, 50)}, dense_layers=1
+        lenet,
+        {"hidden_units": (500,), "dropout": 0.25, "conv_dropout": 0.0, "filters": (20, 50), "kernel_sizes": (5, 5)},
+        dense_layers=1,
     ),
     "mlp": Architecture(
-        mlp, {"hidden_units": (800, 800), "dropout": 0.2, "conv_dropout": 0.0, "filters": ()}, dense_layers=None
+        mlp,
+        {"hidden_units": (800, 800), "dropout": 0.2, "conv_dropout": 0.0, "filters": (), "kernel_sizes": ()},
+        dense_layers=None,
     ),
     "cnn": Architecture(
-        cnn, {"hidden_units": (128,), "dropout": 0.5, "conv_dropout": 0.25, "filters": (32, 64)}, dense_layers=1
+        cnn,
+        {"hidden_units": (128,), "dropout": 0.5, "conv_dropout": 0.25, "filters": (32, 64), "kernel_sizes": (3, 3)},
+        dense_layers=1,
     ),
     "bncnn": Architecture(
-        bncnn, {"hidden_units": (128,), "dropout": 0.4, "conv_dropout": 0.4, "filters": (32, 64)}, dense_layers=1
+        bncnn,
+        {"hidden_units": (128,), "dropout": 0.4, "conv_dropout": 0.4, "filters": (32, 64), "kernel_sizes": ()},
+        dense_layers=1,
     ),
 }
 
@@ -211,6 +220,7 @@ class Hyperparameters:
 
     hidden_units: Sequence[int]
     filters: Sequence[int]
+    kernel_sizes: Sequence[int] = ()
     activation: str = "relu"
     dropout: float = 0.0
     conv_dropout: float = 0.0

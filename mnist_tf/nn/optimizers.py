@@ -31,14 +31,15 @@ LR_SCHEDULES: dict[str, Callable[[float, int], LearningRate]] = {
     "one_cycle": _one_cycle,
 }
 
-# name -> (learning rate, momentum) -> the optimizer; momentum is used by the two that have it
-OPTIMIZERS: dict[str, Callable[[LearningRate, float], keras.optimizers.Optimizer]] = {
-    "sgd": lambda lr, momentum: keras.optimizers.SGD(lr),
-    "momentum": lambda lr, momentum: keras.optimizers.SGD(lr, momentum=momentum),
-    "nesterov": lambda lr, momentum: keras.optimizers.SGD(lr, momentum=momentum, nesterov=True),
-    "adam": lambda lr, momentum: keras.optimizers.Adam(lr),
-    "rmsprop": lambda lr, momentum: keras.optimizers.RMSprop(lr),
-    "adagrad": lambda lr, momentum: keras.optimizers.Adagrad(lr),
+# name -> (learning rate, momentum, beta_2) -> the optimizer; momentum is used by the three that have it (Adam's is
+# its beta_1), beta_2 by Adam
+OPTIMIZERS: dict[str, Callable[[LearningRate, float, float], keras.optimizers.Optimizer]] = {
+    "sgd": lambda lr, momentum, beta_2: keras.optimizers.SGD(lr),
+    "momentum": lambda lr, momentum, beta_2: keras.optimizers.SGD(lr, momentum=momentum),
+    "nesterov": lambda lr, momentum, beta_2: keras.optimizers.SGD(lr, momentum=momentum, nesterov=True),
+    "adam": lambda lr, momentum, beta_2: keras.optimizers.Adam(lr, beta_1=momentum, beta_2=beta_2),
+    "rmsprop": lambda lr, momentum, beta_2: keras.optimizers.RMSprop(lr),
+    "adagrad": lambda lr, momentum, beta_2: keras.optimizers.Adagrad(lr),
 }
 
 
@@ -47,11 +48,13 @@ def learning_rate(schedule: str, peak: float, total_steps: int) -> LearningRate:
     return LR_SCHEDULES[schedule](peak, total_steps)
 
 
-def make(name: str, lr: LearningRate, momentum: float = 0.9, loss_scaling: bool = False) -> keras.optimizers.Optimizer:
+def make(
+    name: str, lr: LearningRate, momentum: float = 0.9, beta_2: float = 0.999, loss_scaling: bool = False
+) -> keras.optimizers.Optimizer:
     """The optimizer `name`, driven by `lr`.
 
     `loss_scaling` wraps it in dynamic loss scaling, which float16 needs: its gradients underflow to zero without
     it (bfloat16 has float32's range and needs none).
     """
-    optimizer = OPTIMIZERS[name](lr, momentum)
+    optimizer = OPTIMIZERS[name](lr, momentum, beta_2)
     return keras.optimizers.LossScaleOptimizer(optimizer) if loss_scaling else optimizer

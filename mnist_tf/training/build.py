@@ -20,6 +20,7 @@ def model(config: Config, image_shape: Sequence[int]) -> keras.Model:
     hyperparameters = models.Hyperparameters(
         hidden_units=config.hidden_units,
         filters=config.filters,
+        kernel_sizes=config.kernel_sizes,
         activation=config.activation,
         dropout=config.dropout,
         conv_dropout=config.conv_dropout,
@@ -32,7 +33,11 @@ def optimizer(config: Config, total_steps: int) -> keras.optimizers.Optimizer:
     """`config.optimizer`, driven by `config.lr_schedule` over `total_steps`; loss-scaled under float16."""
     learning_rate = optimizers.learning_rate(config.lr_schedule, config.learning_rate, total_steps)
     return optimizers.make(
-        config.optimizer, learning_rate, config.momentum, loss_scaling=compute_dtype(config) == "float16"
+        config.optimizer,
+        learning_rate,
+        config.momentum,
+        config.beta_2,
+        loss_scaling=compute_dtype(config) == "float16",
     )
 
 
