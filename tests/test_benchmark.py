@@ -13,7 +13,7 @@ import pytest
 from conftest import REPO, requires_module, write_idx_dir
 
 from mnist_tf import distribute
-from mnist_tf.benchmark import contenders, table
+from mnist_tf.benchmark import contenders, roofline, table
 from mnist_tf.benchmark import race as race_lib
 from mnist_tf.benchmark.race import TARGET_ACCURACY
 from mnist_tf.config import Config
@@ -51,6 +51,8 @@ def test_quick_run_reports_every_field_for_every_contender(quick):
     assert list(results["models"]) == ["lenet", "mlp", "speedrun"]
     assert (results["machine"]["torch"] is not None) == ("pytorch" in contenders.CONTENDERS)
     assert results["precision"] == {"dtype": "float32", "reason": "--dtype=float32"}
+    assert 1 <= results["peak"]["cores"] <= results["machine"]["cores"]
+    assert all(results["peak"][dtype]["matmul_gflops"] > 0 for dtype in roofline.PEAK_DTYPES)
     for name, race in results["models"].items():
         config = race_lib.race_config(name, Config())
         steps = (TRAIN_IMAGES - config.validation_size) // config.batch_size  # one epoch of full batches
@@ -75,6 +77,19 @@ def test_quick_run_reports_every_field_for_every_contender(quick):
             reached = [p["seconds"] for p in curve if p["accuracy"] >= race["target_accuracy"]]
             assert contender["seconds_to_target"] == (reached[0] if reached else None)
             assert 100 < contender["peak_rss_mb"] < 20_000  # a TensorFlow process, in MB
+            startup = contender["startup_seconds"]
+            assert sorted(startup) == ["data", "imports", "model"] and all(t > 0 for t in startup.values())
+            assert 0 < contender["first_step_seconds"] < contender["curve"][0]["seconds"] + 0.01
+            assert contender["seconds_to_first_step"] == pytest.approx(
+                sum(startup.values()) + contender["first_step_seconds"], abs=0.02
+            )
+            roof = contender["roofline"]  # against float32's peak: the race's precision
+            assert roof["gflops"] == pytest.approx(
+                contender["train_images_per_second"] * race["flops_per_image"]["train"] / 1e9, rel=0.01
+            )
+            assert roof["of_matmul_peak"] == pytest.approx(
+                roof["gflops"] / results["peak"]["float32"]["matmul_gflops"], abs=0.002
+            )
             ratios = contender["vs_keras_fit"]
             assert set(ratios) == {"train_speed", "eval_speed", "time_to_target", "peak_rss"}
             assert all(value is None or value > 0 for value in ratios.values())
@@ -132,12 +147,19 @@ def test_summary_ratios_and_table_from_recorded_segments():
         result.accuracies += [0.5, 0.9, 0.99]
         result.eval_seconds += [1.0, 0.5, 0.5]
         result.peak_rss_mb = 1000.0
+        result.startup_seconds = {"imports": 2.0, "data": 0.5, "model": 0.5}
+        result.first_step_seconds = 1.5
     summaries = {r.name: r.summary(target=0.95, test_images=300) for r in (fast, slow)}
+    assert summaries["ours"]["seconds_to_first_step"] == 4.5  # start-up 3 s, then the first step
+    assert summaries["ours"]["seconds_from_start_to_target"] == 10.0  # start-up 3 s, then 7 s of training
     assert summaries["ours"]["train_images_per_second"] == 1000.0  # the first (tracing) segment left out
     assert summaries["ours"]["seconds_to_target"] == 7.0 and summaries["keras_fit"]["seconds_to_target"] == 9.0
+    peak = {"matmul_gflops": 20.0, "conv_gflops": 10.0}
     for summary in summaries.values():
         summary["vs_keras_fit"] = race_lib._ratios(summary, summaries["keras_fit"])
+        summary["roofline"] = roofline.achieved(summary["train_images_per_second"], 10_000_000, peak)
     assert summaries["ours"]["vs_keras_fit"]["train_speed"] == 2.0
+    assert summaries["ours"]["roofline"] == {"gflops": 10.0, "of_matmul_peak": 0.5, "of_conv_peak": 1.0}
     results = {
         "models": {
             "mlp": {
@@ -145,14 +167,19 @@ def test_summary_ratios_and_table_from_recorded_segments():
                 "target_accuracy": 0.95,
                 "batch_size": 100,
                 "steps_trained": 30,
+                "flops_per_image": {"forward": 4_000_000, "train": 10_000_000},
                 "pipeline_images_per_second": 50_000.0,
                 "pipeline_to_train": 50.0,
                 "eval_to_train": 0.6,
             }
         }
     }
+    results["peak"] = {"cores": 2, "matmul_size": 2048, **{dtype: peak for dtype in roofline.PEAK_DTYPES}}
+    results["precision"] = {"dtype": "float32"}
     markdown = table.table(results)
-    assert "| mlp | ours | 1,000 | 2.00x |" in markdown and "7.0 s to 95.0%" in markdown
+    assert "| mlp | ours | 1,000 | 2.00x | 10 | 50% |" in markdown and "7.0 s to 95.0%" in markdown
+    assert "| 4.5 s | 10.0 s |" in markdown and "10.0 MFLOP to train" in markdown
+    assert "float32: 2048x2048 matrix product 20, LeNet's second convolution 10" in markdown
 
 
 @requires_module("torch")
@@ -177,9 +204,11 @@ def test_pytorch_builds_the_same_architecture(name):
 
 def test_the_race_decides_auto_precision_once_and_says_when_it_skips_pytorch(monkeypatch):
     monkeypatch.setattr(race_lib, "TORCH_INSTALLED", False)
+    monkeypatch.setattr(race_lib.roofline, "measure_peaks", lambda: {"cores": 2})
     lines = []
     results = race_lib.run(Config(), models=(), log=lines.append)
-    assert lines == ["pytorch: skipped (torch is not installed; pip install torch to race it)"]
+    assert lines[0] == "pytorch: skipped (torch is not installed; pip install torch to race it)"
+    assert results["peak"] == {"cores": 2}
     auto = distribute.choose_dtype("auto", distribute.make_strategy("default"))
     assert results["precision"] == dataclasses.asdict(auto) and results["models"] == {}
 

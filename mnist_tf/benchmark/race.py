@@ -6,7 +6,8 @@ with the recipe's, from a fresh start in every contender (`contenders.py`). Each
 process, and the processes take turns: a segment of training each (a quarter epoch), then an evaluation on the
 test split each, and so on. A machine that slows down for a while slows all of them alike, so ratios from one run
 are fair even on a noisy machine. Training time counts only training (from the first step, tracing included);
-evaluations are timed apart.
+evaluations are timed apart. What a user waits for before that (the process, imports, data, model) is timed as
+each process starts, alone. Each speed is also put against the machine's measured peak (`roofline.py`).
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ from typing import Any
 import tensorflow as tf
 
 from mnist_tf import distribute, recipes
+from mnist_tf.benchmark import roofline
 from mnist_tf.benchmark.contenders import CONTENDERS, TORCH_INSTALLED
 from mnist_tf.benchmark.processes import Processes
 from mnist_tf.config import Config
 from mnist_tf.data import pipeline, sources
 from mnist_tf.data.sources import Split, Splits
 from mnist_tf.reporting import machine
+from mnist_tf.training import build
 
 # What is raced by default, and the test accuracy each contender is timed to: these models (their default run),
 # then the recipes with a benchmark target.
@@ -59,6 +62,8 @@ class ContenderResult:
     accuracies: list[float] = dataclasses.field(default_factory=list)
     eval_seconds: list[float] = dataclasses.field(default_factory=list)
     peak_rss_mb: float = 0.0
+    startup_seconds: dict[str, float] = dataclasses.field(default_factory=dict)  # imports, data, model
+    first_step_seconds: float = 0.0  # tracing and the first kernel calls: part of the first segment
 
     def summary(self, target: float, test_images: int) -> dict[str, Any]:
         elapsed = [sum(self.train_seconds[: i + 1]) for i in range(len(self.train_seconds))]
@@ -67,6 +72,7 @@ class ContenderResult:
         steady = windows[1:] or windows
         evaluations = self.eval_seconds[1:] or self.eval_seconds
         reached = next((t for t, a in zip(elapsed, self.accuracies, strict=True) if a >= target), None)
+        startup = sum(self.startup_seconds.values())
         return {
             "train_images_per_second": round(statistics.median(steady), 1),
             "train_window_images_per_second": [round(w, 1) for w in steady],
@@ -76,6 +82,10 @@ class ContenderResult:
             "final_test_accuracy": self.accuracies[-1],
             "curve": [{"seconds": round(t, 2), "accuracy": a} for t, a in zip(elapsed, self.accuracies, strict=True)],
             "peak_rss_mb": round(self.peak_rss_mb, 1),
+            "startup_seconds": {phase: round(t, 2) for phase, t in self.startup_seconds.items()},
+            "first_step_seconds": round(self.first_step_seconds, 2),
+            "seconds_to_first_step": round(startup + self.first_step_seconds, 2),
+            "seconds_from_start_to_target": None if reached is None else round(startup + reached, 2),
         }
 
 
@@ -92,12 +102,14 @@ def run(
     precision = distribute.choose_dtype(base.dtype, tf.distribute.get_strategy())
     base = dataclasses.replace(base, dtype=precision.dtype)  # decided here, once, for every contender
     results: dict[str, Any] = {"quick": quick, "machine": machine.machine(), "precision": dataclasses.asdict(precision)}
+    log("peak: timing a matrix product and a convolution in " + " and ".join(roofline.PEAK_DTYPES))
+    results["peak"] = roofline.measure_peaks()
     results["models"] = {}
     for name in models:
         config = race_config(name, base)
         splits = sources.load_for(config)
         results["data_source"] = splits.source
-        results["models"][name] = _race(name, config, splits, quick, log)
+        results["models"][name] = _race(name, config, splits, quick, results["peak"].get(precision.dtype), log)
     return results
 
 
@@ -111,7 +123,15 @@ def race_config(name: str, base: Config) -> Config:
     return Config(model=name, epochs=RACE_EPOCHS, augment=False, not_digits=0.0, **from_flags).resolve()
 
 
-def _race(name: str, config: Config, splits: Splits, quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
+def _race(
+    name: str,
+    config: Config,
+    splits: Splits,
+    quick: bool,
+    peak: dict[str, float] | None,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """One model's race; `peak` is the machine's in the race's precision (None: not measured for it)."""
     steps_per_epoch = pipeline.steps_per_epoch(splits.train, config.batch_size)
     total_steps = config.epochs * steps_per_epoch  # the learning-rate schedule spans the default run
     planned = steps_per_epoch if quick else total_steps
@@ -119,7 +139,9 @@ def _race(name: str, config: Config, splits: Splits, quick: bool, log: Callable[
     target = TARGET_ACCURACY[name]
     log(f"{name}: {planned} steps of batch {config.batch_size} per contender, in turns of {segment}")
     results = {contender: ContenderResult(contender, config.batch_size) for contender in CONTENDERS}
-    with Processes(config, splits, total_steps) as processes:
+    with Processes(config, total_steps) as processes:
+        for contender, startup in processes.startup.items():
+            results[contender].startup_seconds = startup
         done, turn = 0, 0
         while done < planned:
             steps = min(segment, planned - done)
@@ -138,11 +160,14 @@ def _race(name: str, config: Config, splits: Splits, quick: bool, log: Callable[
                     f"{r.name} {r.accuracies[-1]:.2%} at {sum(r.train_seconds):.1f}s" for r in results.values()
                 )
             )
-        for process, peak in processes.stop():
-            results[process.name].peak_rss_mb = peak
+        for process, (peak_rss, first_step) in processes.stop():
+            results[process.name].peak_rss_mb, results[process.name].first_step_seconds = peak_rss, first_step
+    flops = roofline.flops_per_image(build.model(config, splits.image_shape))
     contenders = {contender: result.summary(target, len(splits.test)) for contender, result in results.items()}
     for summary in contenders.values():
         summary[f"vs_{BASELINE}"] = _ratios(summary, contenders[BASELINE])
+        if peak:
+            summary["roofline"] = roofline.achieved(summary["train_images_per_second"], flops["train"], peak)
     ours = contenders["ours"]
     pipeline_speed = pipeline_images_per_second(
         splits.train, config.batch_size, config.seed, PIPELINE_EPOCHS * steps_per_epoch
@@ -155,6 +180,7 @@ def _race(name: str, config: Config, splits: Splits, quick: bool, log: Callable[
         "steps_trained": planned,
         "segment_steps": segment,
         "target_accuracy": target,
+        "flops_per_image": flops,
         "contenders": contenders,
         "pipeline_images_per_second": round(pipeline_speed, 1),
         "pipeline_to_train": round(pipeline_speed / ours["train_images_per_second"], 2),

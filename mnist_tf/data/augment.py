@@ -53,10 +53,19 @@ def _change_strokes(images: tf.Tensor, draws: tf.Tensor, distortion: Distortion)
     if not distortion.stroke_change:
         return images
     edge = 1.0 - distortion.stroke_change
-    thicker = tf.nn.max_pool2d(images, 2, 1, "SAME")
-    thinner = -tf.nn.max_pool2d(-images, 2, 1, "SAME")
+    thicker = _window_max(images)
+    thinner = -_window_max(-images)
     changed = tf.where((draws < -edge)[:, None, None, None], thinner, images)
     return tf.where((draws > edge)[:, None, None, None], thicker, changed)
+
+
+def _window_max(images: tf.Tensor) -> tf.Tensor:
+    """`tf.nn.max_pool2d(images, 2, 1, "SAME")` (each pixel, its right, lower and lower-right neighbours), as
+    shifted maxima: the same numbers, twice as fast on a CPU, where oneDNN's pooling pads one channel to a block."""
+    padded = tf.pad(images, [[0, 0], [0, 1], [0, 1], [0, 0]], constant_values=-math.inf)
+    return tf.maximum(
+        tf.maximum(padded[:, :-1, :-1], padded[:, :-1, 1:]), tf.maximum(padded[:, 1:, :-1], padded[:, 1:, 1:])
+    )
 
 
 def _inverse_transforms(draws: tf.Tensor, distortion: Distortion) -> tf.Tensor:

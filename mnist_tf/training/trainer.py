@@ -106,11 +106,14 @@ class Trainer:
     def loss_and_gradients(self, images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, list[tf.Tensor]]:
         """Augmented images (and not-digit ones) through the model under the tape; the global batch's mean loss
         and its gradients."""
+        # The name scopes say what an op was for in a profile (mnist_tf/benchmark/profile.py).
         if self.augment:
-            images = self.augment(images, step=self.step)
+            with tf.name_scope("augment"):
+                images = self.augment(images, step=self.step)
         digits = tf.shape(images)[0]
         if self.not_digits:
-            images = tf.concat([images, self.not_digits(step=self.step)], axis=0)
+            with tf.name_scope("not_digits"):
+                images = tf.concat([images, self.not_digits(step=self.step)], axis=0)
         with tf.GradientTape() as tape:
             outputs = tf.cast(self.model(images, training=True), tf.float32)
             logits = outputs[:digits]
@@ -132,9 +135,11 @@ class Trainer:
         self, gradients: list[tf.Tensor], labels: tf.Tensor, per_example_loss: tf.Tensor, logits: tf.Tensor
     ) -> None:
         """The optimizer's update (the strategy sums the replicas' gradients), then the train metrics."""
-        self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables, strict=True))
-        self.train_loss.update_state(per_example_loss)
-        self.train_accuracy.update_state(labels, logits)
+        with tf.name_scope("optimizer"):
+            self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables, strict=True))
+        with tf.name_scope("metrics"):
+            self.train_loss.update_state(per_example_loss)
+            self.train_accuracy.update_state(labels, logits)
 
     # The variant of --nan_policy=skip: the same step, unless a replica's loss or gradients are not finite.
 
