@@ -19,6 +19,7 @@ from typing import Any
 
 from mnist_tf import distribute
 from mnist_tf.data import sources
+from mnist_tf.data.augment import DISTORTIONS
 from mnist_tf.errors import MnistTfError
 from mnist_tf.nn import initializers, losses, models, optimizers
 from mnist_tf.nn import layers as nn_layers  # a Config field is called `layers`
@@ -53,17 +54,23 @@ class Config:
 
     model: str = _setting("lenet", "Architecture to train.", choices=models.MODELS, hparam=True)
     recipe: str | None = _setting(None, "The recipe these values came from: names the run and its export.", flag=False)
-    dataset: str = _setting("mnist", "Data set (tfds name).", choices=sources.DATASETS)
+    dataset: str = _setting(
+        "mnist",
+        "Data set; its defaults (augmentation, not-digits, validation) apply. With --source=folder, the kind of "
+        "images the folder holds (the class names are its sub-folders').",
+        choices=sources.DATASETS,
+    )
     data_dir: str | None = _setting(
         None,
-        "Folder with the four LeCun IDX files (train-images-idx3-ubyte.gz ...), gzipped or not: works offline. "
-        f"Defaults to ${sources.DATA_DIR_ENV}.",
+        "Folder with the four LeCun IDX files (train-images-idx3-ubyte.gz ...), gzipped or not: works offline; "
+        f"with --source=folder, a folder of images, one sub-folder per class. Defaults to ${sources.DATA_DIR_ENV}.",
     )
     source: str = _setting(
         "auto",
         "Where data comes from: idx (--data_dir), tfds (tensorflow-datasets; with --data_dir, tfds builds its copy "
         "from those files instead of downloading), sklearn (scikit-learn's bundled 8x8 digits: --dataset=digits), "
-        "auto (sklearn for the digits, else idx when a data dir is given, else tfds).",
+        "folder (image files in --data_dir/<class>/, or in its train/<class>/ and test/<class>/; decoded once, "
+        "cached), auto (sklearn for the digits, else idx when a data dir is given, else tfds).",
         choices=sources.SOURCES,
     )
     tfds_data_dir: str | None = _setting(None, "tensorflow-datasets cache folder (default: tfds's own).")
@@ -77,6 +84,12 @@ class Config:
         True,
         "Also export LiteRT files (float32, dynamic-range, int8) to <export_dir>/litert/<name>/<version>, each "
         "verified on the test split; a quantized one that loses accuracy is refused. Needs ai-edge-litert.",
+    )
+    init_from: str | None = _setting(
+        None,
+        "Start from trained weights instead of random ones: a SavedModel (a version or base folder), a run's "
+        "--model_dir, or one of its checkpoints (.../checkpoints/ckpt-N). The same architecture loads every "
+        "weight; data with another number of classes keeps the body and gets a new head. A resumed run ignores it.",
     )
     epochs: int = _setting(6, "Passes over the training set.", lower_bound=1, hparam=True)
     batch_size: int = _setting(256, "Global training batch size.", lower_bound=1, hparam=True)
@@ -92,7 +105,8 @@ class Config:
     seed: int = _setting(42, "Seed of weights, shuffling and dropout: CPU runs repeat exactly.", hparam=True)
     validation_size: int | None = _setting(
         None,
-        "Training images held out for validation (0: none). Default: 5000 of MNIST's, 200 of the digits'.",
+        "Training images held out for validation (0: none; calibration then uses the training images). Default: "
+        "5000 of MNIST's, Fashion-MNIST's and KMNIST's, 10000 of EMNIST's, 200 of the digits', none of a folder's.",
         lower_bound=0,
     )
     checkpoint_every_steps: int = _setting(
@@ -129,15 +143,22 @@ class Config:
     )
     augment: bool | None = _setting(
         None,
-        "Distort each training image at random on the device that trains: rotation, scale, shear and shift, drawn "
-        "from --seed and the step (a run still repeats and resumes exactly). Default: on for the convolutional "
-        "models (lenet, cnn, bncnn), off for mlp.",
+        "Distort each training image at random on the device that trains (--augmentation says how), drawn from "
+        "--seed and the step (a run still repeats and resumes exactly). Default: on for the convolutional models "
+        "(lenet, cnn, bncnn), off for mlp.",
+        hparam=True,
+    )
+    augmentation: str | None = _setting(
+        None,
+        "What --augment varies: handwriting (rotation, scale, shear, shift, stroke width) or objects (mirrored "
+        "left to right, half of them). Default: objects for fashion_mnist, handwriting for the others.",
+        choices=DISTORTIONS,
         hparam=True,
     )
     augment_strength: float = _setting(
         1.0,
-        "How strong --augment is: 1 is up to +-12 degrees of rotation, +-12% of scale, +-8 degrees of shear and "
-        "+-2 pixels of shift; 0.5 half of that.",
+        "How strong --augment is: for handwriting, 1 is up to +-12 degrees of rotation, +-12% of scale, +-8 "
+        "degrees of shear and +-2 pixels of shift; 0.5 half of that.",
         lower_bound=0.0,
         hparam=True,
     )
@@ -146,7 +167,7 @@ class Config:
         "Not-digit images (letters, scribbles, shapes, blank paper, noise, digit pairs: mnist_tf/data/not_digits.py) "
         "added to every training batch, as a share of it; the model learns to answer them with a flat "
         "distribution (outlier exposure), so that it can say 'not a digit' (0: off). Default: 0.125 for the "
-        "handwritten digits (mnist, digits), 0 for other data.",
+        "handwritten digits (mnist, emnist_digits, digits, a folder of them), 0 for other data.",
         lower_bound=0.0,
         zero_means="off",
         hparam=True,
@@ -242,18 +263,20 @@ class Config:
         for name in ("model", "dataset"):
             _check_choice(name, getattr(self, name), SETTINGS[name].choices)
         defaults = self.architecture.defaults
+        dataset = sources.DATASETS[self.dataset]
+        handwritten_digits = dataset.handwritten_digits and sources.class_names_for(self) == sources.DIGITS
+        validation_size = 0 if self.source == "folder" else dataset.validation_size
         resolved = dataclasses.replace(
             self,
             hidden_units=tuple(defaults["hidden_units"] if self.hidden_units is None else self.hidden_units),
             dropout=defaults["dropout"] if self.dropout is None else self.dropout,
             augment=self.architecture.conv_layers > 0 if self.augment is None else self.augment,
-            not_digits=(0.125 if self.dataset in sources.DIGIT_DATASETS else 0.0)
-            if self.not_digits is None
-            else self.not_digits,
+            augmentation=self.augmentation or dataset.augmentation,
+            not_digits=(0.125 if handwritten_digits else 0.0) if self.not_digits is None else self.not_digits,
             conv_dropout=defaults["conv_dropout"] if self.conv_dropout is None else self.conv_dropout,
             filters=tuple(defaults["filters"] if self.filters is None else self.filters),
             kernel_sizes=tuple(defaults["kernel_sizes"] if self.kernel_sizes is None else self.kernel_sizes),
-            validation_size=sources.DATASETS[self.dataset] if self.validation_size is None else self.validation_size,
+            validation_size=validation_size if self.validation_size is None else self.validation_size,
             model_dir=self.model_dir or f"runs/{self.name}/{time.strftime('%Y%m%d-%H%M%S')}",
         )
         resolved._validate()

@@ -49,6 +49,7 @@ def record(
         "recipe": config.recipe,
         "dataset": config.dataset,
         "data_source": splits.source,
+        "class_names": list(splits.class_names),
         "epochs": config.epochs,
         "epochs_trained": last_step // pipeline.steps_per_epoch(splits.train, config.batch_size),
         "early_stopping": stopper.summary() if stopper else None,

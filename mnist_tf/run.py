@@ -21,7 +21,7 @@ from mnist_tf.config import Config
 from mnist_tf.data import pipeline, sources
 from mnist_tf.data.pipeline import normalize_images
 from mnist_tf.errors import MnistTfError
-from mnist_tf.export import decision, litert, publish
+from mnist_tf.export import decision, init_from, litert, publish
 from mnist_tf.files import write_json_atomic
 from mnist_tf.reporting import evaluation
 from mnist_tf.reporting.console import ConsoleReporter, RunStart, header
@@ -62,15 +62,21 @@ def _train(
     reporter: ConsoleReporter,
 ) -> dict[str, Any]:
     # Set up: the data, and the compiled steps of the model and optimizer.
-    splits = sources.load_for(config)
+    splits = sources.load_for(config, reporter.print)
     steps_per_epoch = pipeline.steps_per_epoch(splits.train, config.batch_size)
     total_steps = config.epochs * steps_per_epoch
     if config.profile_steps and config.profile_steps[1] > total_steps:
         raise MnistTfError(f"--profile_steps={config.profile_steps[1]} is past the run's last step, {total_steps}")
-    trainer = Trainer.from_config(config, strategy, splits.train, total_steps)
+    trainer = Trainer.from_config(config, strategy, splits.train, total_steps, len(splits.class_names))
 
-    # Resume: the newest readable checkpoint of model_dir, if it has one.
-    resumed = _resume(config, trainer, strategy, output_dir, splits.image_shape, reporter)
+    # Resume: the newest readable checkpoint of model_dir, if it has one; else --init_from's weights, if given.
+    resumed = _resume(config, trainer, strategy, output_dir, splits, reporter)
+    if config.init_from:
+        reporter.print(
+            f"note: --init_from ignored: resuming from {resumed.path}"
+            if resumed.path
+            else init_from.load(trainer.model, config.init_from)
+        )
     first_step = int(trainer.step.numpy())
     start = RunStart(
         splits=splits,
@@ -98,7 +104,7 @@ def _train(
     # Export: a new SavedModel version and its verified LiteRT files, answering with that decision.
     published = _export(config, trainer.model, test, splits, strategy, output_dir, reporter, choice)
 
-    # Record: results.json and the run's last lines; then the export's one-line problem, if it had one.
+    # Record: results.json and the run's last lines; then what the export left out, or its one-line problem.
     record = results.record(
         config=config,
         splits=splits,
@@ -115,6 +121,8 @@ def _train(
     results_path = output_dir / run_state.RESULTS_FILE
     write_json_atomic(results_path, record)
     reporter.finish(record, str(results_path) if distribute.is_chief(strategy) else None)
+    if published.left_out():
+        reporter.print(published.left_out())
     problem = published.problem(kept=_retry_export(config))
     if problem:
         raise MnistTfError(problem)
@@ -150,7 +158,7 @@ def _resume(
     trainer: Trainer,
     strategy: tf.distribute.Strategy,
     output_dir: Path,
-    image_shape: tuple[int, ...],
+    splits: sources.Splits,
     reporter: ConsoleReporter,
 ) -> run_state.Resumed:
     """Restores the newest readable checkpoint of model_dir, if any; writes the run's config.json."""
@@ -160,10 +168,10 @@ def _resume(
     checkpoint = trainer.checkpoint(**({"early_stopping": stopper.state()} if stopper else {}))
     changes = []
     if run_state.latest(config.model_dir):
-        changes = run_state.changes(config.model_dir, config, image_shape)  # another model: one line
+        changes = run_state.changes(config.model_dir, config, splits.image_shape, splits.class_names)
     path = run_state.resume(checkpoint, config.model_dir, reporter.print, set_aside=distribute.is_chief(strategy))
     manager = run_state.manager(checkpoint, output_dir)  # after the fall-back: it reads the checkpoints' index
-    run_state.write_config(output_dir, config, image_shape)
+    run_state.write_config(output_dir, config, splits.image_shape, splits.class_names)
     multi_worker = config.strategy == "multi_worker"
     preemption = (
         (strategy.cluster_resolver, checkpoint, run_state.directory(config.model_dir)) if multi_worker else None
@@ -220,6 +228,7 @@ def _export(
         config,
         base / config.name,
         metadata={"config": dataclasses.asdict(config), "test_accuracy": test.accuracy, "test_loss": test.loss},
+        class_names=splits.class_names,
         decision=choice,
         with_litert=chief and config.litert,
         float_model=lambda: litert.float32_copy(model, config),

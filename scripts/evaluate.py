@@ -17,7 +17,6 @@ python scripts/evaluate.py --saved_model=saved_models/lenet --ood=fashion,fonts,
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -76,8 +75,7 @@ class Evaluated:
 def from_saved_model(path: str) -> Evaluated:
     """Through `serving_default`: its calibrated probabilities, and the decision of its metadata."""
     version_dir, loaded = saved_model.load(path)
-    metadata_file = version_dir / "assets.extra" / saved_model.METADATA_FILE
-    metadata = json.loads(metadata_file.read_text()) if metadata_file.is_file() else {}
+    metadata = saved_model.read_metadata(version_dir)
     signature = loaded.signatures[saved_model.SERVING_DEFAULT]
 
     def predict(images: np.ndarray) -> np.ndarray:

@@ -69,6 +69,7 @@ def main(argv: list[str]) -> None:
         Path(FLAGS.export_dir) / (FLAGS.name or name),
         metadata=metadata,
         decision=decision.fit_model(model, splits, config.digit_acceptance),
+        class_names=splits.class_names,
         version=FLAGS.version,
         with_litert=config.litert if FLAGS.litert is None else FLAGS.litert,
         float_model=float_model,
@@ -80,6 +81,8 @@ def main(argv: list[str]) -> None:
     print(f"exported {source} to {published.saved_model}")
     if published.litert:
         print(f"LiteRT: {published.litert.directory} ({', '.join(published.litert.files)})")
+    if published.left_out():
+        print(published.left_out())
     problem = published.problem(kept=f"the SavedModel {published.saved_model} is kept")
     if problem:
         raise MnistTfError(problem)

@@ -1,9 +1,11 @@
-r"""Classifies image files of handwritten digits with a SavedModel, or a LiteRT file of one.
+r"""Classifies image files of handwritten digits (or of the classes a model was trained on) with a SavedModel, or
+a LiteRT file of one, by class name.
 
 Takes PNG, JPEG, GIF (its first frame) or BMP files of any size up to 67 megapixels: grayscale, RGB or RGBA, dark
 ink on light paper or light on dark. A file that is none of these, or damaged, is one line on stderr; the others
 are still answered, and the exit status is 1. An image the model does not take for a digit (its is_digit output:
-mnist_tf/export/decision.py) is answered "not a digit?", with its likeliest digits after it.
+mnist_tf/export/decision.py) is answered "not a digit?" ("none of the classes?" for other data), with its likeliest
+classes after it.
 The SavedModel's `image_bytes` signature turns each into an MNIST-style 28x28 image inside its own graph
 (mnist_tf/data/preprocess.py), exactly as it does for a TF Serving client; for a `.tflite` file the same
 preprocessing code runs here, and the LiteRT runtime (ai-edge-litert) classifies its output.
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ import tensorflow as tf
 from absl import app, flags
 
 from mnist_tf.data import preprocess
+from mnist_tf.data.sources import DIGITS
 from mnist_tf.errors import MnistTfError, assertion_message
 from mnist_tf.export import litert, saved_model
 from mnist_tf.export.decision import Decision, from_probabilities
@@ -36,7 +39,7 @@ flags.DEFINE_string(
     "saved_models/lenet",
     "A SavedModel directory, a base directory (its highest version), or a LiteRT .tflite file.",
 )
-flags.DEFINE_integer("top_k", 1, "How many of the likeliest digits to print per image.", lower_bound=1, upper_bound=10)
+flags.DEFINE_integer("top_k", 1, "How many of the likeliest classes to print per image.", lower_bound=1)
 flags.DEFINE_integer(
     "batch_size", 64, "Images per prediction call (and read at once).", lower_bound=1, upper_bound=preprocess.MAX_BATCH
 )
@@ -56,19 +59,22 @@ def read_image(path: str) -> bytes:
     return encoded
 
 
-def describe(path: str, probabilities: np.ndarray, is_digit: bool, top_k: int, width: int) -> str:
-    """`path  digit  confidence`, then the next likeliest digits when top_k > 1; `path  not a digit?  (digit
-    confidence ...)` when the model says it is none."""
+def describe(
+    path: str, probabilities: np.ndarray, is_digit: bool, top_k: int, width: int, class_names: Sequence[str]
+) -> str:
+    """`path  class  confidence`, then the next likeliest classes when top_k > 1; `path  not a digit?  (class
+    confidence ...)` when the model says it is none of its classes."""
     ranked = np.argsort(-probabilities, kind="stable")[:top_k]
-    guesses = "   ".join(f"{digit} {probabilities[digit]:.3f}" for digit in ranked)
-    return f"{path:<{width}}  " + (guesses if is_digit else f"not a digit?  ({guesses})")
+    guesses = "   ".join(f"{class_names[i]} {probabilities[i]:.3f}" for i in ranked)
+    none = "not a digit?" if tuple(class_names) == DIGITS else "none of the classes?"
+    return f"{path:<{width}}  " + (guesses if is_digit else f"{none}  ({guesses})")
 
 
 def main(argv: list[str]) -> None:
     paths = argv[1:]
     if not paths:
         raise app.UsageError("give one or more image files")
-    classify = (
+    classify, class_names = (
         litert_classifier(FLAGS.saved_model) if litert.is_litert_file(FLAGS.saved_model) else saved_model_classifier()
     )
     width = max(len(path) for path in paths)
@@ -82,7 +88,8 @@ def main(argv: list[str]) -> None:
                 print(f"error: {e}", file=sys.stderr)
         for path, outputs in classify(batch):
             is_digit = bool(outputs.get("is_digit", True))  # exported before the decision: every image a digit
-            print(describe(path, np.asarray(outputs["probabilities"]), is_digit, FLAGS.top_k, width))
+            probabilities = np.asarray(outputs["probabilities"])
+            print(describe(path, probabilities, is_digit, FLAGS.top_k, width, class_names))
             if FLAGS.preprocessed_dir:
                 save_preprocessed(outputs["preprocessed"], answered, path)
             answered += 1
@@ -93,21 +100,23 @@ def main(argv: list[str]) -> None:
 Classify = Callable[[list[tuple[str, bytes]]], Iterator[tuple[str, dict[str, Any]]]]
 
 
-def saved_model_classifier() -> Classify:
-    """The SavedModel's image_bytes signature: preprocessing and model in one graph."""
+def saved_model_classifier() -> tuple[Classify, list[str]]:
+    """The SavedModel's image_bytes signature (preprocessing and model in one graph), and its class names."""
     version_dir, loaded = saved_model.load(FLAGS.saved_model)
     if saved_model.IMAGE_BYTES not in loaded.signatures:
         raise MnistTfError(
             f"{version_dir} has no {saved_model.IMAGE_BYTES} signature; re-export it with scripts/export.py"
         )
-    return functools.partial(classify, loaded.signatures[saved_model.IMAGE_BYTES])
+    class_names = saved_model.read_metadata(version_dir)["class_names"]
+    return functools.partial(classify, loaded.signatures[saved_model.IMAGE_BYTES]), class_names
 
 
-def litert_classifier(path: str) -> Classify:
-    """The signature's preprocessing code, then the LiteRT model on what it made, with the decision of the
-    report beside it."""
+def litert_classifier(path: str) -> tuple[Classify, list[str]]:
+    """The signature's preprocessing code, then the LiteRT model on what it made, with the decision and the class
+    names of the report beside it."""
     model = litert.LiteRtModel.from_file(path)
-    threshold = Decision.from_dict(litert.read_report(Path(path).parent).get("decision", {})).threshold
+    report = litert.read_report(Path(path).parent)
+    threshold = Decision.from_dict(report.get("decision", {})).threshold
     preprocess_batch = tf.function(functools.partial(preprocess.preprocess_batch, size=model.image_shape[0]))
 
     def classify_batch(batch: list[tuple[str, bytes]]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -119,7 +128,7 @@ def litert_classifier(path: str) -> Classify:
         for i, (path, _) in enumerate(batch):
             yield path, {"probabilities": probabilities[i], "is_digit": is_digit[i], "preprocessed": images[i]}
 
-    return classify_batch
+    return classify_batch, report.get("class_names", list(DIGITS))
 
 
 def classify(signature: Any, batch: list[tuple[str, bytes]]) -> Iterator[tuple[str, dict[str, tf.Tensor]]]:

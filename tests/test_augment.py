@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 from conftest import blank_split
 
-from mnist_tf.data.augment import Distortion, _window_max, augment
+from mnist_tf.data.augment import DISTORTIONS, Distortion, _window_max, augment
 from mnist_tf.nn import losses
 
 RNG = np.random.default_rng(0)
@@ -27,6 +27,15 @@ def center_of_mass(images: tf.Tensor) -> np.ndarray:
     rows, cols = np.mgrid[: images.shape[1], : images.shape[2]]
     mass = images.sum(axis=(1, 2))
     return np.stack([(images * rows).sum(axis=(1, 2)) / mass, (images * cols).sum(axis=(1, 2)) / mass], -1)
+
+
+@pytest.mark.parametrize("portable", [True, False])
+def test_objects_are_mirrored_left_to_right_half_the_time_and_otherwise_left_alone(portable):
+    images = tf.constant(RNG.random((400, 28, 28, 1), dtype=np.float32))
+    out = augment(images, 3, tf.constant(5), DISTORTIONS["objects"], portable=portable).numpy()
+    mirrored = np.array([np.allclose(o, i[:, ::-1], atol=1e-6) for o, i in zip(out, images.numpy(), strict=True)])
+    kept = np.array([np.allclose(o, i, atol=1e-6) for o, i in zip(out, images.numpy(), strict=True)])
+    assert (mirrored | kept).all() and 0.4 < mirrored.mean() < 0.6
 
 
 def test_strength_zero_is_the_identity():

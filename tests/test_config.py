@@ -36,7 +36,7 @@ def test_name_is_the_recipe_else_the_model():
     "changes, message",
     [
         ({"model": "resnet"}, "--model='resnet' is not one of: lenet, mlp, cnn"),
-        ({"dataset": "cifar10"}, "--dataset='cifar10' is not one of: mnist, fashion_mnist, digits"),
+        ({"dataset": "cifar10"}, "--dataset='cifar10' is not one of: mnist, fashion_mnist, kmnist, emnist_"),
         ({"loss": "hinge"}, "--loss='hinge' is not one of: cross_entropy, logcosh, mse"),
         ({"kernel_initializer": "orthogonal"}, "--kernel_initializer='orthogonal' is not one of"),
         ({"optimizer": "lion"}, "--optimizer='lion' is not one of"),

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
-from conftest import REAL_MNIST, requires_module, requires_real_mnist, write_idx_dir
+from conftest import REAL_MNIST, make_digits, requires_module, requires_real_mnist, write_idx_dir
 
 from mnist_tf.config import Config
 from mnist_tf.data import idx, pipeline, sources
@@ -153,14 +153,15 @@ class _Connection:
         pass
 
 
-@pytest.mark.parametrize("dataset", ["mnist", "fashion_mnist"])
+@pytest.mark.parametrize("dataset", ["mnist", "fashion_mnist", "kmnist", "emnist_digits"])
 def test_tfds_source_through_mock_data(monkeypatch, dataset):
     # mock_data serves fake examples but leaves `is_prepared()` false, so the loader probes the network before
     # "downloading": let the probe succeed (the no-network case has its own test below).
     monkeypatch.setattr(socket, "create_connection", lambda *args, **kwargs: _Connection())
     with tfds.testing.mock_data(num_examples=40):
         splits = sources.load(dataset, source="tfds", validation_size=10)
-    assert splits.source == f"tfds:{dataset}"
+    assert splits.source == f"tfds:{sources.DATASETS[dataset].tfds_name}"
+    assert splits.class_names == sources.DATASETS[dataset].class_names and len(splits.class_names) == 10
     assert (len(splits.train), len(splits.validation), len(splits.test)) == (30, 10, 40)
     assert splits.train.images.shape[1:] == (28, 28, 1) and splits.train.images.dtype == np.uint8
     assert splits.train.labels.max() < 10
@@ -191,3 +192,17 @@ def test_tfds_builds_its_dataset_from_local_idx_files(tmp_path):
     # tfds stores examples in its own order; the multiset of test images must still be MNIST's.
     assert np.bincount(splits.test.labels, minlength=10).tolist() == np.bincount(direct.test.labels).tolist()
     assert int(splits.test.images.astype(np.int64).sum()) == int(direct.test.images.astype(np.int64).sum())
+
+
+def test_emnist_idx_files_by_their_own_names_are_turned_upright(tmp_path):
+    """EMNIST ships transposed IDX files named emnist-digits-*; loaded as emnist_digits they come out as MNIST's."""
+    images, labels = make_digits(40, seed=3)
+    images[:, :5, :] = 255  # a bar along the top: transposed, it runs down the left side
+    for images_name, labels_name in idx.SPLIT_FILES.values():
+        idx.write_idx(tmp_path / f"emnist-digits-{images_name}.gz", images.transpose(0, 2, 1))
+        idx.write_idx(tmp_path / f"emnist-digits-{labels_name}.gz", labels)
+    splits = sources.load("emnist_digits", data_dir=str(tmp_path))
+    np.testing.assert_array_equal(splits.train.images[..., 0], images)
+    np.testing.assert_array_equal(splits.test.labels, labels)
+    as_mnist = sources.load("mnist", data_dir=str(tmp_path))  # the same files, read as they are
+    np.testing.assert_array_equal(as_mnist.train.images[..., 0], images.transpose(0, 2, 1))

@@ -94,7 +94,7 @@ def test_both_signatures_answer_with_the_decision_of_the_metadata(exported_run):
     signatures = tf.saved_model.load(str(version)).signatures
     images, _ = make_digits(20, seed=9)
     served = signatures[saved_model.SERVING_DEFAULT](images=tf.constant(images))
-    assert set(served) == {"probabilities", "classes", "digit_score", "is_digit"}
+    assert set(served) == {"probabilities", "classes", "class_names", "digit_score", "is_digit"}
     np.testing.assert_array_equal(served["is_digit"].numpy(), served["digit_score"].numpy() >= chosen.threshold)
     scores = decision.from_probabilities(served["probabilities"].numpy().astype(np.float64))
     unsaturated = served["probabilities"].numpy().max(axis=1) < 0.999

@@ -23,8 +23,8 @@ LABELS_MAGIC = 2049
 _UBYTE = 0x08
 _GZIP_MAGIC = b"\x1f\x8b"
 
-# The four files of a LeCun-style data set, by split; `.gz` or not, and the common `train-images.idx3-ubyte`
-# spelling are all accepted.
+# The four files of a LeCun-style data set, by split; `.gz` or not, the common `train-images.idx3-ubyte`
+# spelling, and a data set's prefix (`emnist-digits-train-images-idx3-ubyte.gz`) are all accepted.
 SPLIT_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
@@ -75,7 +75,11 @@ def find_split_files(directory: str | os.PathLike, split: str) -> tuple[Path, Pa
     found = []
     for stem in SPLIT_FILES[split]:
         candidates = [stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"]
-        path = next((directory / name for name in candidates if (directory / name).is_file()), None)
+        named = sorted(p for p in directory.glob("*") if p.is_file()) if directory.is_dir() else []
+        # As named, or after a data set's prefix: EMNIST's files are emnist-digits-train-images-idx3-ubyte.gz.
+        path = next((directory / name for name in candidates if (directory / name).is_file()), None) or next(
+            (p for name in candidates for p in named if p.name.endswith("-" + name)), None
+        )
         if path is None:
             raise MnistTfError(f"{directory}: missing {stem}.gz (or {stem}); expected the four LeCun IDX files")
         found.append(path)

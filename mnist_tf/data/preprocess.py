@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+import numpy as np
 import tensorflow as tf
 
 from mnist_tf.errors import MnistTfError, assertion_message
@@ -35,15 +36,21 @@ _POSITION = ": image {} of the batch, from 0"  # how an in-graph error names the
 
 
 def check_decodable(encoded: bytes) -> None:
-    """Raises MnistTfError unless `encoded` preprocesses: lets a caller drop one bad file, not a batch.
+    """Raises MnistTfError unless `encoded` preprocesses: lets a caller drop one bad file, not a batch."""
+    preprocess_file(encoded)
 
-    It runs the very graph code of the image_bytes signature on a batch of one, so a file that passes can never
-    fail there.
+
+def preprocess_file(encoded: bytes) -> np.ndarray:
+    """One image file's bytes -> uint8 [28, 28], as the image_bytes signature sees it; MnistTfError (one line)
+    for a file it refuses.
+
+    It runs the very graph code of that signature on a batch of one, so a file that passes can never fail there,
+    and a folder of images trains on what a server will be sent (`data.folder`).
     """
     if not encoded:
         raise MnistTfError("empty file")
     try:
-        _preprocess_one(tf.constant([encoded]))
+        return _preprocess_one(tf.constant([encoded]))[0].numpy()
     except tf.errors.InvalidArgumentError as e:
         message = assertion_message(e)
         if not message.endswith(_POSITION.format(0)):  # not one of our checks: the decoder's own error

@@ -2,8 +2,10 @@
 
 - `idx`: a folder with the four LeCun IDX files (`--data_dir`, or the MNIST_TF_DATA_DIR environment variable);
   fully offline.
-- `tfds`: `tensorflow-datasets` (`mnist`, `fashion_mnist`). With a `data_dir` as well, tfds builds its own copy
+- `tfds`: `tensorflow-datasets` (`DATASETS`' `tfds_name`s). With a `data_dir` as well, tfds builds its own copy
   from those local files instead of downloading them (they are tfds's "manual" downloads).
+- `folder`: a folder of image files, one sub-folder per class (`mnist_tf/data/folder.py`); the class names are
+  the folders'.
 - `sklearn`: scikit-learn's bundled 8x8 `digits` (1,797 images, pixels 0..16, scaled to 0..255); the last 200
   are the test split, as in the classic examples. Offline too.
 
@@ -16,24 +18,55 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
 import tensorflow as tf
 
-from mnist_tf.data import idx
+from mnist_tf.data import folder, idx
 from mnist_tf.errors import MnistTfError, first_line
 
 DATA_DIR_ENV = "MNIST_TF_DATA_DIR"
-NUM_CLASSES = 10
 _TFDS_DOWNLOAD_HOST = ("storage.googleapis.com", 443)
 DIGITS_TEST_SIZE = 200
+DIGITS = tuple("0123456789")  # the class names of every digit data set
 
-# --dataset -> training images held out for validation by default: MNIST's customary 5,000; 200 of the digits' 1,597.
-DATASETS = {"mnist": 5000, "fashion_mnist": 5000, "digits": 200}
-DIGIT_DATASETS = ("mnist", "digits")  # handwritten digits: what --not_digits teaches the difference from
-# --source: auto picks sklearn for the digits, else idx when a data folder is given, else tfds.
-SOURCES = ("auto", "idx", "tfds", "sklearn")
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """What a `--dataset` is, and the defaults that suit it."""
+
+    class_names: tuple[str, ...]
+    validation_size: int  # training images held out for validation by default
+    augmentation: str  # `augment.DISTORTIONS`: what varies in its images
+    tfds_name: str
+    transposed: bool = False  # tfds stores EMNIST's images transposed (as the NIST originals)
+
+    @property
+    def handwritten_digits(self) -> bool:
+        """What --not_digits teaches the difference from (and the default turns on for)."""
+        return self.class_names == DIGITS and self.augmentation == "handwriting"
+
+
+DATASETS = {
+    "mnist": Dataset(DIGITS, 5000, "handwriting", "mnist"),
+    "fashion_mnist": Dataset(
+        ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+        5000,
+        "objects",
+        "fashion_mnist",
+    ),
+    # Kuzushiji-MNIST: ten cursive Japanese characters (hiragana), handwritten like digits.
+    "kmnist": Dataset(("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"), 5000, "handwriting", "kmnist"),
+    # EMNIST's digits: 240,000 training and 40,000 test digits from the NIST forms MNIST itself came from.
+    "emnist_digits": Dataset(DIGITS, 10000, "handwriting", "emnist/digits", transposed=True),
+    "digits": Dataset(DIGITS, 200, "handwriting", "digits"),  # scikit-learn's 8x8: 200 of its 1,597
+}
+NUM_CLASSES = len(DIGITS)  # of every --dataset; a --source=folder has as many as it has class folders
+# --source: auto picks sklearn for the digits, else idx when a data folder is given, else tfds; folder reads
+# images, one sub-folder per class (mnist_tf/data/folder.py).
+SOURCES = ("auto", "idx", "tfds", "sklearn", "folder")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +86,7 @@ class Splits:
     validation: Split | None
     test: Split
     source: str  # where the data came from, for logs and results
+    class_names: tuple[str, ...] = DIGITS  # label i is class_names[i]
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -69,9 +103,11 @@ class DataSettings(Protocol):
     tfds_data_dir: str | None
 
 
-def load_for(settings: DataSettings) -> Splits:
+def load_for(settings: DataSettings, note: Callable[[str], None] = print) -> Splits:
     """The splits that the data settings of a resolved config ask for."""
-    return load(settings.dataset, settings.data_dir, settings.source, settings.validation_size, settings.tfds_data_dir)
+    return load(
+        settings.dataset, settings.data_dir, settings.source, settings.validation_size, settings.tfds_data_dir, note
+    )
 
 
 def load(
@@ -80,23 +116,39 @@ def load(
     source: str = "auto",
     validation_size: int = 0,
     tfds_data_dir: str | None = None,
+    note: Callable[[str], None] = print,
 ) -> Splits:
-    """Loads train/test arrays and holds the last `validation_size` training images out for validation."""
+    """Loads train/test arrays and holds the last `validation_size` training images out for validation; `note`
+    gets the lines a folder's skipped files and its cache write."""
     source, data_dir = _resolve_source(dataset, source, data_dir)
+    class_names = DATASETS[dataset].class_names
     if source == "sklearn":
         train, test = _load_digits()
         where = "sklearn:digits"
+    elif source == "folder":
+        loaded = folder.load(data_dir, note)
+        train, test, class_names = Split(*loaded.train), Split(*loaded.test), loaded.class_names
+        where = f"folder:{data_dir}{' (cached)' if loaded.cached else ''}"
     elif source == "idx":
         train, test = (Split(*_with_channel(*idx.load_split(data_dir, s))) for s in ("train", "test"))
         where = f"idx:{data_dir}"
     else:
-        train, test = _load_tfds(dataset, data_dir, tfds_data_dir)
-        where = f"tfds:{dataset}"
+        train, test = _load_tfds(DATASETS[dataset], data_dir, tfds_data_dir)
+        where = f"tfds:{DATASETS[dataset].tfds_name}"
+    if DATASETS[dataset].transposed and source in ("idx", "tfds"):
+        train, test = _upright(train), _upright(test)
     train, validation = _hold_out(train, validation_size)
     for name, split in (("train", train), ("test", test)):
-        if split.labels.max(initial=0) >= NUM_CLASSES:
-            raise MnistTfError(f"{where}: {name} labels must be 0..{NUM_CLASSES - 1}, found {split.labels.max()}")
-    return Splits(train=train, validation=validation, test=test, source=where)
+        if split.labels.max(initial=0) >= len(class_names):
+            raise MnistTfError(f"{where}: {name} labels must be 0..{len(class_names) - 1}, found {split.labels.max()}")
+    return Splits(train=train, validation=validation, test=test, source=where, class_names=class_names)
+
+
+def class_names_for(settings: DataSettings) -> tuple[str, ...]:
+    """The classes `load_for(settings)` will have, without loading: a folder's sub-folders, else the data set's."""
+    if settings.source == "folder":
+        return folder.class_names(_resolve_source(settings.dataset, settings.source, settings.data_dir)[1])
+    return DATASETS[settings.dataset].class_names
 
 
 def _resolve_source(dataset: str, source: str, data_dir: str | None) -> tuple[str, str | None]:
@@ -105,13 +157,15 @@ def _resolve_source(dataset: str, source: str, data_dir: str | None) -> tuple[st
     if (digits and (data_dir or source not in ("auto", "sklearn"))) or (not digits and source == "sklearn"):
         raise MnistTfError(
             f"--dataset={dataset} --source={source}{' --data_dir' if data_dir else ''}: the digits ship with "
-            "scikit-learn (--source=sklearn or auto, no --data_dir); the other data sets come from idx or tfds"
+            "scikit-learn (--source=sklearn or auto, no --data_dir); the other data sets come from idx, tfds or "
+            "a folder"
         )
     data_dir = data_dir or os.environ.get(DATA_DIR_ENV) or None
     if source == "auto":
         source = "sklearn" if digits else "idx" if data_dir else "tfds"
-    if source == "idx" and not data_dir:
-        raise MnistTfError(f"--source=idx needs --data_dir or ${DATA_DIR_ENV} (a folder with the four IDX files)")
+    if source in ("idx", "folder") and not data_dir:
+        what = "a folder with the four IDX files" if source == "idx" else "a folder with one sub-folder per class"
+        raise MnistTfError(f"--source={source} needs --data_dir or ${DATA_DIR_ENV} ({what})")
     return source, data_dir
 
 
@@ -145,7 +199,7 @@ def _load_digits() -> tuple[Split, Split]:
     return Split(images[:cut], labels[:cut]), Split(images[cut:], labels[cut:])
 
 
-def _load_tfds(dataset: str, manual_dir: str | None, tfds_data_dir: str | None) -> tuple[Split, Split]:
+def _load_tfds(dataset: Dataset, manual_dir: str | None, tfds_data_dir: str | None) -> tuple[Split, Split]:
     try:
         import tensorflow_datasets as tfds  # imported here: the idx source must work without it
     except ImportError:
@@ -156,24 +210,29 @@ def _load_tfds(dataset: str, manual_dir: str | None, tfds_data_dir: str | None) 
 
     tfds.disable_progress_bar()
     try:
-        builder = tfds.builder(dataset, data_dir=tfds_data_dir)
+        builder = tfds.builder(dataset.tfds_name, data_dir=tfds_data_dir)
         if not builder.is_prepared():
             if manual_dir is None:
-                _require_network(dataset, builder.data_dir)
+                _require_network(dataset.tfds_name, builder.data_dir)
             download_config = tfds.download.DownloadConfig(manual_dir=manual_dir)
             builder.download_and_prepare(download_config=download_config)
         train, test = (_to_split(builder.as_dataset(split=s, as_supervised=True)) for s in ("train", "test"))
     except MnistTfError:
         raise
     except Exception as e:  # tfds raises many types (download, checksum, io); one line is what a user needs
-        raise MnistTfError(f"tfds could not load {dataset!r}: {first_line(e)}") from None
+        raise MnistTfError(f"tfds could not load {dataset.tfds_name!r}: {first_line(e)}") from None
     return train, test
 
 
 def _to_split(dataset: tf.data.Dataset) -> Split:
     # Large batches, concatenated: `batch_size=-1` in tfds needs a known cardinality, which not every source has.
     batches = list(dataset.batch(8192).as_numpy_iterator())
-    return Split(np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches]))
+    return Split(np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches]).astype(np.int64))
+
+
+def _upright(split: Split) -> Split:
+    """A split of a data set stored transposed (EMNIST, in its IDX files and in tfds) turned as MNIST's are."""
+    return Split(np.ascontiguousarray(split.images.transpose(0, 2, 1, 3)), split.labels)
 
 
 def _require_network(dataset: str, tfds_dir: str) -> None:

@@ -16,7 +16,7 @@ def load_model(model_dir: str | os.PathLike) -> tuple[keras.Model, Config, str]:
     The checkpoint is `run_state.restore_model`'s: early stopping's best epoch, as training itself tests and
     exports it, else the newest one that reads (a damaged one is set aside, with one line saying so).
     """
-    config, image_shape = run_state.read_config(model_dir)
-    model = build.model(config, image_shape)
+    config, image_shape, class_names = run_state.read_config(model_dir)
+    model = build.model(config, image_shape, len(class_names))
     path = run_state.restore_model(model, model_dir, config)
     return model, config, path

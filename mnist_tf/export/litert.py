@@ -10,11 +10,12 @@ TF Serving's `<export_dir>/<name>/<version>/` holds only the SavedModel; beside 
 
 Every variant takes raw pixels, uint8 [1, rows, cols, 1] with 0 as background (int8's input scale is 1/255 with
 zero point 0, so its quantized input *is* the pixels), and returns the SavedModel's calibrated probabilities
-[1, 10]: float32, or for int8 uint8 with scale 1/256. Its "not a digit" decision is max(probabilities) <
+[1, classes]: float32, or for int8 uint8 with scale 1/256. Its "not a digit" decision is max(probabilities) <
 report.json's `decision.threshold_probability` (`decision.from_probabilities`). Only LiteRT's built-in ops are
 allowed (no Flex/Select TF ops): what phones and browsers run. A variant that loses more than MAX_ACCURACY_DROP
 of the SavedModel's accuracy, or agrees with its predicted class or its is_digit on fewer than MIN_AGREEMENT of
-the test images, is refused: it is not written, and the others are.
+the test images, is refused: it is not written, the others are, and the run says so in a note (not an error:
+a trained model with its SavedModel and float32 file is a good export).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ import tensorflow as tf
 from mnist_tf import runtime
 from mnist_tf.config import Config
 from mnist_tf.data.pipeline import normalize_images
-from mnist_tf.data.sources import Split
+from mnist_tf.data.sources import Split, Splits
 from mnist_tf.errors import MnistTfError, first_line
 from mnist_tf.export import saved_model
 from mnist_tf.export.decision import Decision, from_probabilities
@@ -76,16 +77,13 @@ def directory_for(saved_model_dir: str | os.PathLike) -> Path:
 
 
 def export(
-    float_model: keras.Model,
-    config: Config,
-    saved_model_dir: str | os.PathLike,
-    train: Split,
-    test: Split,
-    decision: Decision,
+    float_model: keras.Model, config: Config, saved_model_dir: str | os.PathLike, splits: Splits, decision: Decision
 ) -> Export:
     """Converts `float_model` (a float32 copy of the model exported as `saved_model_dir`: `float32_copy`) to every
-    variant, verifies each on `test`, and writes the accepted ones and the report into
-    `directory_for(saved_model_dir)` at once (a staging folder renamed). `config` is the training run's."""
+    variant, calibrates int8 on `splits.train`, verifies each on `splits.test`, and writes the accepted ones and
+    the report (with the class names) into `directory_for(saved_model_dir)` at once (a staging folder renamed).
+    `config` is the training run's."""
+    train, test = splits.train, splits.test
     started = time.perf_counter()
     target = directory_for(saved_model_dir)
     if target.exists():
@@ -109,6 +107,7 @@ def export(
     report = {
         "saved_model": os.fspath(saved_model_dir),
         "saved_model_test_accuracy": reference_accuracy,
+        "class_names": list(splits.class_names),
         "test_images": len(test),
         "thresholds": {"max_accuracy_drop": MAX_ACCURACY_DROP, "min_agreement": MIN_AGREEMENT},
         "representative_images": REPRESENTATIVE_IMAGES,
@@ -149,7 +148,8 @@ def representative_images(images: np.ndarray, seed: int) -> np.ndarray:
 def float32_copy(model: keras.Model, config: Config) -> keras.Model:
     """The trained `model` rebuilt in float32 with its weights: a mixed-precision model's casts to bfloat16 or
     float16 are not LiteRT ops, and quantization wants float32 to start from."""
-    float_model = build.model(dataclasses.replace(config, dtype="float32"), model.input_shape[1:])
+    float32 = dataclasses.replace(config, dtype="float32")
+    float_model = build.model(float32, model.input_shape[1:], model.output_shape[-1])
     float_model.set_weights(model.get_weights())
     return float_model
 
@@ -243,10 +243,10 @@ class LiteRtModel:
             raise MnistTfError(f"{name} is not a loadable LiteRT model: {first_line(e)}") from None
         (self._input,), (self._output,) = self._interpreter.get_input_details(), self._interpreter.get_output_details()
         shape, dtype = self._input["shape"], self._input["dtype"]
-        if dtype != np.uint8 or len(shape) != 4 or shape[0] != 1 or shape[3] != 1 or self._output["shape"][-1] != 10:
+        if dtype != np.uint8 or len(shape) != 4 or shape[0] != 1 or shape[3] != 1 or self._output["shape"][-1] < 2:
             raise MnistTfError(
-                f"{name} is not an mnist_tf LiteRT model: it must take uint8 [1, rows, cols, 1] and return 10 "
-                f"probabilities, it takes {np.dtype(dtype).name} {[int(n) for n in shape]}"
+                f"{name} is not an mnist_tf LiteRT model: it must take uint8 [1, rows, cols, 1] and return a "
+                f"probability per class, it takes {np.dtype(dtype).name} {[int(n) for n in shape]}"
             )
         self.image_shape = tuple(int(n) for n in shape[1:])
         self.seconds_per_image: list[float] = []
@@ -270,7 +270,7 @@ class LiteRtModel:
             raise MnistTfError(f"cannot read {path}: {e.strerror}") from None
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
-        """uint8 [N, rows, cols] or [N, rows, cols, 1] -> float32 [N, 10]."""
+        """uint8 [N, rows, cols] or [N, rows, cols, 1] -> float32 [N, classes]."""
         if images.shape[1:] not in (self.image_shape, self.image_shape[:2]):
             raise MnistTfError(f"the LiteRT model takes images {list(self.image_shape)}, not {list(images.shape[1:])}")
         scale, zero_point = self._output["quantization"]

@@ -30,12 +30,15 @@ class Published:
     error: str | None  # why the SavedModel, or its LiteRT files, could not be written
 
     def problem(self, kept: str) -> str | None:
-        """The one line to end with when something was refused or failed; `kept` says where the model still is."""
-        if self.error:
-            return f"the export failed ({self.error}); {kept}"
+        """The one line to end with when the export failed; `kept` says where the model still is."""
+        return f"the export failed ({self.error}); {kept}" if self.error else None
+
+    def left_out(self) -> str | None:
+        """The note on a LiteRT variant that verification refused, or None. Not an error: it is the check doing
+        its job, and the SavedModel and the variants that passed serve as they are."""
         if self.litert and self.litert.refused:
             return (
-                f"LiteRT {self.litert.refused}; the SavedModel and the other LiteRT files are kept "
+                f"note: LiteRT {self.litert.refused}; left out, the SavedModel and the other LiteRT files are kept "
                 f"({self.litert.directory}/{litert.REPORT_FILE} has every number)"
             )
         return None
@@ -48,24 +51,27 @@ def publish(
     *,
     metadata: dict[str, Any],
     decision: Decision,
+    class_names: tuple[str, ...],
     version: int | None = None,
     with_litert: bool,
     float_model: Callable[[], keras.Model],
     splits: Callable[[], Splits],
     note: Callable[[str], None],
 ) -> Published:
-    """`model` as SavedModel `<base>/<version>` (default: the next version) answering with `decision`, and with
+    """`model` as SavedModel `<base>/<version>` (default: the next version) answering with `decision` and
+    `class_names`, and with
     `with_litert` the LiteRT files of `float_model()` verified on `splits()` (called only then; `config` is the
     run's: data set and seed)."""
     try:
-        path = saved_model.export_saved_model(model, base, version, metadata, decision)
+        path = saved_model.export_saved_model(model, base, version, metadata, decision, class_names)
     except Exception as e:  # a bug in an export path must not cost the training: it is reported, not raised
         return Published(None, None, _why(e))
     if not (with_litert and _litert_installed(note)):
         return Published(path, None, None)
     try:
         loaded = splits()
-        return Published(path, litert.export(float_model(), config, path, loaded.train, loaded.test, decision), None)
+        exported = litert.export(float_model(), config, path, loaded, decision)
+        return Published(path, exported, None)
     except Exception as e:  # as for the SavedModel: the SavedModel stays, and the line says how to retry
         return Published(path, None, f"LiteRT: {_why(e)}")
 

@@ -2,15 +2,16 @@
 
 Signatures (preprocessing is inside the graph: clients send raw pixels or image files, never normalized floats):
   serving_default  images        uint8  [batch, rows, cols] or [batch, rows, cols, 1]   raw pixels, 0 = background
-                -> probabilities float32 [batch, 10] (calibrated), classes int64 [batch],
+                -> probabilities float32 [batch, classes] (calibrated), classes int64 [batch],
+                   class_names string [batch] (the top class's name: "7", or "Sneaker"),
                    digit_score float32 [batch] (log-odds of the top probability), is_digit bool [batch]
   image_bytes      image_bytes   string [batch]   encoded PNG/JPEG/GIF/BMP up to 67 megapixels, either polarity
-                -> the same four, and preprocessed uint8 [batch, rows, cols]: what the model saw
+                -> the same five, and preprocessed uint8 [batch, rows, cols]: what the model saw
 (`export.decision` says what digit_score and is_digit mean, and how they are fitted.)
 
 Beside the SavedModel, `assets.extra/` holds `tf_serving_warmup_requests` (TF Serving replays them at load, so the
 first real request is not slow) and `mnist_tf.json` (how the model was trained, and its decision: temperature and
-threshold).
+threshold) with the class names.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import tensorflow as tf
 
 from mnist_tf.data import preprocess
 from mnist_tf.data.pipeline import normalize_images
+from mnist_tf.data.sources import DIGITS
 from mnist_tf.errors import MnistTfError, first_line
 from mnist_tf.export import warmup
 from mnist_tf.export.decision import ACCEPT_ALL, Decision, outputs
@@ -65,12 +67,24 @@ def load(path: str | os.PathLike) -> tuple[Path, Any]:
         raise MnistTfError(f"cannot load the SavedModel at {path}: {first_line(e)}") from None
 
 
+def read_metadata(version_dir: str | os.PathLike) -> dict[str, Any]:
+    """A version's `assets.extra/mnist_tf.json` ({} for a SavedModel without one), with its `class_names` (the
+    digits, for exports from before they were written)."""
+    path = Path(version_dir) / "assets.extra" / METADATA_FILE
+    try:
+        metadata = json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError) as e:
+        raise MnistTfError(f"{path} is not readable JSON: {first_line(e)}") from None
+    return {"class_names": list(DIGITS), **metadata}
+
+
 def export_saved_model(
     model: keras.Model,
     export_base: str | os.PathLike,
     version: int | None = None,
     metadata: dict[str, Any] | None = None,
     decision: Decision = ACCEPT_ALL,
+    class_names: tuple[str, ...] = DIGITS,
 ) -> Path:
     """Writes `model` with its signatures to `<export_base>/<version>` (default: the next one); returns that path.
 
@@ -92,16 +106,23 @@ def export_saved_model(
     if not claim_next and target.exists():
         raise MnistTfError(f"{target} already exists; versions are never overwritten")
     rows, cols = model.input_shape[1:3]  # square in every data set here, as MNIST-style preprocessing makes them
+    if len(class_names) != model.output_shape[-1]:
+        raise MnistTfError(f"{len(class_names)} class names for a model of {model.output_shape[-1]} classes")
     try:
         staging = Path(tempfile.mkdtemp(dir=base, prefix=f".tmp-{version}-"))
     except OSError as e:
         raise MnistTfError(f"could not export the SavedModel to {target}: {first_line(e)}") from None
     try:
-        _archive(model, rows, cols, decision).write_out(os.fspath(staging), verbose=False)
+        _archive(model, rows, cols, decision, class_names).write_out(os.fspath(staging), verbose=False)
         extra = staging / "assets.extra"
         extra.mkdir()
         warmup.write_requests(extra / WARMUP_FILE, rows, cols, (SERVING_DEFAULT, IMAGE_BYTES))
-        metadata = {**(metadata or {}), "image_shape": list(model.input_shape[1:]), "decision": decision.to_dict()}
+        metadata = {
+            **(metadata or {}),
+            "image_shape": list(model.input_shape[1:]),
+            "class_names": list(class_names),
+            "decision": decision.to_dict(),
+        }
         (extra / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
         target = _claim(staging, base, version, claim_next)
     except (OSError, tf.errors.OpError) as e:  # ours, or TensorFlow's own writes (variables, warmup records)
@@ -124,7 +145,9 @@ def _claim(staging: Path, base: Path, version: int, claim_next: bool) -> Path:
         version = max(version + 1, next_version(base))
 
 
-def predict(model: keras.Model, images: tf.Tensor, decision: Decision = ACCEPT_ALL) -> dict[str, tf.Tensor]:
+def predict(
+    model: keras.Model, images: tf.Tensor, decision: Decision = ACCEPT_ALL, class_names: tuple[str, ...] = DIGITS
+) -> dict[str, tf.Tensor]:
     """What both signatures serve for uint8 [batch, rows, cols, 1] pixels: normalization happens here, in-graph.
 
     An empty batch gets empty answers without running the model: TensorFlow's convolutions fail on it.
@@ -134,17 +157,20 @@ def predict(model: keras.Model, images: tf.Tensor, decision: Decision = ACCEPT_A
         return tf.cast(model(normalize_images(images), training=False), tf.float32)
 
     empty = tf.zeros([0, model.output_shape[-1]], tf.float32)
-    return outputs(tf.cond(tf.shape(images)[0] > 0, logits, lambda: empty), decision)
+    answers = outputs(tf.cond(tf.shape(images)[0] > 0, logits, lambda: empty), decision)
+    return {**answers, "class_names": tf.gather(tf.constant(class_names), answers["classes"])}
 
 
-def _archive(model: keras.Model, rows: int, cols: int, decision: Decision) -> keras.export.ExportArchive:
+def _archive(
+    model: keras.Model, rows: int, cols: int, decision: Decision, class_names: tuple[str, ...]
+) -> keras.export.ExportArchive:
     def serve_images(images: tf.Tensor) -> dict[str, tf.Tensor]:
-        return predict(model, _as_image_batch(images, rows, cols), decision)
+        return predict(model, _as_image_batch(images, rows, cols), decision, class_names)
 
     def serve_image_bytes(image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
         with tf.control_dependencies([preprocess.check_request_size(image_bytes)]):
             images = preprocess.preprocess_batch(image_bytes, rows)
-        return {**predict(model, images[..., tf.newaxis], decision), "preprocessed": images}
+        return {**predict(model, images[..., tf.newaxis], decision, class_names), "preprocessed": images}
 
     archive = keras.export.ExportArchive()
     archive.track(model)

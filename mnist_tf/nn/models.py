@@ -1,6 +1,6 @@
 """The architectures, as Keras functional models built from our low-level layers (or Keras's, for comparison).
 
-All take float32 images [batch, rows, cols, 1] in [0, 1] and return float32 logits [batch, 10]; softmax lives
+All take float32 images [batch, rows, cols, 1] in [0, 1] and return float32 logits [batch, classes]; softmax lives
 in the loss and in the serving signature, where it is numerically safest.
 
 Each builder shows its layers as Keras's examples do (which layer, kernel size, activation, initializer,
@@ -36,7 +36,7 @@ def lenet(nn: Layers, image_shape: Sequence[int], hp: Hyperparameters) -> keras.
 
 
 def mlp(nn: Layers, image_shape: Sequence[int], hp: Hyperparameters) -> keras.Model:
-    """Flatten -> [Dense(units, activation) -> Dropout] per hidden size -> Dense(10) logits."""
+    """Flatten -> [Dense(units, activation) -> Dropout] per hidden size -> Dense(classes) logits."""
     init = hp.initializer(hp.activation)  # the hidden layers' kernels
     images = keras.Input(shape=tuple(image_shape), name="images")
     x = nn.Flatten(name="flatten")(images)
@@ -44,7 +44,7 @@ def mlp(nn: Layers, image_shape: Sequence[int], hp: Hyperparameters) -> keras.Mo
         x = nn.Dense(units, activation=hp.activation, kernel_initializer=init, name=f"dense{i}")(x)
         if hp.dropout:
             x = nn.Dropout(hp.dropout, name=f"dropout{i}")(x)
-    logits = nn.Dense(NUM_CLASSES, kernel_initializer=hp.initializer("linear"), name="logits", dtype="float32")(x)
+    logits = nn.Dense(hp.classes, kernel_initializer=hp.initializer("linear"), name="logits", dtype="float32")(x)
     return keras.Model(images, logits, name="mlp")
 
 
@@ -63,14 +63,14 @@ def cnn(nn: Layers, image_shape: Sequence[int], hp: Hyperparameters) -> keras.Mo
 
 def dense_head(nn: Layers, features: keras.KerasTensor, hp: Hyperparameters) -> keras.KerasTensor:
     """What follows LeNet's and the CNN's convolutions: [Dropout(conv_dropout)] -> Flatten -> Dense(hidden_units[0],
-    activation) -> [Dropout(dropout)] -> Dense(10) logits."""
+    activation) -> [Dropout(dropout)] -> Dense(classes) logits."""
     init = hp.initializer(hp.activation)  # the hidden layers' kernels
     x = nn.Dropout(hp.conv_dropout, name="conv_dropout")(features) if hp.conv_dropout else features
     x = nn.Flatten(name="flatten")(x)
     x = nn.Dense(hp.hidden_units[0], activation=hp.activation, kernel_initializer=init, name="dense1")(x)
     if hp.dropout:
         x = nn.Dropout(hp.dropout, name="dropout1")(x)
-    return nn.Dense(NUM_CLASSES, kernel_initializer=hp.initializer("linear"), name="logits", dtype="float32")(x)
+    return nn.Dense(hp.classes, kernel_initializer=hp.initializer("linear"), name="logits", dtype="float32")(x)
 
 
 def bncnn(nn: Layers, image_shape: Sequence[int], hp: Hyperparameters) -> keras.Model:
@@ -78,7 +78,7 @@ def bncnn(nn: Layers, image_shape: Sequence[int], hp: Hyperparameters) -> keras.
 
     Per entry of `filters`: [Conv 3x3 -> BN -> act] x 2 -> Conv 5x5 stride 2 (learned downsampling instead of
     pooling) -> BN -> act -> Dropout(conv_dropout). Then Conv 4x4 of `hidden_units` filters -> BN -> act (a dense
-    layer over the 4x4 map that remains of 28x28) -> Flatten -> Dropout -> Dense(10) logits.
+    layer over the 4x4 map that remains of 28x28) -> Flatten -> Dropout -> Dense(classes) logits.
     """
     images = keras.Input(shape=tuple(image_shape), name="images")
 
@@ -102,7 +102,7 @@ def bncnn(nn: Layers, image_shape: Sequence[int], hp: Hyperparameters) -> keras.
     x = nn.Flatten(name="flatten")(x)
     if hp.dropout:
         x = nn.Dropout(hp.dropout, name="dropout")(x)
-    logits = nn.Dense(NUM_CLASSES, kernel_initializer=hp.initializer("linear"), name="logits", dtype="float32")(x)
+    logits = nn.Dense(hp.classes, kernel_initializer=hp.initializer("linear"), name="logits", dtype="float32")(x)
     return keras.Model(images, logits, name="bncnn")
 
 
@@ -225,6 +225,7 @@ class Hyperparameters:
     dropout: float = 0.0
     conv_dropout: float = 0.0
     kernel_initializer: str = "auto"
+    classes: int = NUM_CLASSES  # the logits: one per class of the data
 
     def initializer(self, activation: str) -> str:
         """The kernel initializer of a layer with `activation`: --kernel_initializer, where "auto" is He for ReLUs

@@ -9,12 +9,13 @@ import tensorflow as tf
 
 from mnist_tf import distribute
 from mnist_tf.config import Config
+from mnist_tf.data.sources import NUM_CLASSES
 from mnist_tf.nn import models, optimizers
 
 
-def model(config: Config, image_shape: Sequence[int]) -> keras.Model:
-    """The registered architecture `config.model`, computing in `config.dtype`; call under the strategy's scope
-    (whose devices decide `--dtype=auto`)."""
+def model(config: Config, image_shape: Sequence[int], classes: int = NUM_CLASSES) -> keras.Model:
+    """The registered architecture `config.model` with `classes` logits, computing in `config.dtype`; call under
+    the strategy's scope (whose devices decide `--dtype=auto`)."""
     policy = distribute.dtype_policy(compute_dtype(config))
     layers = models.Layers(config.layers, seed=config.seed, dtype=policy)
     hyperparameters = models.Hyperparameters(
@@ -25,6 +26,7 @@ def model(config: Config, image_shape: Sequence[int]) -> keras.Model:
         dropout=config.dropout,
         conv_dropout=config.conv_dropout,
         kernel_initializer=config.kernel_initializer,
+        classes=classes,
     )
     return config.architecture.build(layers, image_shape, hyperparameters)
 
@@ -47,8 +49,12 @@ def compute_dtype(config: Config) -> str:
 
 
 def model_and_optimizer(
-    config: Config, strategy: tf.distribute.Strategy, image_shape: Sequence[int], total_steps: int
+    config: Config,
+    strategy: tf.distribute.Strategy,
+    image_shape: Sequence[int],
+    total_steps: int,
+    classes: int = NUM_CLASSES,
 ) -> tuple[keras.Model, keras.optimizers.Optimizer]:
     """Both, made under `strategy`'s scope so that their variables are distributed."""
     with strategy.scope():
-        return model(config, image_shape), optimizer(config, total_steps)
+        return model(config, image_shape, classes), optimizer(config, total_steps)

@@ -31,6 +31,7 @@ import keras
 import tensorflow as tf
 
 from mnist_tf.config import Config
+from mnist_tf.data.sources import DIGITS
 from mnist_tf.errors import MnistTfError, first_line
 from mnist_tf.files import make_dir, write_json_atomic
 from mnist_tf.reporting.summaries import Summaries
@@ -94,32 +95,42 @@ def clear(model_dir: Path) -> None:
 # config.json: what model the checkpoints are of.
 
 
-def write_config(model_dir: Path, config: Config, image_shape: tuple[int, ...]) -> None:
-    write_json_atomic(model_dir / CONFIG_FILE, {"config": dataclasses.asdict(config), "image_shape": image_shape})
+def write_config(
+    model_dir: Path, config: Config, image_shape: tuple[int, ...], class_names: tuple[str, ...] = DIGITS
+) -> None:
+    record = {"config": dataclasses.asdict(config), "image_shape": image_shape, "class_names": list(class_names)}
+    write_json_atomic(model_dir / CONFIG_FILE, record)
 
 
-def read_config(model_dir: str | os.PathLike) -> tuple[Config, tuple[int, ...]]:
-    """The resolved Config and image shape a run was trained with."""
+def read_config(model_dir: str | os.PathLike) -> tuple[Config, tuple[int, ...], tuple[str, ...]]:
+    """The resolved Config, image shape and class names a run was trained with (the digits for runs from before
+    config.json named them)."""
     path = Path(model_dir) / CONFIG_FILE
     try:
         record = json.loads(path.read_text())
         values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in record["config"].items()}
-        return Config(**values).resolve(), tuple(record["image_shape"])
+        class_names = tuple(record.get("class_names", DIGITS))
+        return Config(**values).resolve(), tuple(record["image_shape"]), class_names
     except FileNotFoundError:
         raise MnistTfError(f"{path} not found: --model_dir must be a training run's directory") from None
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise MnistTfError(f"{path} is not a readable mnist_tf run configuration ({first_line(e)})") from None
 
 
-def changes(model_dir: str | os.PathLike, config: Config, image_shape: tuple[int, ...]) -> list[str]:
+def changes(
+    model_dir: str | os.PathLike,
+    config: Config,
+    image_shape: tuple[int, ...],
+    class_names: tuple[str, ...] = DIGITS,
+) -> list[str]:
     """How `config` differs from the run whose checkpoints are in `model_dir`, e.g. ["epochs 4 -> 6"].
 
-    Raises MnistTfError if it is another model (architecture or image shape): its checkpoints cannot continue here.
-    Nothing to compare (a run from before config.json existed) is no change.
+    Raises MnistTfError if it is another model (architecture, image shape or classes): its checkpoints cannot
+    continue here. Nothing to compare (a run from before config.json existed) is no change.
     """
     if not (Path(model_dir) / CONFIG_FILE).exists():
         return []
-    previous, previous_shape = read_config(model_dir)
+    previous, previous_shape, previous_classes = read_config(model_dir)
     other = [
         f"{name} {getattr(previous, name)}, not {getattr(config, name)}"
         for name in (*ARCHITECTURE, *config.architecture.shape_fields)
@@ -127,6 +138,8 @@ def changes(model_dir: str | os.PathLike, config: Config, image_shape: tuple[int
     ]
     if tuple(previous_shape) != tuple(image_shape):
         other.append(f"images {'x'.join(map(str, previous_shape))}, not {'x'.join(map(str, image_shape))}")
+    if tuple(previous_classes) != tuple(class_names):
+        other.append(f"classes {', '.join(previous_classes)}, not {', '.join(class_names)}")
     if other:
         raise MnistTfError(
             f"--model_dir={model_dir} holds checkpoints of another model ({', '.join(other)}); pass --fresh to "

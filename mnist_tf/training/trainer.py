@@ -18,7 +18,7 @@ import tensorflow as tf
 from mnist_tf import distribute
 from mnist_tf.config import Config
 from mnist_tf.data import augment, not_digits
-from mnist_tf.data.sources import Split
+from mnist_tf.data.sources import NUM_CLASSES, Split
 from mnist_tf.nn import losses
 from mnist_tf.reporting.evaluation import Report
 from mnist_tf.training import build
@@ -186,12 +186,20 @@ class Trainer:
             self.step.assign_add(1)
 
     @classmethod
-    def from_config(cls, config: Config, strategy: tf.distribute.Strategy, train: Split, total_steps: int) -> Trainer:
-        """The steps of the model and optimizer a resolved `config` asks for, trained on `train`: what `run` trains."""
+    def from_config(
+        cls,
+        config: Config,
+        strategy: tf.distribute.Strategy,
+        train: Split,
+        total_steps: int,
+        classes: int = NUM_CLASSES,
+    ) -> Trainer:
+        """The steps of the model (with `classes` logits) and optimizer a resolved `config` asks for, trained on
+        `train`: what `run` trains."""
         image_shape = train.images.shape[1:]
-        model, optimizer = build.model_and_optimizer(config, strategy, image_shape, total_steps)
+        model, optimizer = build.model_and_optimizer(config, strategy, image_shape, total_steps, classes)
         jit = distribute.use_jit(config.jit_compile)
-        distortion = augment.Distortion().scaled(config.augment_strength)
+        distortion = augment.DISTORTIONS[config.augmentation].scaled(config.augment_strength)
         portable = jit or config.strategy == "tpu"  # XLA compiles the step: no image kernels there
         distort = functools.partial(augment.augment, seed=config.seed, distortion=distortion, portable=portable)
         # As many on every replica: a share of its batch, at least one when --not_digits is on.

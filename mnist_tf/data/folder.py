@@ -1,0 +1,197 @@
+"""A folder of labelled images as a data set (`--source=folder --data_dir=DIR`): one sub-folder per class.
+
+Two layouts:
+  DIR/train/<class>/* and DIR/test/<class>/*   the splits as given (the same classes in both)
+  DIR/<class>/*                                 TEST_SHARE of each class held out as the test split, drawn with
+                                                SPLIT_SEED (not --seed: every run of a folder tests on the same images)
+
+Class names are the sub-folders' names: the digits 0-9 in their order, other names sorted. Every file goes through
+`preprocess.preprocess_file`, the image_bytes signature's own code, so the model trains on what it will be sent.
+A file that does not preprocess is skipped with one line naming it. The decoded arrays are cached (CACHE_DIR_ENV,
+default ~/.cache/mnist_tf/folders), keyed by the folder's path and checked against every file's name, size and
+modification time: a changed, added or removed file decodes the folder again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from mnist_tf.data import preprocess
+from mnist_tf.errors import MnistTfError
+
+CACHE_DIR_ENV = "MNIST_TF_CACHE_DIR"
+TEST_SHARE = 0.2
+SPLIT_SEED = 0
+SPLITS = ("train", "test")
+_CACHE_VERSION = 1  # bumped when preprocessing changes what a file decodes to
+
+
+@dataclasses.dataclass(frozen=True)
+class Loaded:
+    """The images of a folder: uint8 [N, 28, 28, 1] and labels per split, and what it skipped."""
+
+    class_names: tuple[str, ...]
+    train: tuple[np.ndarray, np.ndarray]
+    test: tuple[np.ndarray, np.ndarray]
+    skipped: int
+    cached: bool  # read from the cache, not decoded
+
+
+def class_names(directory: str | os.PathLike) -> tuple[str, ...]:
+    """The classes of a folder data set, from its sub-folders' names (of train/ when it is split)."""
+    root = _root(Path(directory))
+    return _classes(root / "train" if _is_split(root) else root)
+
+
+def load(directory: str | os.PathLike, note: Callable[[str], None] = print) -> Loaded:
+    """Reads, preprocesses (or takes from the cache) and splits the images of `directory`."""
+    root = _root(Path(directory))
+    split = _is_split(root)
+    names = class_names(root)
+    if split and _classes(root / "test") != names:
+        raise MnistTfError(
+            f"{root}: train/ and test/ must have the same class folders, got {', '.join(names)} and "
+            f"{', '.join(_classes(root / 'test'))}"
+        )
+    files = {s: _files(root / s, names) for s in SPLITS} if split else {"all": _files(root, names)}
+    fingerprint = _fingerprint(root, files)
+    cache = _cache_path(root)
+    decoded = _read_cache(cache, fingerprint)
+    cached = decoded is not None
+    if decoded is None:
+        decoded = {part: _decode(_part_dir(root, part), part_files) for part, part_files in files.items()}
+        _write_cache(cache, fingerprint, decoded, note)
+    skipped = [line for arrays in decoded.values() for line in arrays["skipped"]]
+    for line in skipped:
+        note(line)
+    if skipped:
+        total = sum(len(part_files) for part_files in files.values())
+        note(f"note: skipped {len(skipped):,} of {total:,} files in {root}: not images that preprocess")
+    for part, arrays in decoded.items():
+        _check_every_class(_part_dir(root, part), names, arrays["labels"])
+    if split:
+        train, test = ((decoded[s]["images"], decoded[s]["labels"]) for s in SPLITS)
+    else:
+        train, test = _split(decoded["all"]["images"], decoded["all"]["labels"])
+    return Loaded(names, train, test, len(skipped), cached)
+
+
+def _root(directory: Path) -> Path:
+    if not directory.is_dir():
+        raise MnistTfError(f"--source=folder: {directory} is not a folder")
+    return directory
+
+
+def _part_dir(root: Path, part: str) -> Path:
+    return root if part == "all" else root / part
+
+
+def _is_split(root: Path) -> bool:
+    return all((root / s).is_dir() for s in SPLITS)
+
+
+def _classes(directory: Path) -> tuple[str, ...]:
+    if not directory.is_dir():
+        raise MnistTfError(f"{directory}: no such folder")
+    names = [p.name for p in directory.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    if not names:
+        raise MnistTfError(f"{directory}: no class folders (expected one sub-folder of images per class)")
+    if all(name.isdigit() for name in names):
+        return tuple(sorted(names, key=int))
+    return tuple(sorted(names))
+
+
+def _files(directory: Path, names: tuple[str, ...]) -> list[tuple[str, int]]:
+    """(path relative to `directory`, label) of every visible file, in a fixed order."""
+    return [
+        (f"{name}/{file.name}", label)
+        for label, name in enumerate(names)
+        for file in sorted((directory / name).iterdir())
+        if file.is_file() and not file.name.startswith(".")
+    ]
+
+
+def _fingerprint(root: Path, files: dict[str, list[tuple[str, int]]]) -> str:
+    digest = hashlib.sha256(f"{_CACHE_VERSION}".encode())
+    for part, part_files in files.items():
+        directory = _part_dir(root, part)
+        for relative, label in part_files:
+            stat = (directory / relative).stat()
+            digest.update(f"{part}/{relative}\0{label}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def _decode(directory: Path, files: list[tuple[str, int]]) -> dict[str, np.ndarray]:
+    """The images and labels of `files` that preprocess, and one line per file that does not."""
+    images, labels, skipped = [], [], []
+    for relative, label in files:
+        path = directory / relative
+        try:
+            images.append(preprocess.preprocess_file(path.read_bytes()))
+            labels.append(label)
+        except (MnistTfError, OSError) as e:
+            skipped.append(f"skipped {path}: {e.strerror if isinstance(e, OSError) else e}")
+    return {
+        "images": np.array(images, np.uint8).reshape(-1, 28, 28, 1),
+        "labels": np.array(labels, np.int64),
+        "skipped": np.array(skipped, dtype=str),
+    }
+
+
+def _check_every_class(directory: Path, names: tuple[str, ...], labels: np.ndarray) -> None:
+    if not len(labels):
+        raise MnistTfError(f"{directory}: no usable image (PNG, JPEG, GIF or BMP) in any class folder")
+    counts = np.bincount(labels, minlength=len(names))
+    empty = [name for name, count in zip(names, counts, strict=True) if not count]
+    if empty:
+        raise MnistTfError(f"{directory}: no usable image in class folder {', '.join(empty)}")
+
+
+def _split(images: np.ndarray, labels: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    """TEST_SHARE of each class (at least one image, when it has two) to the test split."""
+    rng = np.random.default_rng(SPLIT_SEED)
+    test = np.zeros(len(labels), bool)
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        count = round(TEST_SHARE * len(members)) or (1 if len(members) > 1 else 0)
+        test[members[:count]] = True
+    return (images[~test], labels[~test]), (images[test], labels[test])
+
+
+def _cache_path(root: Path) -> Path:
+    base = Path(os.environ.get(CACHE_DIR_ENV) or Path.home() / ".cache" / "mnist_tf" / "folders")
+    return base / f"{hashlib.sha256(os.fsencode(root.resolve())).hexdigest()[:16]}.npz"
+
+
+def _read_cache(path: Path, fingerprint: str) -> dict[str, dict[str, np.ndarray]] | None:
+    try:
+        with np.load(path) as cache:
+            if str(cache["fingerprint"]) != fingerprint:
+                return None
+            parts = {key.partition("/")[0] for key in cache.files if "/" in key}
+            return {part: {k: cache[f"{part}/{k}"] for k in ("images", "labels", "skipped")} for part in parts}
+    except (OSError, KeyError, ValueError):  # none yet, or unreadable: decode again
+        return None
+
+
+def _write_cache(
+    path: Path, fingerprint: str, decoded: dict[str, dict[str, np.ndarray]], note: Callable[[str], None]
+) -> None:
+    """Writes the cache atomically; a cache that cannot be written costs a note, never the run."""
+    arrays = {f"{part}/{key}": value for part, values in decoded.items() for key, value in values.items()}
+    buffer = io.BytesIO()
+    np.savez(buffer, fingerprint=np.array(fingerprint), **arrays)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = path.with_suffix(f".tmp{os.getpid()}")
+        staging.write_bytes(buffer.getvalue())
+        staging.replace(path)
+    except OSError as e:
+        note(f"note: could not cache the decoded images in {path} ({e.strerror}); the next run decodes them again")

@@ -1,0 +1,182 @@
+"""--source=folder (mnist_tf/data/folder.py): the two layouts, class names, bad files, empty classes, the cache."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import REPO, make_digits, quiet_run
+
+from mnist_tf.config import Config
+from mnist_tf.data import folder, preprocess, sources
+from mnist_tf.errors import MnistTfError
+from mnist_tf.export import litert, saved_model
+
+
+@pytest.fixture(autouse=True)
+def cache_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv(folder.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def write_class(directory: Path, count: int, seed: int) -> list[Path]:
+    """`count` PNGs of dark ink on white paper (as people photograph digits), 40x40."""
+    directory.mkdir(parents=True, exist_ok=True)
+    images, _ = make_digits(count, seed)
+    paths = []
+    for i, image in enumerate(images):
+        page = np.full((40, 40, 1), 255, np.uint8)
+        page[6:34, 6:34, 0] = 255 - image
+        paths.append(directory / f"{i:03d}.png")
+        paths[-1].write_bytes(tf.io.encode_png(page).numpy())
+    return paths
+
+
+def test_train_and_test_folders_with_digit_names_keep_the_digits_order(tmp_path):
+    for split, count in (("train", 4), ("test", 2)):
+        for name in ("2", "10", "1"):
+            write_class(tmp_path / "data" / split / name, count, seed=int(name))
+    splits = sources.load(source="folder", data_dir=str(tmp_path / "data"))
+    assert splits.class_names == ("1", "2", "10")
+    assert (len(splits.train), len(splits.test)) == (12, 6)
+    assert splits.train.images.shape[1:] == (28, 28, 1) and splits.train.images.dtype == np.uint8
+    assert np.bincount(splits.test.labels).tolist() == [2, 2, 2]
+
+
+def test_every_image_is_what_the_image_bytes_signature_makes_of_it(tmp_path):
+    paths = write_class(tmp_path / "data" / "cat", 3, seed=1)
+    write_class(tmp_path / "data" / "ant", 3, seed=2)
+    loaded = folder.load(tmp_path / "data")
+    assert loaded.class_names == ("ant", "cat")  # names sort
+    cats = np.concatenate([loaded.train[0][loaded.train[1] == 1], loaded.test[0][loaded.test[1] == 1]])
+    expected = np.stack([preprocess.preprocess_file(p.read_bytes()) for p in paths])
+    assert sorted(map(bytes, cats[..., 0])) == sorted(map(bytes, expected))
+
+
+def test_one_level_is_split_by_class_with_a_fixed_seed(tmp_path):
+    for name, count in (("a", 10), ("b", 20), ("c", 5)):
+        write_class(tmp_path / "data" / name, count, seed=count)
+    first = folder.load(tmp_path / "data")
+    assert np.bincount(first.test[1]).tolist() == [2, 4, 1]  # a fifth of each class
+    assert np.bincount(first.train[1]).tolist() == [8, 16, 4]
+    again = sources.load(source="folder", data_dir=str(tmp_path / "data"))  # from the cache: the same split
+    assert again.class_names == ("a", "b", "c")
+    np.testing.assert_array_equal(again.test.labels, first.test[1])
+
+
+def test_a_bad_file_is_one_line_and_skipped_a_class_with_none_is_an_error(tmp_path):
+    write_class(tmp_path / "data" / "0", 3, seed=1)
+    write_class(tmp_path / "data" / "1", 3, seed=2)
+    (tmp_path / "data" / "1" / "notes.txt").write_text("not an image")
+    (tmp_path / "data" / ".DS_Store").write_bytes(b"\0")  # hidden files are not data
+    lines = []
+    loaded = folder.load(tmp_path / "data", note=lines.append)
+    assert loaded.skipped == 1 and len(loaded.train[0]) + len(loaded.test[0]) == 6
+    assert lines == [
+        f"skipped {tmp_path / 'data' / '1' / 'notes.txt'}: {preprocess.NOT_AN_IMAGE}",
+        f"note: skipped 1 of 7 files in {tmp_path / 'data'}: not images that preprocess",
+    ]
+    (tmp_path / "data" / "2").mkdir()
+    (tmp_path / "data" / "2" / "empty.png").write_bytes(b"")
+    with pytest.raises(MnistTfError, match=r"data: no usable image in class folder 2$"):
+        folder.load(tmp_path / "data", note=lambda line: None)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda root: root.mkdir(), "no class folders"),
+        (lambda root: (root / "a").mkdir(parents=True), "no usable image .* in any class folder"),
+        (lambda root: None, "is not a folder"),
+    ],
+)
+def test_a_folder_without_images_is_one_error(tmp_path, make, message):
+    make(tmp_path / "data")
+    with pytest.raises(MnistTfError, match=message):
+        folder.load(tmp_path / "data")
+
+
+def test_train_and_test_must_have_the_same_classes(tmp_path):
+    write_class(tmp_path / "data" / "train" / "a", 2, seed=1)
+    write_class(tmp_path / "data" / "test" / "b", 2, seed=1)
+    with pytest.raises(MnistTfError, match="train/ and test/ must have the same class folders"):
+        folder.load(tmp_path / "data")
+
+
+def test_the_cache_serves_a_second_load_and_a_changed_file_invalidates_it(tmp_path, cache_dir):
+    paths = write_class(tmp_path / "data" / "x", 5, seed=1) + write_class(tmp_path / "data" / "y", 5, seed=2)
+    first = folder.load(tmp_path / "data")
+    assert not first.cached and len(list(cache_dir.iterdir())) == 1
+    second = folder.load(tmp_path / "data")
+    assert second.cached
+    np.testing.assert_array_equal(second.train[0], first.train[0])
+    # Another image under the same name: the size or the modification time tells.
+    blank = np.full((40, 40, 1), 255, np.uint8)
+    blank[10:30, 18:22] = 0
+    paths[0].write_bytes(tf.io.encode_png(blank).numpy())
+    os.utime(paths[0], ns=(1, 1))
+    third = folder.load(tmp_path / "data")
+    assert not third.cached
+    everything = np.concatenate([third.train[0], third.test[0]])[..., 0]
+    assert any(np.array_equal(image, preprocess.preprocess_file(paths[0].read_bytes())) for image in everything)
+    paths[1].unlink()  # a removed file too
+    assert not folder.load(tmp_path / "data").cached
+
+
+def test_an_unwritable_cache_is_a_note_not_a_failure(tmp_path, monkeypatch):
+    write_class(tmp_path / "data" / "x", 2, seed=1)
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv(folder.CACHE_DIR_ENV, str(tmp_path / "file" / "cache"))  # under a file: cannot exist
+    lines = []
+    loaded = folder.load(tmp_path / "data", note=lines.append)
+    assert len(loaded.train[0]) + len(loaded.test[0]) == 2
+    assert lines and lines[0].startswith("note: could not cache the decoded images")
+
+
+def test_folder_settings_need_a_data_dir_and_pick_defaults_by_the_class_names(tmp_path, monkeypatch):
+    monkeypatch.delenv(sources.DATA_DIR_ENV, raising=False)
+    with pytest.raises(MnistTfError, match=r"--source=folder needs --data_dir"):
+        sources.load(source="folder")
+    for name in "0123456789":
+        (tmp_path / "digits" / name).mkdir(parents=True)
+    (tmp_path / "shoes" / "boot").mkdir(parents=True)
+    digits = Config(source="folder", data_dir=str(tmp_path / "digits")).resolve()
+    shoes = Config(source="folder", data_dir=str(tmp_path / "shoes")).resolve()
+    assert digits.not_digits > 0 and shoes.not_digits == 0  # not-a-digit training only for digits
+    assert digits.validation_size == shoes.validation_size == 0
+
+
+@pytest.mark.slow
+def test_a_folder_trains_and_its_class_names_travel_with_the_export(tmp_path, tiny_config):
+    for seed, name in enumerate(("boot", "hat", "sock")):
+        write_class(tmp_path / "data" / name, 20, seed=seed + 1)
+    config = dataclasses.replace(
+        tiny_config, source="folder", data_dir=str(tmp_path / "data"), validation_size=None, batch_size=16, litert=True
+    )
+    results, _ = quiet_run(config)
+    assert results["class_names"] == ["boot", "hat", "sock"] and results["data_source"].startswith("folder:")
+    version = Path(results["export_dir"])
+    assert saved_model.read_metadata(version)["class_names"] == ["boot", "hat", "sock"]
+    report = json.loads((litert.directory_for(version) / litert.REPORT_FILE).read_text())
+    assert report["class_names"] == ["boot", "hat", "sock"]
+    served = tf.saved_model.load(str(version)).signatures[saved_model.IMAGE_BYTES]
+    hat = (tmp_path / "data" / "hat" / "000.png").read_bytes()
+    answer = served(image_bytes=tf.constant([hat]))
+    names = ["boot", "hat", "sock"]
+    assert answer["class_names"].numpy()[0].decode() == names[int(answer["classes"].numpy()[0])]
+    (tmp_path / "x.png").write_bytes(hat)
+    printed = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "predict.py"), f"--saved_model={version}", "--top_k=3", "x.png"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert printed.returncode == 0, printed.stderr
+    assert sorted(printed.stdout.split()[1::2]) == names  # every class by its name, none by its index
