@@ -8,11 +8,13 @@ a folder to keep the README's screenshot and the browser's latencies (docs/servi
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
@@ -20,9 +22,9 @@ from urllib.parse import urlparse
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REAL_MNIST, REPO, requires_module, requires_real_mnist
+from conftest import REAL_MNIST, REPO, quiet_run, requires_module, requires_real_mnist
 
-from mnist_tf.data import idx, not_digits, preprocess
+from mnist_tf.data import folder, idx, not_digits, preprocess, sources
 from mnist_tf.export import litert
 from mnist_tf.export.decision import Decision, from_probabilities
 
@@ -289,3 +291,43 @@ def test_a_screenshot_and_the_latency_in_the_browser(url, open_page, litert_dir,
     page_result(page, "int8")
     page.screenshot(path=folder / "web_page_not_a_digit.png")
     (folder / "browser_latency.json").write_text(json.dumps(latencies, indent=2) + "\n")
+
+
+def test_labelled_drawings_download_as_a_zip_that_trains_with_source_folder(
+    url, open_page, real_digits, tmp_path, monkeypatch, tiny_config
+):
+    page = open_page(url)
+    images, labels = real_digits
+    for image, label in [*zip(images[:3], labels[:3], strict=True)] * 2:  # two drawings of 0, 1 and 2
+        trace(page, image)
+        page_result(page, "float32")
+        assert page.input_value("#label") == page.inner_text("#prediction")  # the answer, until corrected
+        page.select_option("#label", str(label))
+        page.click("#keep")
+        page.wait_for_function("window.mnistPage.result === null")  # kept, and the pad cleared
+    page.reload()  # kept in the browser, not in the page
+    page.wait_for_function("window.mnistPage?.kept === 6")
+    assert page.inner_text("#kept") == "6 kept in this browser: 0 ×2, 1 ×2, 2 ×2"
+    with page.expect_download() as download:
+        page.click("#download")
+    with zipfile.ZipFile(download.value.path()) as archive:
+        names = sorted(archive.namelist())
+        archive.extractall(tmp_path / "drawings")
+    assert [name.split("/")[0] for name in names] == ["0", "0", "1", "1", "2", "2"]
+
+    monkeypatch.setenv(folder.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    splits = sources.load(source="folder", data_dir=str(tmp_path / "drawings"))
+    assert splits.class_names == ("0", "1", "2") and (len(splits.train), len(splits.test)) == (3, 3)
+    config = dataclasses.replace(
+        tiny_config,
+        source="folder",
+        data_dir=str(tmp_path / "drawings"),
+        validation_size=None,
+        batch_size=3,
+        export_dir="",
+        epochs=1,
+    )
+    results, _ = quiet_run(config)
+    assert results["class_names"] == ["0", "1", "2"] and results["data_source"].startswith("folder:")
+    page.click("#forget")
+    assert page.evaluate("window.mnistPage.kept") == 0 and page.is_disabled("#download")

@@ -5,6 +5,7 @@
 // saw, its probabilities, whether it is a digit, which model, for which revision).
 
 import { loadAndCompile, loadLiteRt, Tensor } from "@litertjs/core";
+import { zipSync } from "fflate";
 import { grayFromRGBA, toMnist } from "./preprocess.js";
 
 const MAX_PIXELS = 64 * 2 ** 20; // as predict.py: larger images are refused, not decoded
@@ -25,6 +26,7 @@ const page = {
 window.mnistPage = page;
 
 let report = null; // models/report.json
+let classNames = []; // the export's class names: label i is classNames[i]
 let variant = null; // the chosen variant's name
 const compiled = new Map(); // variant -> Promise of its compiled model
 let source = null; // {kind: "pad"} or {kind: "file", gray}
@@ -45,6 +47,8 @@ async function start() {
   const response = await fetch("models/report.json");
   if (!response.ok) throw new Error(`could not load models/report.json: HTTP ${response.status}`);
   report = await response.json();
+  classNames = report.class_names ?? [..."0123456789"]; // exports from before class names were written
+  showLabels();
   const order = (name) => (VARIANTS.includes(name) ? VARIANTS.indexOf(name) : VARIANTS.length);
   const kept = Object.entries(report.variants)
     .filter(([, v]) => !v.refused)
@@ -158,18 +162,21 @@ function isDigit(probabilities) {
 }
 
 function show({ pixels, probabilities, milliseconds, variant: name }) {
-  const ranked = probabilities.map((p, digit) => [p, digit]).sort((a, b) => b[0] - a[0]);
+  const ranked = probabilities
+    .map((p, index) => [p, classNames[index] ?? String(index)])
+    .sort((a, b) => b[0] - a[0]);
   const digit = isDigit(probabilities);
   page.result.isDigit = digit;
   const prediction = document.getElementById("prediction");
-  prediction.textContent = String(ranked[0][1]);
+  prediction.textContent = ranked[0][1];
+  document.getElementById("label").value = ranked[0][1]; // what to keep it as, unless corrected
   prediction.classList.toggle("not-a-digit", !digit);
   document.getElementById("verdict").textContent = digit ? "" : "not a digit?";
   document.getElementById("top3").innerHTML = ranked
     .slice(0, 3)
     .map(
-      ([p, digit]) =>
-        `<li><span>${digit}</span><span class="bar" style="width:${(100 * p).toFixed(1)}%"></span>` +
+      ([p, name]) =>
+        `<li><span>${name}</span><span class="bar" style="width:${(100 * p).toFixed(1)}%"></span>` +
         `<span class="value">${(100 * p).toFixed(1)}%</span></li>`,
     )
     .join("");
@@ -271,6 +278,76 @@ pad.addEventListener("drop", (event) => {
   event.preventDefault();
   pad.classList.remove("dropping");
   if (event.dataTransfer.files.length) openFile(event.dataTransfer.files[0]).catch(fail);
+});
+
+// ---- Collecting labelled drawings ----------------------------------------------------------------------------
+// Kept in this browser (localStorage) as PNGs of the pad, and downloaded as a zip of <label>/<n>.png: the folder
+// layout of --source=folder (mnist_tf/data/folder.py), which splits it into train and test itself.
+
+const STORE = "mnist_tf.drawings"; // [{label, png: data URL}]
+
+function keptDrawings() {
+  return JSON.parse(localStorage.getItem(STORE) ?? "[]");
+}
+
+function showLabels() {
+  const select = document.getElementById("label");
+  const option = (name) => Object.assign(document.createElement("option"), { value: name, textContent: name });
+  select.replaceChildren(...classNames.map(option));
+  showKept();
+}
+
+function showKept() {
+  const drawings = keptDrawings();
+  const counts = new Map();
+  drawings.forEach(({ label }) => counts.set(label, (counts.get(label) ?? 0) + 1));
+  const each = [...counts].map(([label, count]) => `${label} ×${count}`).join(", ");
+  if (drawings.length) {
+    document.getElementById("kept").textContent = `${drawings.length} kept in this browser: ${each}`;
+  }
+  document.getElementById("download").disabled = document.getElementById("forget").disabled = !drawings.length;
+  page.kept = drawings.length;
+}
+
+function keep() {
+  if (source?.kind !== "pad") throw new Error("draw something to keep first");
+  const label = document.getElementById("label").value;
+  try {
+    localStorage.setItem(STORE, JSON.stringify([...keptDrawings(), { label, png: pad.toDataURL("image/png") }]));
+  } catch {
+    throw new Error("this browser's storage is full: download the zip, then forget them");
+  }
+  clearPad();
+  showKept();
+  showStatus(`kept as ${label}: draw the next one`);
+}
+
+function download() {
+  const files = {};
+  keptDrawings().forEach(({ label, png }, i) => {
+    const folder = label.replaceAll("/", "_"); // "T-shirt/top" is one folder
+    const bytes = Uint8Array.from(atob(png.split(",")[1]), (c) => c.charCodeAt(0));
+    files[`${folder}/${String(i).padStart(4, "0")}.png`] = bytes;
+  });
+  const zip = new Blob([zipSync(files, { level: 0 })], { type: "application/zip" }); // PNGs are compressed
+  const link = Object.assign(document.createElement("a"), { href: URL.createObjectURL(zip) });
+  link.download = "my_digits.zip";
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(link.href), 1000); // once the download has started
+}
+
+document.getElementById("keep").addEventListener("click", () => {
+  try {
+    keep();
+  } catch (error) {
+    fail(error);
+  }
+});
+document.getElementById("download").addEventListener("click", download);
+document.getElementById("forget").addEventListener("click", () => {
+  localStorage.removeItem(STORE);
+  document.getElementById("kept").textContent = "Forgotten.";
+  showKept();
 });
 
 start().catch(fail);

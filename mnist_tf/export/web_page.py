@@ -103,11 +103,14 @@ class _Server(http.server.ThreadingHTTPServer):
 
 
 def public_report(path: Path) -> bytes:
-    """A LiteRT report as any client may see it: without the run's folders (the Config's *_dir settings), and the
+    """A LiteRT report as any client may see it: without the run's folders (the Config's *_dir settings and
+    init_from), and the
     SavedModel named by <name>/<version> instead of its path."""
     report = json.loads(path.read_text())
     if isinstance(report.get("config"), dict):
-        report["config"] = {k: v for k, v in report["config"].items() if not k.endswith("_dir")}
+        report["config"] = {
+            k: v for k, v in report["config"].items() if not k.endswith("_dir") and k != "init_from"
+        }
     if isinstance(report.get("saved_model"), str):
         report["saved_model"] = "/".join(Path(report["saved_model"]).parts[-2:])
     return json.dumps(report).encode()
