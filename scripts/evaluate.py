@@ -129,7 +129,8 @@ def main(argv: list[str]) -> None:
         name: getattr(FLAGS, name) if FLAGS[name].present else trained_with.get(name, getattr(FLAGS, name))
         for name in common.DATA_FLAGS
     }
-    test = sources.load_for(Config(**options, validation_size=0).resolve()).test  # no split held out
+    data = sources.load_for(Config(**options, validation_size=0).resolve())  # no split held out
+    test = data.test
     members = {
         model.source: evaluation.predict_in_batches(model.predict, test.images, FLAGS.batch_size) for model in models
     }
@@ -145,7 +146,7 @@ def main(argv: list[str]) -> None:
         print("the ensemble (the mean of their probabilities):")
     probabilities = np.mean(list(members.values()), axis=0)
     report = evaluation.report(test.labels, probabilities, FLAGS.num_mistakes)
-    for line in report.lines():
+    for line in report.lines(data.class_names):
         print(line)
     # An ensemble of exports has no decision of its own: export it (scripts/export.py) to fit one.
     chosen = models[0].decision if len(models) == 1 else ACCEPT_ALL

@@ -40,6 +40,8 @@ def test_report_by_hand():
     assert report.loss == pytest.approx(-np.log([0.9, 0.3, 0.8, 0.95, 0.1]).mean())
     assert [(m.index, m.label, m.predicted) for m in report.mistakes] == [(4, 2, 0), (1, 0, 1)]
     assert report.mistakes[0].confidence == pytest.approx(0.9)
+    named = report.lines(["Sandal", "Shirt", "Bag"])
+    assert "Sandal     0.5000  0.5000        2" in named and "    4   Bag     Sandal      0.9000" in named
 
 
 def test_a_class_never_predicted_has_zero_precision_not_nan():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -58,13 +58,18 @@ class Report:
             "mistakes": [dataclasses.asdict(m) for m in self.mistakes],
         }
 
-    def lines(self) -> list[str]:
-        """The report as a terminal reads it."""
+    def lines(self, class_names: Sequence[str] = ()) -> list[str]:
+        """The report as a terminal reads it; classes by name where `class_names` gives them (the confusion
+        matrix keeps their indices, in the order of the per-class lines)."""
         classes = len(self.confusion)
+        names = list(class_names) or [str(c) for c in range(classes)]
+        name_width = max(5, *(len(name) for name in names))
         lines = [f"accuracy {self.accuracy:.4f}  loss {self.loss:.4f}  ({self.examples:,} images)", ""]
-        lines.append("class  precision  recall  support")
+        lines.append(f"{'class':>{name_width}}  precision  recall  support")
         for c in range(classes):
-            lines.append(f"{c:>5}  {self.precision[c]:>9.4f}  {self.recall[c]:>6.4f}  {self.support[c]:>7,}")
+            lines.append(
+                f"{names[c]:>{name_width}}  {self.precision[c]:>9.4f}  {self.recall[c]:>6.4f}  {self.support[c]:>7,}"
+            )
         width = max(4, len(f"{self.confusion.max():,}") + 1)
         lines += ["", "confusion matrix (rows: true label, columns: predicted)"]
         lines.append("     " + "".join(f"{c:>{width}}" for c in range(classes)))
@@ -73,7 +78,7 @@ class Report:
         if self.mistakes:
             lines += ["", "most confident mistakes", "index  true  predicted  confidence"]
             for m in self.mistakes:
-                lines.append(f"{m.index:>5}  {m.label:>4}  {m.predicted:>9}  {m.confidence:>10.4f}")
+                lines.append(f"{m.index:>5}  {names[m.label]:>4}  {names[m.predicted]:>9}  {m.confidence:>10.4f}")
         return lines
 
 
