@@ -108,9 +108,7 @@ def public_report(path: Path) -> bytes:
     SavedModel named by <name>/<version> instead of its path."""
     report = json.loads(path.read_text())
     if isinstance(report.get("config"), dict):
-        report["config"] = {
-            k: v for k, v in report["config"].items() if not k.endswith("_dir") and k != "init_from"
-        }
+        report["config"] = {k: v for k, v in report["config"].items() if not k.endswith("_dir") and k != "init_from"}
     if isinstance(report.get("saved_model"), str):
         report["saved_model"] = "/".join(Path(report["saved_model"]).parts[-2:])
     return json.dumps(report).encode()
