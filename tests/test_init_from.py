@@ -83,3 +83,13 @@ def test_a_run_starts_from_it_and_its_resumption_ignores_it(exported_run, tiny_c
     second, output = quiet_run(dataclasses.replace(config, epochs=2))
     assert "note: --init_from ignored: resuming from " in output and "initialized from" not in output
     assert second["resumed_from_step"] > 0 and second["epochs_trained"] == 2
+
+
+def test_an_export_whose_variables_are_named_without_their_layer_is_read_by_its_metadata(exported_run, tiny_config):
+    """Keras 3.10 (requirements-oldest.txt) names a SavedModel's variables `kernel:0`, not `dense1/kernel:0`."""
+    version_dir = Path(exported_run["export_dir"])
+    variables = tf.saved_model.load(str(version_dir)).variables
+    bare = [tf.Variable(v.numpy(), name=v.name.split("/")[-1].removesuffix(":0")) for v in variables]
+    weights = init_from._saved_model_weights(version_dir, bare)
+    for name, value in trained(exported_run).items():
+        np.testing.assert_array_equal(weights[name], value)

@@ -16,6 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mnist_tf.config import Config
 from mnist_tf.errors import MnistTfError, first_line
 from mnist_tf.export import from_run, saved_model
 from mnist_tf.training import build, run_state
@@ -61,7 +62,24 @@ def _read(path: Path) -> tuple[dict[str, np.ndarray], str]:
         model, _, checkpoint = from_run.load_model(path)
         return {v.path: v.numpy() for v in model.variables}, f"run {path} ({checkpoint})"
     version_dir, loaded = saved_model.load(path)
-    return {v.name.removesuffix(":0"): v.numpy() for v in loaded.variables}, f"SavedModel {version_dir}"
+    return _saved_model_weights(version_dir, loaded.variables), f"SavedModel {version_dir}"
+
+
+def _saved_model_weights(version_dir: Path, variables: list[tf.Variable]) -> dict[str, np.ndarray]:
+    """{layer path: value} of an export's variables. Keras names them by path (`conv1/kernel:0`); older Keras
+    (3.10) by name alone (`kernel:0`), and then they are paired, in order, with the model its metadata describes."""
+    names = [v.name.removesuffix(":0") for v in variables]
+    if all("/" in name for name in names):
+        return {name: v.numpy() for name, v in zip(names, variables, strict=True)}
+    metadata = saved_model.read_metadata(version_dir)
+    try:
+        config = Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in metadata["config"].items()})
+        model = build.model(config.resolve(), metadata["image_shape"], len(metadata["class_names"]))
+    except (KeyError, TypeError, MnistTfError) as e:
+        raise MnistTfError(f"--init_from={version_dir}: its metadata does not say what model it is ({e})") from None
+    if [tuple(v.shape) for v in model.variables] != [tuple(v.shape) for v in variables]:
+        raise MnistTfError(f"--init_from={version_dir}: its variables are not those of the model it describes")
+    return {target.path: source.numpy() for target, source in zip(model.variables, variables, strict=True)}
 
 
 def _checkpoint_weights(prefix: Path) -> dict[str, np.ndarray]:
