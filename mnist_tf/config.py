@@ -264,7 +264,10 @@ class Config:
             _check_choice(name, getattr(self, name), SETTINGS[name].choices)
         defaults = self.architecture.defaults
         dataset = sources.DATASETS[self.dataset]
-        handwritten_digits = dataset.handwritten_digits and sources.class_names_for(self) == sources.DIGITS
+        not_digits = self.not_digits
+        if not_digits is None:  # only then is a folder listed: a finished run's config resolves without its data
+            digits = dataset.handwritten_digits and sources.class_names_for(self) == sources.DIGITS
+            not_digits = 0.125 if digits else 0.0
         validation_size = 0 if self.source == "folder" else dataset.validation_size
         resolved = dataclasses.replace(
             self,
@@ -272,7 +275,7 @@ class Config:
             dropout=defaults["dropout"] if self.dropout is None else self.dropout,
             augment=self.architecture.conv_layers > 0 if self.augment is None else self.augment,
             augmentation=self.augmentation or dataset.augmentation,
-            not_digits=(0.125 if handwritten_digits else 0.0) if self.not_digits is None else self.not_digits,
+            not_digits=not_digits,
             conv_dropout=defaults["conv_dropout"] if self.conv_dropout is None else self.conv_dropout,
             filters=tuple(defaults["filters"] if self.filters is None else self.filters),
             kernel_sizes=tuple(defaults["kernel_sizes"] if self.kernel_sizes is None else self.kernel_sizes),
