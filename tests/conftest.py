@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import fcntl
 import importlib.util
 import io
+import json
 import os
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -111,9 +119,26 @@ def write_idx_dir(directory: Path, train_count: int = 1200, test_count: int = 30
     return directory
 
 
+def session_root(factory: pytest.TempPathFactory) -> Path:
+    """The test session's temporary folder, which every pytest-xdist worker shares (each has its own below it)."""
+    root = factory.getbasetemp()
+    return root.parent if "PYTEST_XDIST_WORKER" in os.environ else root
+
+
+@contextlib.contextmanager
+def once(path: Path) -> Iterator[None]:
+    """Holds a lock beside `path` that serializes the session's workers: the first makes `path`, the rest find it."""
+    with open(f"{path}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 @pytest.fixture(scope="session")
 def idx_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_idx_dir(tmp_path_factory.mktemp("idx"))
+    """The generated IDX folder, one per session."""
+    directory = session_root(tmp_path_factory) / "idx"
+    with once(directory):
+        return directory if directory.exists() else write_idx_dir(directory)
 
 
 def tiny_config_in(idx_dir: Path, root: Path) -> Config:
@@ -141,11 +166,41 @@ def tiny_config(idx_dir: Path, tmp_path: Path) -> Config:
     return tiny_config_in(idx_dir, tmp_path)
 
 
+def shared_run(factory: pytest.TempPathFactory, name: str, config: Callable[[Path], Config]) -> dict[str, Any]:
+    """The results of `config(root)`'s run, trained once per test session and shared by every pytest-xdist worker
+    (the first to ask trains it under a lock; the others read its results.json). Tests must not write into it."""
+    directory = session_root(factory) / f"shared-{name}"
+    with once(directory):
+        results_file = directory / "run" / "results.json"
+        if not results_file.exists():
+            _, output = quiet_run(config(directory))
+            (directory / "output.txt").write_text(output)
+        return json.loads(results_file.read_text())
+
+
+def shared_output(results: dict[str, Any]) -> str:
+    """What a `shared_run` printed."""
+    return (Path(results["flags"]["model_dir"]).parent / "output.txt").read_text()
+
+
 @pytest.fixture(scope="session")
 def exported_run(idx_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The results of one tiny run, trained and exported once and shared: tests must not write into it."""
-    results, _ = quiet_run(tiny_config_in(idx_dir, tmp_path_factory.mktemp("exported")))
-    return results
+    """The tiny MLP run, trained and exported once: for tests that need *a* trained model or export."""
+    return shared_run(tmp_path_factory, "mlp", lambda root: tiny_config_in(idx_dir, root))
+
+
+def tiny_lenet_in(idx_dir: Path, root: Path) -> Config:
+    """A LeNet small enough to train in seconds and confident enough that its int8 LiteRT file passes
+    verification."""
+    return dataclasses.replace(
+        tiny_config_in(idx_dir, root), model="lenet", filters=(8, 16), hidden_units=(32,), epochs=3, litert=True
+    )
+
+
+@pytest.fixture(scope="session")
+def trained_lenet(idx_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The tiny LeNet run, trained once, with its SavedModel and LiteRT files."""
+    return shared_run(tmp_path_factory, "lenet", lambda root: tiny_lenet_in(idx_dir, root))
 
 
 def mnist_mlp_config(root: Path) -> Config:
@@ -163,6 +218,68 @@ def mnist_mlp_config(root: Path) -> Config:
 
 @pytest.fixture(scope="session")
 def mnist_saved_model(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """`mnist_mlp_config`'s export."""
-    results, _ = quiet_run(mnist_mlp_config(tmp_path_factory.mktemp("mnist")))
-    return results["export_dir"]
+    """`mnist_mlp_config`'s export, trained once."""
+    return shared_run(tmp_path_factory, "mnist", mnist_mlp_config)["export_dir"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+TRAIN = [sys.executable, str(REPO / "scripts" / "train.py")]
+# The two-worker run of tests/test_distribute.py and tests/test_train_ray.py: small, but a real LeNet.
+TWO_WORKER_FLAGS = [
+    "--model=lenet",
+    "--filters=4,8",
+    "--hidden_units=32",
+    "--epochs=6",
+    "--batch_size=20",  # 10 per worker; 50 steps per epoch, 300 in all
+    "--eval_batch_size=100",
+    "--validation_size=200",
+    "--nolitert",  # the chief's LiteRT export is tested on its own (tests/test_litert.py)
+]
+
+
+def start_workers(idx_dir: Path, model_dir: Path, export_dir: Path, scratch: Path) -> list[subprocess.Popen]:
+    """Two worker processes of one multi-worker run (ports of their own), as a cluster scheduler would start them."""
+    workers = [f"127.0.0.1:{free_port()}" for _ in range(2)]
+    args = ["--strategy=multi_worker", *TWO_WORKER_FLAGS]
+    args += [f"--data_dir={idx_dir}", f"--model_dir={model_dir}", f"--export_dir={export_dir}"]
+    processes = []
+    for index in range(2):
+        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        env = {**os.environ, "TF_CONFIG": json.dumps(tf_config), "TMPDIR": str(scratch)}
+        processes.append(
+            subprocess.Popen(
+                [*TRAIN, *args], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+        )
+    return processes
+
+
+def finish_workers(processes: list[subprocess.Popen], expected_returncode: int = 0) -> list[tuple[str, str]]:
+    """(stdout, stderr) of each worker once both have exited with `expected_returncode`."""
+    try:
+        outputs = [process.communicate(timeout=240) for process in processes]
+    finally:
+        for process in processes:
+            process.kill()
+    for process, (_, stderr) in zip(processes, outputs, strict=True):
+        assert process.returncode == expected_returncode, stderr
+    return outputs
+
+
+@pytest.fixture(scope="session")
+def two_worker_run(idx_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    """One uninterrupted two-worker run, made once: (its folder, the two workers' stdout). Tests must not write
+    into it."""
+    root = session_root(tmp_path_factory) / "shared-two_workers"
+    with once(root):
+        if not (root / "run" / "results.json").exists():
+            (root / "tmp").mkdir(parents=True)
+            outputs = finish_workers(start_workers(idx_dir, root / "run", root / "saved_models", root / "tmp"))
+            for index, (stdout, _) in enumerate(outputs):
+                (root / f"worker{index}.txt").write_text(stdout)
+    return root, [(root / f"worker{index}.txt").read_text() for index in range(2)]

@@ -1,4 +1,5 @@
-"""scripts/train.py as users run it: a subprocess, its output, its exit code, its files."""
+"""scripts/train.py and recipes.py as users run them: their output, exit codes and files (in this process, but for
+the one test of a new process's quiet stderr)."""
 
 import gzip
 import json
@@ -9,18 +10,16 @@ import sys
 
 import pytest
 from conftest import REPO
-
-pytestmark = pytest.mark.slow  # every test here starts a Python process (fast tier: -m 'not slow')
+from script_runs import run_script
 
 TRAIN = [sys.executable, str(REPO / "scripts" / "train.py")]
 
 
 def run_train(*args, env=None, cwd=REPO):
-    return subprocess.run(
-        [*TRAIN, *args], capture_output=True, text=True, timeout=300, cwd=cwd, env={**os.environ, **(env or {})}
-    )
+    return run_script("train", *args, env=env, cwd=cwd)
 
 
+@pytest.mark.slow  # a new Python process, as a user's shell starts it
 def test_trains_with_quiet_logs_and_writes_results(idx_dir, tmp_path):
     env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}  # a fresh shell
     process = subprocess.run(
@@ -57,6 +56,7 @@ def test_trains_with_quiet_logs_and_writes_results(idx_dir, tmp_path):
     assert f"LiteRT: {tmp_path / 'export' / 'litert' / 'lenet' / '1'} (float32, dynamic_range, int8)" in lines
 
 
+@pytest.mark.slow  # trains
 def test_bazel_run_reads_and_writes_relative_paths_where_it_was_started(idx_dir, tmp_path):
     """`bazel run` starts a script in its runfiles and says where the user was in $BUILD_WORKING_DIRECTORY."""
     (tmp_path / "data").symlink_to(idx_dir)
@@ -162,6 +162,7 @@ def test_bad_input_is_one_clear_line(idx_dir, broken_data, tmp_path, args, messa
     assert len(process.stderr.strip().splitlines()) == 1, process.stderr
 
 
+@pytest.mark.slow  # asks tfds for MNIST
 def test_no_network_and_no_data_fails_fast_with_the_fix(tmp_path):
     """With tfds's cache empty: either tfds can download (a networked machine) or we fail fast and say why."""
     process = run_train(
@@ -174,7 +175,7 @@ def test_no_network_and_no_data_fails_fast_with_the_fix(tmp_path):
 
 
 def test_helpshort_lists_the_flags():
-    process = subprocess.run([*TRAIN, "--helpshort"], capture_output=True, text=True, timeout=120, cwd=REPO)
+    process = run_train("--helpshort")
     for flag in (
         "--model",
         "--dataset",
@@ -200,6 +201,7 @@ def test_helpshort_lists_the_flags():
         assert f"  {flag}:" in process.stdout, flag
 
 
+@pytest.mark.slow  # trains
 def test_recipe_flag_with_explicit_flags_overriding_it(idx_dir, tmp_path):
     process = run_train(
         "--recipe=keras_mlp",
@@ -223,23 +225,15 @@ def test_recipe_flag_with_explicit_flags_overriding_it(idx_dir, tmp_path):
     assert results["export_dir"] == str(tmp_path / "export" / "keras_mlp" / "1")  # served under the recipe's name
 
 
-RECIPES = [sys.executable, str(REPO / "scripts" / "recipes.py")]
-
-
+@pytest.mark.slow  # trains
 def test_recipes_script_tabulates_reported_against_measured(idx_dir, tmp_path):
-    process = subprocess.run(
-        [
-            *RECIPES,
-            "--recipes=mxnet_mlp,digits_cnn",
-            "--epochs=1",
-            f"--data_dir={idx_dir}",
-            f"--runs_dir={tmp_path / 'runs'}",
-            f"--output={tmp_path / 'recipes.md'}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO,
+    process = run_script(
+        "recipes",
+        "--recipes=mxnet_mlp,digits_cnn",
+        "--epochs=1",
+        f"--data_dir={idx_dir}",
+        f"--runs_dir={tmp_path / 'runs'}",
+        f"--output={tmp_path / 'recipes.md'}",
     )
     assert process.returncode == 0, process.stderr
     table = (tmp_path / "recipes.md").read_text()
@@ -264,6 +258,6 @@ def test_recipes_script_tabulates_reported_against_measured(idx_dir, tmp_path):
     ],
 )
 def test_recipes_script_bad_flags_are_one_line(args, message):
-    process = subprocess.run([*RECIPES, *args], capture_output=True, text=True, timeout=120, cwd=REPO)
+    process = run_script("recipes", *args)
     assert process.returncode == 2
     assert message in process.stderr and len(process.stderr.strip().splitlines()) == 1, process.stderr

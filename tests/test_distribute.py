@@ -8,15 +8,13 @@ import dataclasses
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REPO, checkpoint_weights, quiet_run
+from conftest import REPO, TRAIN, checkpoint_weights, finish_workers, free_port, quiet_run, start_workers
 
 from mnist_tf import distribute, run
 from mnist_tf.config import Config
@@ -25,8 +23,6 @@ from mnist_tf.errors import MnistTfError
 from mnist_tf.export import from_run
 from mnist_tf.training import build
 from mnist_tf.training.trainer import Trainer
-
-TRAIN = [sys.executable, str(REPO / "scripts" / "train.py")]
 
 
 def small_lenet(config, name, **changes):
@@ -39,12 +35,6 @@ def small_lenet(config, name, **changes):
 
 def epoch_losses(output):
     return [float(line.split("loss ")[1].split()[0]) for line in output.splitlines() if line.startswith("epoch ")]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.slow
@@ -213,62 +203,10 @@ def test_bad_tf_config_is_one_line(monkeypatch, tf_config, message):
         distribute.make_strategy("multi_worker")
 
 
-# The two-worker run of these tests (and of tests/test_train_ray.py): small, but a real LeNet.
-TWO_WORKER_FLAGS = [
-    "--model=lenet",
-    "--filters=4,8",
-    "--hidden_units=32",
-    "--epochs=6",
-    "--batch_size=20",  # 10 per worker; 50 steps per epoch, 300 in all
-    "--eval_batch_size=100",
-    "--validation_size=200",
-    "--nolitert",  # the chief's LiteRT export is tested on its own (tests/test_litert.py)
-]
-
-
-def start_workers(idx_dir, model_dir, export_dir, scratch):
-    """Two worker processes of one multi-worker run (ports of their own), as a cluster scheduler would start them."""
-    workers = [f"127.0.0.1:{free_port()}" for _ in range(2)]
-    args = ["--strategy=multi_worker", *TWO_WORKER_FLAGS]
-    args += [f"--data_dir={idx_dir}", f"--model_dir={model_dir}", f"--export_dir={export_dir}"]
-    processes = []
-    for index in range(2):
-        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
-        env = {**os.environ, "TF_CONFIG": json.dumps(tf_config), "TMPDIR": str(scratch)}
-        processes.append(
-            subprocess.Popen(
-                [*TRAIN, *args], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-            )
-        )
-    return processes
-
-
-def finish_workers(processes, expected_returncode=0):
-    """(stdout, stderr) of each worker once both have exited with `expected_returncode`."""
-    try:
-        outputs = [process.communicate(timeout=240) for process in processes]
-    finally:
-        for process in processes:
-            process.kill()
-    for process, (_, stderr) in zip(processes, outputs, strict=True):
-        assert process.returncode == expected_returncode, stderr
-    return outputs
-
-
-@pytest.fixture(scope="module")
-def two_worker_run(idx_dir, tmp_path_factory):
-    """One uninterrupted two-worker run: (its folder, the two workers' outputs)."""
-    root = tmp_path_factory.mktemp("two_workers")
-    (root / "tmp").mkdir()
-    outputs = finish_workers(start_workers(idx_dir, root / "run", root / "saved_models", root / "tmp"))
-    return root, outputs
-
-
 @pytest.mark.slow
 def test_two_worker_processes_train_in_sync_and_only_the_chief_writes(two_worker_run):
-    root, outputs = two_worker_run
+    root, (chief_output, worker_output) = two_worker_run
     model_dir, export_dir = root / "run", root / "saved_models"
-    chief_output, worker_output = (stdout for stdout, _ in outputs)
     assert "multi_worker (2 replicas) · this is worker 0 of 2 tasks · batch 20 (10 per replica)" in chief_output
     assert "this is worker 1 of 2 tasks" in worker_output
     assert epoch_losses(chief_output) == epoch_losses(worker_output) and len(epoch_losses(chief_output)) == 6

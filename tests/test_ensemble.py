@@ -5,21 +5,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REPO, make_digits, quiet_run, tiny_config_in
+from conftest import make_digits, quiet_run, tiny_lenet_in
+from script_runs import run_script
 
 from mnist_tf.config import Config
 from mnist_tf.data import sources
 from mnist_tf.errors import MnistTfError
 from mnist_tf.export import decision, ensemble, from_run, litert, saved_model
 from mnist_tf.training import build
-
-SCRIPTS = REPO / "scripts"
 
 
 def small_model(seed: int, model: str = "lenet") -> tf.keras.Model:
@@ -44,23 +41,18 @@ def test_members_must_take_the_same_images():
 
 
 @pytest.fixture(scope="module")
-def runs(idx_dir, tmp_path_factory) -> list[dict]:
-    """Two confident tiny LeNets of different seeds (confident: their int8 LiteRT files pass verification)."""
+def runs(idx_dir, tmp_path_factory, trained_lenet) -> list[dict]:
+    """Two confident tiny LeNets of different seeds (confident: their int8 LiteRT files pass verification): conftest's
+    and one of seed 1."""
     root = tmp_path_factory.mktemp("members")
-    config = dataclasses.replace(
-        tiny_config_in(idx_dir, root), model="lenet", filters=(8, 16), hidden_units=(32,), epochs=3, export_dir=None
-    )
-    return [quiet_run(dataclasses.replace(config, seed=seed, model_dir=str(root / f"run{seed}")))[0] for seed in (1, 2)]
+    config = dataclasses.replace(tiny_lenet_in(idx_dir, root), export_dir=None)
+    return [trained_lenet, quiet_run(dataclasses.replace(config, seed=1, model_dir=str(root / "run1")))[0]]
 
 
 @pytest.mark.slow
 def test_export_script_exports_an_ensemble_that_serves_both_signatures_and_converts(runs, tmp_path):
     model_dirs = ",".join(run["flags"]["model_dir"] for run in runs)
-    done = subprocess.run(
-        [sys.executable, SCRIPTS / "export.py", f"--model_dir={model_dirs}", f"--export_dir={tmp_path}", "--litert"],
-        capture_output=True,
-        text=True,
-    )
+    done = run_script("export", f"--model_dir={model_dirs}", f"--export_dir={tmp_path}", "--litert")
     assert done.returncode == 0, done.stderr
     version = tmp_path / "lenet_ensemble" / "1"
     assert done.stdout.splitlines() == [
@@ -69,7 +61,7 @@ def test_export_script_exports_an_ensemble_that_serves_both_signatures_and_conve
         f"LiteRT: {tmp_path}/litert/lenet_ensemble/1 (float32, dynamic_range, int8)",
     ]
     metadata = json.loads((version / "assets.extra" / saved_model.METADATA_FILE).read_text())
-    assert [member["config"]["seed"] for member in metadata["ensemble"]] == [1, 2]
+    assert [member["config"]["seed"] for member in metadata["ensemble"]] == [run["flags"]["seed"] for run in runs]
 
     test = sources.load(data_dir=runs[0]["flags"]["data_dir"]).test
     served = tf.saved_model.load(str(version)).signatures
@@ -93,17 +85,12 @@ def test_evaluate_reports_each_member_and_the_ensemble(runs, tmp_path):
         model, _, _ = from_run.load_model(run["flags"]["model_dir"])
         metadata = {"config": run["flags"]}  # where evaluate.py finds the data set
         exported.append(str(saved_model.export_saved_model(model, tmp_path / f"member{i}", metadata=metadata)))
-    done = subprocess.run(
-        [
-            sys.executable,
-            SCRIPTS / "evaluate.py",
-            f"--saved_model={','.join(exported)}",
-            f"--report={tmp_path}/r.json",
-            f"--figures={tmp_path / 'figures'}",
-            "--num_mistakes=5",
-        ],
-        capture_output=True,
-        text=True,
+    done = run_script(
+        "evaluate",
+        f"--saved_model={','.join(exported)}",
+        f"--report={tmp_path}/r.json",
+        f"--figures={tmp_path / 'figures'}",
+        "--num_mistakes=5",
     )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REPO
+from script_runs import Done, run_script
 
 from mnist_tf.data import idx, sources
 from mnist_tf.reporting import evaluation
 
-EVALUATE = [sys.executable, str(REPO / "scripts" / "evaluate.py")]
 
-
-def evaluate(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*EVALUATE, *args], capture_output=True, text=True)
+def evaluate(*args: str) -> Done:
+    return run_script("evaluate", *args)
 
 
 def test_report_by_hand():

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import REPO, make_digits, requires_real_mnist
+from script_runs import run_script
 
 from mnist_tf.config import Config
 from mnist_tf.data import preprocess
@@ -25,7 +26,6 @@ from mnist_tf.export.decision import Decision
 from mnist_tf.training import build, run_state
 
 SAVED_MODEL_CLI = str(Path(sys.executable).parent / "saved_model_cli")
-EXPORT = [sys.executable, str(REPO / "scripts" / "export.py")]
 
 
 def digits_as_png(images: np.ndarray, light_background: bool = True) -> list[bytes]:
@@ -246,15 +246,16 @@ def test_a_crash_mid_export_leaves_no_new_version(exported_run, tmp_path):
 @pytest.mark.slow
 def test_export_script_writes_the_next_or_the_given_version(exported_run, tmp_path):
     model_dir = exported_run["flags"]["model_dir"]
-    run = [*EXPORT, f"--model_dir={model_dir}", f"--export_dir={tmp_path}", "--nolitert"]
-    first = subprocess.run(run, capture_output=True, text=True, check=True)
+    flags = [f"--model_dir={model_dir}", f"--export_dir={tmp_path}", "--nolitert"]
+    first = run_script("export", *flags)
+    assert first.returncode == 0, first.stderr
     assert first.stdout.strip().endswith(f"to {tmp_path}/mlp/1")
-    assert subprocess.run([*run, "--version=7", "--name=digits"], capture_output=True, text=True).returncode == 0
+    assert run_script("export", *flags, "--version=7", "--name=digits").returncode == 0
     assert saved_model.latest_version(tmp_path / "digits") == tmp_path / "digits" / "7"
     metadata = json.loads((tmp_path / "digits" / "7" / "assets.extra" / saved_model.METADATA_FILE).read_text())
     assert metadata["checkpoint"] == run_state.latest(model_dir)
 
-    again = subprocess.run([*run, "--version=7", "--name=digits"], capture_output=True, text=True)
+    again = run_script("export", *flags, "--version=7", "--name=digits")
     assert again.returncode == 1
     assert again.stderr.strip().splitlines() == [
         f"error: {tmp_path}/digits/7 already exists; versions are never overwritten"
@@ -275,7 +276,7 @@ def test_export_script_reports_a_run_it_cannot_export(exported_run, tmp_path, mo
         (tmp_path / "empty" / run_state.CONFIG_FILE).write_text(
             (Path(exported_run["flags"]["model_dir"]) / run_state.CONFIG_FILE).read_text()
         )
-    result = subprocess.run([*EXPORT, f"--model_dir={tmp_path / model_dir}"], capture_output=True, text=True)
+    result = run_script("export", f"--model_dir={tmp_path / model_dir}")
     assert result.returncode == 1
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("error: ") and message in line

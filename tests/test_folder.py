@@ -5,14 +5,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REPO, make_digits, quiet_run
+from conftest import make_digits, quiet_run
+from script_runs import run_script
 
 from mnist_tf.config import Config
 from mnist_tf.data import folder, preprocess, sources
@@ -172,11 +171,6 @@ def test_a_folder_trains_and_its_class_names_travel_with_the_export(tmp_path, ti
     names = ["boot", "hat", "sock"]
     assert answer["class_names"].numpy()[0].decode() == names[int(answer["classes"].numpy()[0])]
     (tmp_path / "x.png").write_bytes(hat)
-    printed = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "predict.py"), f"--saved_model={version}", "--top_k=3", "x.png"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
+    printed = run_script("predict", f"--saved_model={version}", "--top_k=3", "x.png", cwd=tmp_path)
     assert printed.returncode == 0, printed.stderr
     assert sorted(printed.stdout.split()[1::2]) == names  # every class by its name, none by its index

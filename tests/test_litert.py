@@ -6,14 +6,13 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REPO, make_digits, quiet_run, requires_module, tiny_config_in
+from conftest import make_digits, quiet_run, requires_module, shared_output, tiny_lenet_in
+from script_runs import run_script
 
 from mnist_tf.config import Config
 from mnist_tf.data.sources import Split
@@ -23,15 +22,6 @@ from mnist_tf.export.decision import Decision, from_probabilities
 from mnist_tf.training import build
 
 pytestmark = requires_module("ai_edge_litert")
-
-SCRIPTS = REPO / "scripts"
-
-
-def tiny_lenet(idx_dir: Path, root: Path) -> Config:
-    """A LeNet small enough to train in seconds on the generated digits, with the LiteRT export on."""
-    return dataclasses.replace(
-        tiny_config_in(idx_dir, root), model="lenet", filters=(8, 16), hidden_units=(32,), epochs=3, litert=True
-    )
 
 
 @pytest.fixture(scope="module")
@@ -43,11 +33,10 @@ def converted() -> tuple[Config, tf.keras.Model, dict[str, bytes]]:
     return config, model, litert.convert_all(model, images[..., np.newaxis])
 
 
-@pytest.fixture(scope="module")
-def trained(idx_dir, tmp_path_factory):
-    """The results of a tiny LeNet run that exported a SavedModel and its LiteRT files."""
-    results, output = quiet_run(tiny_lenet(idx_dir, tmp_path_factory.mktemp("litert")))
-    return results, output
+@pytest.fixture
+def trained(trained_lenet):
+    """conftest's tiny LeNet run, which exported a SavedModel and its LiteRT files, and what it printed."""
+    return trained_lenet, shared_output(trained_lenet)
 
 
 def test_every_variant_takes_raw_pixels_and_uses_only_builtin_ops(converted):
@@ -153,7 +142,7 @@ def test_training_exports_verified_variants_and_keeps_serving_layout_pure(traine
 def test_a_variant_that_loses_accuracy_is_left_out_with_a_note_and_the_rest_is_kept(idx_dir, tmp_path, monkeypatch):
     # Calibrating on blank images leaves int8 no range for real ink: its accuracy collapses.
     monkeypatch.setattr(litert, "representative_images", lambda images, seed: np.zeros_like(images[:50]))
-    config = tiny_lenet(idx_dir, tmp_path)
+    config = tiny_lenet_in(idx_dir, tmp_path)
     _, output = quiet_run(config)  # a refused variant is left out with a note: the run itself succeeded
     assert "note: LiteRT int8 refused: it loses " in output and "; left out, the SavedModel and the other " in output
     results = json.loads((Path(config.model_dir) / "results.json").read_text())
@@ -167,14 +156,14 @@ def test_a_variant_that_loses_accuracy_is_left_out_with_a_note_and_the_rest_is_k
 
 @pytest.mark.slow
 def test_nolitert_and_a_missing_runtime_export_the_saved_model_only(idx_dir, tmp_path, monkeypatch):
-    results, _ = quiet_run(dataclasses.replace(tiny_lenet(idx_dir, tmp_path / "off"), litert=False, epochs=1))
+    results, _ = quiet_run(dataclasses.replace(tiny_lenet_in(idx_dir, tmp_path / "off"), litert=False, epochs=1))
     assert results["litert"] is None and not (tmp_path / "off" / "saved_models" / "litert").exists()
 
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(
         publish.importlib.util, "find_spec", lambda name: None if name == "ai_edge_litert" else real_find_spec(name)
     )
-    results, output = quiet_run(dataclasses.replace(tiny_lenet(idx_dir, tmp_path / "missing"), epochs=1))
+    results, output = quiet_run(dataclasses.replace(tiny_lenet_in(idx_dir, tmp_path / "missing"), epochs=1))
     assert "note: no LiteRT export: ai-edge-litert is not installed (pip install ai-edge-litert)" in output
     assert results["litert"] is None and results["export_dir"]
 
@@ -184,11 +173,8 @@ def test_evaluate_on_a_tflite_file_reproduces_the_report(trained, tmp_path):
     results, _ = trained
     report = json.loads(Path(results["litert_report"]).read_text())
     for name in ("int8", "float32"):
-        done = subprocess.run(
-            [sys.executable, SCRIPTS / "evaluate.py", f"--saved_model={results['litert'][name]}",
-             f"--report={tmp_path / name}.json"],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
+        done = run_script("evaluate", f"--saved_model={results['litert'][name]}", f"--report={tmp_path / name}.json")
+        assert done.returncode == 0, done.stderr
         assert f"evaluated {results['litert'][name]} on mnist test" in done.stdout
         evaluated = json.loads((tmp_path / f"{name}.json").read_text())
         assert evaluated["accuracy"] == report["variants"][name]["test_accuracy"]
@@ -204,11 +190,8 @@ def test_predict_with_a_tflite_file_answers_as_the_saved_model_does(trained, tmp
         paths[-1].write_bytes(tf.io.encode_png(255 - np.kron(image, np.ones((3, 3), np.uint8))[..., None]).numpy())
 
     def predict(model: str, seen: str) -> list[str]:
-        done = subprocess.run(
-            [sys.executable, SCRIPTS / "predict.py", f"--saved_model={model}", f"--preprocessed_dir={tmp_path / seen}",
-             *map(str, paths)],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
+        done = run_script("predict", f"--saved_model={model}", f"--preprocessed_dir={tmp_path / seen}", *paths)
+        assert done.returncode == 0, done.stderr
         return [line.split()[1] for line in done.stdout.splitlines()]
 
     assert predict(results["litert"]["float32"], "litert") == predict(results["export_dir"], "saved_model")
@@ -217,15 +200,11 @@ def test_predict_with_a_tflite_file_answers_as_the_saved_model_does(trained, tmp
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("script", ["predict.py", "evaluate.py"])
+@pytest.mark.parametrize("script", ["predict", "evaluate"])
 def test_a_bad_tflite_file_is_one_line(tmp_path, script):
     (tmp_path / "junk.tflite").write_bytes(b"\0" * 100)
-    images = ["x.png"] if script == "predict.py" else []
-    done = subprocess.run(
-        [sys.executable, SCRIPTS / script, f"--saved_model={tmp_path / 'junk.tflite'}", *images],
-        capture_output=True,
-        text=True,
-    )
+    images = ["x.png"] if script == "predict" else []
+    done = run_script(script, f"--saved_model={tmp_path / 'junk.tflite'}", *images)
     assert done.returncode == 1
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith(f"error: {tmp_path / 'junk.tflite'} is not a loadable LiteRT model: ")
@@ -234,11 +213,9 @@ def test_a_bad_tflite_file_is_one_line(tmp_path, script):
 @pytest.mark.slow
 def test_export_script_writes_litert_files_for_the_version_it_exports(trained, tmp_path):
     results, _ = trained
-    done = subprocess.run(
-        [sys.executable, SCRIPTS / "export.py", f"--model_dir={results['flags']['model_dir']}",
-         f"--export_dir={tmp_path}", "--version=4"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+    model_dir = results["flags"]["model_dir"]
+    done = run_script("export", f"--model_dir={model_dir}", f"--export_dir={tmp_path}", "--version=4")
+    assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == f"LiteRT: {tmp_path}/litert/lenet/4 (float32, dynamic_range, int8)"
     exported = json.loads((tmp_path / "litert" / "lenet" / "4" / litert.REPORT_FILE).read_text())
     original = json.loads(Path(results["litert_report"]).read_text())

@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REAL_MNIST, REPO, make_digits, requires_real_mnist
+from conftest import REAL_MNIST, make_digits, requires_real_mnist
+from script_runs import Done, run_script
 
 from mnist_tf.data import idx
 
-pytestmark = pytest.mark.slow  # every test here starts a Python process (fast tier: -m 'not slow')
-
-PREDICT = [sys.executable, str(REPO / "scripts" / "predict.py")]
+pytestmark = pytest.mark.slow  # every test here loads a model and reads images through the script
 
 
-def predict(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*PREDICT, *args], capture_output=True, text=True)
+def predict(*args: str) -> Done:
+    return run_script("predict", *args)
 
 
 def parse(stdout: str) -> dict[str, list[tuple[int, float]]]:

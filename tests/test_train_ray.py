@@ -1,5 +1,6 @@
 """scripts/train_ray.py on a local Ray cluster of 2 CPU workers (127.0.0.1, stopped by the script): the same model as
-the two-process TF_CONFIG run of the same flags, one export, and a worker killed mid-run restarted by Ray."""
+the two-process TF_CONFIG run of the same flags (conftest's `two_worker_run`), one export, and a worker killed
+mid-run restarted by Ray."""
 
 import json
 import os
@@ -10,8 +11,7 @@ import time
 
 import pytest
 import tensorflow as tf
-from conftest import REPO, requires_module
-from test_distribute import TWO_WORKER_FLAGS, finish_workers, start_workers
+from conftest import REPO, TWO_WORKER_FLAGS, requires_module
 
 TRAIN_RAY = [sys.executable, str(REPO / "scripts" / "train_ray.py")]
 pytestmark = [pytest.mark.slow, requires_module("ray")]
@@ -29,28 +29,6 @@ def ray_command(idx_dir, root, *extra):
     ]
 
 
-@pytest.fixture(scope="module")
-def tf_config_run(idx_dir, tmp_path_factory):
-    """The results of the same run as two worker processes with TF_CONFIG set by hand."""
-    root = tmp_path_factory.mktemp("tf_config")
-    (root / "tmp").mkdir()
-    finish_workers(start_workers(idx_dir, root / "run", root / "saved_models", root / "tmp"))
-    return json.loads((root / "run" / "results.json").read_text())
-
-
-def test_two_ray_workers_train_the_model_of_the_tf_config_run_and_export_it_once(idx_dir, tmp_path, tf_config_run):
-    process = subprocess.run(ray_command(idx_dir, tmp_path), capture_output=True, text=True, timeout=600, cwd=REPO)
-    assert process.returncode == 0, process.stderr[-3000:]
-    results = json.loads((tmp_path / "run" / "results.json").read_text())
-    assert results["replicas"] == 2 and results["flags"]["strategy"] == "multi_worker"
-    assert results["weights_sha256"] == tf_config_run["weights_sha256"]
-    assert sorted(p.name for p in (tmp_path / "saved_models" / "lenet").iterdir()) == ["1"]
-    assert process.stdout.strip().splitlines()[-1] == (
-        f"ray: 2 workers (2 replicas) · test accuracy {results['test_accuracy']:.4f} · weights sha256 "
-        f"{results['weights_sha256'][:12]} · SavedModel: {tmp_path / 'saved_models' / 'lenet' / '1'}"
-    )
-
-
 def stop(driver: subprocess.Popen) -> None:
     """Ctrl-C, so that the driver shuts its local Ray cluster down (killed, it would leave Ray's agents behind)."""
     if driver.poll() is None:
@@ -66,7 +44,11 @@ def ray_workers() -> list[int]:
     return [int(line.split()[0]) for line in listing.splitlines() if "ray::RayTrainWorker" in line]
 
 
-def test_a_killed_worker_is_restarted_by_ray_and_the_run_resumes_to_the_same_model(idx_dir, tmp_path, tf_config_run):
+def test_ray_workers_train_the_tf_config_runs_model_and_a_killed_one_is_restarted_to_the_same_end(
+    idx_dir, tmp_path, two_worker_run
+):
+    """One Ray run (a local cluster costs a minute) shows both: it ends where the two processes with TF_CONFIG set by
+    hand ended, even though a worker is killed on the way, and the model is exported once."""
     checkpoints = tmp_path / "run" / "checkpoints"
     process = subprocess.Popen(
         ray_command(idx_dir, tmp_path, "--checkpoint_every_steps=20"),
@@ -88,5 +70,11 @@ def test_a_killed_worker_is_restarted_by_ray_and_the_run_resumes_to_the_same_mod
     assert process.returncode == 0, output[-3000:]
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["resumed_from_step"] > 0  # the restarted workers continued from a checkpoint
-    assert results["weights_sha256"] == tf_config_run["weights_sha256"]
+    assert results["replicas"] == 2 and results["flags"]["strategy"] == "multi_worker"
+    expected = json.loads((two_worker_run[0] / "run" / "results.json").read_text())
+    assert results["weights_sha256"] == expected["weights_sha256"]
     assert sorted(p.name for p in (tmp_path / "saved_models" / "lenet").iterdir()) == ["1"]
+    assert (
+        f"ray: 2 workers (2 replicas) · test accuracy {results['test_accuracy']:.4f} · weights sha256 "
+        f"{results['weights_sha256'][:12]} · SavedModel: {tmp_path / 'saved_models' / 'lenet' / '1'}"
+    ) in output.splitlines()
