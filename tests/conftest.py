@@ -14,16 +14,16 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
 
-from mnist_tf import run
-from mnist_tf.config import Config
-from mnist_tf.data import idx  # first: importing mnist_tf quiets TensorFlow before TensorFlow is imported
-from mnist_tf.data.sources import Split
-from mnist_tf.reporting.console import ConsoleReporter
+# mnist_tf (and so TensorFlow) is imported where it is used: pytest-xdist's controller runs no test, and would spend
+# seconds of every run importing TensorFlow before its workers start.
+if TYPE_CHECKING:
+    from mnist_tf.config import Config
+    from mnist_tf.data.sources import Split
 
 # Where the tests find the scripts and files they run: the checkout, or under Bazel the test's runfiles, which hold
 # only what BUILD declares (so a missing `data` entry fails there).
@@ -57,11 +57,17 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Splits the CPU into two logical devices, so MirroredStrategy runs two replicas here (before TF starts)."""
+    """Splits the CPU into two logical devices, so MirroredStrategy runs two replicas here (before TF starts).
+    Not in pytest-xdist's controller, which runs no test."""
+    if config.option.dist != "no" and not hasattr(config, "workerinput"):
+        return
+    import mnist_tf  # noqa: F401, I001  first: it quiets TensorFlow before TensorFlow is imported
     import tensorflow as tf
 
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    if hasattr(config, "workerinput"):  # one pytest-xdist worker per core: TensorFlow's own threads would contend
+        tf.config.threading.set_intra_op_parallelism_threads(1)
 
 
 @pytest.fixture(scope="session")
@@ -75,6 +81,9 @@ def two_replicas():
 
 def quiet_run(config: Config, fresh: bool = False) -> tuple[dict[str, Any], str]:
     """mnist_tf.run.run with its console output captured: (results, output)."""
+    from mnist_tf import run
+    from mnist_tf.reporting.console import ConsoleReporter
+
     stream = io.StringIO()
     results = run.run(config, ConsoleReporter(stream, interactive=False), fresh=fresh)
     return results, stream.getvalue()
@@ -95,6 +104,8 @@ def checkpoint_weights(model_dir: str) -> dict[str, np.ndarray]:
 
 def blank_split(count: int = 8) -> Split:
     """A split of blank 28x28 images: for a Trainer that never sees its training data."""
+    from mnist_tf.data.sources import Split
+
     return Split(np.zeros((count, 28, 28, 1), np.uint8), np.zeros(count, np.int64))
 
 
@@ -110,6 +121,8 @@ def make_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def write_idx_dir(directory: Path, train_count: int = 1200, test_count: int = 300) -> Path:
+    from mnist_tf.data import idx
+
     directory.mkdir(parents=True, exist_ok=True)
     for split, count, seed in (("train", train_count, 1), ("test", test_count, 2)):
         images, labels = make_digits(count, seed)
@@ -143,6 +156,8 @@ def idx_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def tiny_config_in(idx_dir: Path, root: Path) -> Config:
     """A run of a few seconds on the generated data, writing under `root`."""
+    from mnist_tf.config import Config
+
     return Config(
         model="mlp",
         data_dir=str(idx_dir),
@@ -205,6 +220,8 @@ def trained_lenet(idx_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> di
 
 def mnist_mlp_config(root: Path) -> Config:
     """A small MLP trained one epoch on the real MNIST files (about 97% test accuracy), exported under `root`."""
+    from mnist_tf.config import Config
+
     return Config(
         model="mlp",
         data_dir=str(REAL_MNIST),

@@ -39,6 +39,7 @@ def run_script(name: str, *args: str | Path, env: dict[str, str] | None = None, 
     The script's flags are defined in absl's global FLAGS as it runs, and removed after it: each run parses its
     command line into flags of their defaults, as a new process would.
     """
+    set_aside = _set_aside_flags()
     before = set(flags.FLAGS)
     stdout, stderr = io.StringIO(), io.StringIO()
     returncode = 0
@@ -58,10 +59,27 @@ def run_script(name: str, *args: str | Path, env: dict[str, str] | None = None, 
             returncode = e.code if isinstance(e.code, int) else int(e.code is not None)
         finally:
             sys.argv = saved_argv
-            for name_ in set(flags.FLAGS) - before:
-                delattr(flags.FLAGS, name_)
+            for flag_name in set(flags.FLAGS) - before:
+                delattr(flags.FLAGS, flag_name)
+            for flag_name, (module, flag) in set_aside.items():
+                if flag_name == flag.name:  # registering the name registers the short name with it
+                    flags.FLAGS[flag_name] = flag
+                    flags.FLAGS.register_flag_by_module(module, flag)
             flags.FLAGS.unparse_flags()
     return Done(returncode, stdout.getvalue(), stderr.getvalue())
+
+
+def _set_aside_flags() -> dict[str, tuple[str, flags.Flag]]:
+    """Removes the flags that modules other than absl's defined here (a test that imported a script as a module) and
+    returns them with their modules: a script defines its own, as in a new process."""
+    foreign = {}
+    for name in flags.FLAGS:
+        module = flags.FLAGS.find_module_defining_flag(name, default="")
+        if not module.startswith("absl."):
+            foreign[name] = (module, flags.FLAGS[name])
+    for name in foreign:
+        delattr(flags.FLAGS, name)
+    return foreign
 
 
 @contextlib.contextmanager

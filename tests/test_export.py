@@ -44,6 +44,7 @@ def served(exported_run):
 
 
 @pytest.mark.slow
+@pytest.mark.versions
 def test_a_fresh_tensorflow_process_serves_both_signatures_like_the_trained_model(exported_run, tmp_path):
     images, _ = make_digits(16, seed=9)
     pngs = digits_as_png(images[:5])
@@ -91,6 +92,7 @@ def test_serving_default_names_the_shapes_it_takes(served, shape):
         served.signatures["serving_default"](images=tf.zeros(shape, tf.uint8))
 
 
+@pytest.mark.slow  # writes a SavedModel
 def test_an_empty_request_gets_empty_answers_from_a_convolutional_model(tmp_path):
     """TensorFlow's convolutions fail on a batch of 0 images; the signatures answer it without the model."""
     model = build.model(Config(model="lenet", filters=(4, 8), hidden_units=(16,)).resolve(), (28, 28, 1))
@@ -174,6 +176,7 @@ def test_hand_encoded_prediction_logs_are_byte_for_byte_what_tf_serving_writes(s
     assert warmup.prediction_log(signature, input_name, value) == expected.SerializeToString()
 
 
+@pytest.mark.slow  # writes a SavedModel
 def test_exports_without_tensorflow_serving_api(exported_run, tmp_path, monkeypatch):
     """As on Colab, where installing the package would replace the TPU build of TensorFlow."""
     monkeypatch.setitem(sys.modules, "tensorflow_serving", None)  # any import of it now fails

@@ -1,8 +1,8 @@
 """Fuzzing what reads bytes from outside: IDX data files, and images sent to predict.py or the SavedModel.
 
 Whatever the bytes or shapes, the outcome is a result or the project's own one-line error: never another
-exception, a hang, or a crashed interpreter. Under CI (`$CI` set) the examples are derandomized, so a run is
-repeatable; elsewhere each run tries new ones.
+exception, a hang, or a crashed interpreter. Under CI (`$CI` set) the 150 examples of each test are derandomized, so
+a run is repeatable; elsewhere each run tries 50 new ones.
 """
 
 import gzip
@@ -22,10 +22,11 @@ from mnist_tf.data import idx, preprocess
 from mnist_tf.errors import MnistTfError
 from mnist_tf.export import saved_model
 
+# Each run here tries 50 new examples (the edit-test loop); CI tries the same 150 every time.
 settings.register_profile(
-    "mnist_tf", deadline=None, max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    "mnist_tf", deadline=None, max_examples=50, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-settings.register_profile("ci", parent=settings.get_profile("mnist_tf"), derandomize=True)
+settings.register_profile("ci", parent=settings.get_profile("mnist_tf"), max_examples=150, derandomize=True)
 settings.load_profile("ci" if os.environ.get("CI") else "mnist_tf")
 
 
@@ -168,6 +169,7 @@ def test_the_serving_signature_answers_any_uint8_shape_or_names_the_shape_it_tak
     assert outputs["probabilities"].shape == (shape[0], 10) and len(shape) in (3, 4)
 
 
+@pytest.mark.slow  # 150 examples through a SavedModel's signature
 @given(encoded=st.lists(encoded_images(), min_size=1, max_size=3))
 def test_the_image_bytes_signature_serves_every_image_that_decodes(served, encoded):
     decodable = [raw for raw in encoded if preprocessed_or_one_clear_error(raw) is not None]

@@ -1,8 +1,10 @@
 """The package's import graph: every module imports only its own stage and the stages before it, with no exception."""
 
 import ast
+import importlib
 from pathlib import Path
 
+import pytest
 from conftest import REPO
 
 PACKAGE = REPO / "mnist_tf"
@@ -52,6 +54,14 @@ def stage(module: str) -> int:
     parts = module.split(".")
     assert len(parts) > 1 and parts[1] in STAGE_OF, f"{module} belongs to no stage: add it to STAGES"
     return STAGE_OF[parts[1]]
+
+
+@pytest.mark.versions
+def test_every_module_imports():
+    """Each module's imports and module-level calls exist in this TensorFlow and Keras (optional packages are
+    imported where they are used)."""
+    for path in sorted(PACKAGE.rglob("*.py")):
+        importlib.import_module(module_name(path).removesuffix(".__init__"))
 
 
 def test_every_module_belongs_to_a_stage():

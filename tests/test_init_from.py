@@ -30,6 +30,7 @@ def sources_of(exported_run) -> dict[str, str]:
     }
 
 
+@pytest.mark.versions  # the variables a SavedModel of this Keras names
 @pytest.mark.parametrize("kind", ["saved_model", "run", "checkpoint"])
 def test_the_same_architecture_loads_every_weight(exported_run, tiny_config, kind):
     model = build.model(tiny_config.resolve(), (28, 28, 1))

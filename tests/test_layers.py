@@ -10,6 +10,8 @@ import tensorflow as tf
 
 from mnist_tf.nn import initializers, layers
 
+pytestmark = pytest.mark.versions  # equal to the layers of the Keras installed, whichever it is
+
 RNG = np.random.default_rng(0)
 
 

@@ -77,6 +77,7 @@ def test_the_flat_answer_costs_least_and_a_confident_one_more():
     assert abs(confident[0] - (np.log(np.exp(9.0) + 9) - 0.9)) < 1e-5  # logsumexp - mean
 
 
+@pytest.mark.slow  # trains for real
 def test_a_run_with_not_digits_resumes_to_the_same_weights(tiny_config, tmp_path):
     config = dataclasses.replace(tiny_config, not_digits=0.2, lr_schedule="constant", export_dir=None)
     straight = dataclasses.replace(config, model_dir=str(tmp_path / "straight"))

@@ -28,6 +28,7 @@ def test_notebook_is_valid_and_asks_colab_for_a_tpu():
 
 
 @pytest.mark.slow
+@pytest.mark.versions  # Colab's stack
 def test_notebook_trains_and_serves_on_the_cpu_when_no_tpu_is_attached(idx_dir, tmp_path):
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     overrides = "\n".join(
@@ -72,6 +73,7 @@ def test_notebook_shows_the_runs_tensorboard_inline():
 
 
 @pytest.mark.slow
+@pytest.mark.versions
 @pytest.mark.skipif("TEST_SRCDIR" in os.environ, reason="pip installs from a source checkout, not Bazel's runfiles")
 def test_the_install_step_installs_nothing_but_the_project(tmp_path):
     """The notebook installs the project with `pip install -e .`: on Colab that must keep Colab's TensorFlow (and

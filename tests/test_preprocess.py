@@ -115,6 +115,7 @@ def test_a_served_model_refuses_an_image_declaring_too_many_pixels(exported_run)
         signature(image_bytes=tf.constant([declaring_a_huge_size("PNG")]))
 
 
+@pytest.mark.slow  # reads the real MNIST files
 @requires_real_mnist
 def test_mnist_test_digits_come_back_almost_unchanged():
     """MNIST digits are already MNIST-style: preprocessing them again must be (nearly) the identity."""

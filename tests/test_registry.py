@@ -22,8 +22,10 @@ def fixed_batch(size: int = 32) -> tuple[np.ndarray, np.ndarray]:
     return rng.random((size, 28, 28, 1), dtype=np.float32), rng.integers(0, 10, size).astype(np.int32)
 
 
-@pytest.mark.parametrize("name", MODELS)
-@pytest.mark.parametrize("kit", ["ours", "keras"])
+# The fast tier trains ours of the plain models; Keras's layers build the same ones (tests/test_layers.py proves
+# each layer equal), and batch normalization's are proven in tests/test_layers.py too.
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "bncnn" else n for n in MODELS])
+@pytest.mark.parametrize("kit", ["ours", pytest.param("keras", marks=pytest.mark.slow)])
 def test_each_model_trains_a_few_steps(name, kit, tmp_path):
     config = Config(
         model=name,

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REPO, blank_split, quiet_run, tiny_config_in
+from conftest import REPO, blank_split, once, quiet_run, session_root, tiny_config_in
 
 from mnist_tf import distribute, run
 from mnist_tf.config import Config
@@ -71,11 +71,14 @@ def latest_step(model_dir):
     return int(path.rsplit("-", 1)[1]) if path else 0
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def uninterrupted(idx_dir, tmp_path_factory):
-    """The results of the run as it ends when nothing stops it."""
-    results, _ = finish(idx_dir, tmp_path_factory.mktemp("uninterrupted") / "run")
-    return results
+    """The results of the run as it ends when nothing stops it, run once per session."""
+    directory = session_root(tmp_path_factory) / "shared-uninterrupted"
+    with once(directory):
+        if directory.exists():
+            return json.loads((directory / "run" / "results.json").read_text())
+        return finish(idx_dir, directory / "run")[0]
 
 
 @pytest.mark.slow
@@ -198,7 +201,7 @@ class SignalAtStep(ConsoleReporter):
 
 @pytest.mark.parametrize(
     "signal_at, saved_at",
-    [(27, 28), (20, 20)],
+    [(27, 28), pytest.param(20, 20, marks=pytest.mark.slow)],
     ids=["mid-epoch: the next step", "at an epoch's last step: after validation, before the next epoch"],
 )
 def test_sigterm_in_process_saves_the_next_step_and_restores_the_signal_handlers(tiny_config, signal_at, saved_at):
@@ -211,6 +214,7 @@ def test_sigterm_in_process_saves_the_next_step_and_restores_the_signal_handlers
     assert latest_step(Path(config.model_dir)) == saved_at
 
 
+@pytest.mark.slow  # trains for real
 def test_fresh_starts_over_and_clears_the_old_run(tiny_config):
     config = dataclasses.replace(tiny_config, export_dir=None)
     quiet_run(dataclasses.replace(config, epochs=1, learning_rate=1e-2))
@@ -221,6 +225,7 @@ def test_fresh_starts_over_and_clears_the_old_run(tiny_config):
     assert len(list(Path(config.model_dir, "train").glob("events.out.*"))) == 1  # the old run's logs are gone
 
 
+@pytest.mark.slow  # trains for real
 def test_resuming_with_other_flags_says_what_changed(tiny_config):
     config = dataclasses.replace(tiny_config, export_dir=None, epochs=1)
     quiet_run(config)
@@ -248,6 +253,7 @@ def test_skip_policy_leaves_weights_and_optimizer_alone_on_a_nan_batch_under_eve
         assert int(trainer.optimizer.iterations.numpy()) == 2 and np.isfinite(trainer.train_metrics()[0])
 
 
+@pytest.mark.slow  # trains for real
 def test_skip_policy_keeps_a_diverging_run_going_with_finite_weights_and_counts_what_it_skipped(tiny_config):
     # The first updates (learning rate 1e12) are finite but huge; the losses after them are not.
     config = dataclasses.replace(tiny_config, optimizer="sgd", learning_rate=1e12, lr_schedule="constant", epochs=1)
@@ -259,6 +265,7 @@ def test_skip_policy_keeps_a_diverging_run_going_with_finite_weights_and_counts_
     assert all(np.isfinite(w.numpy()).all() for w in model.weights)
 
 
+@pytest.mark.slow  # trains for real
 def test_skip_policy_trains_exactly_like_stop_when_nothing_is_skipped(tiny_config):
     stop, _ = quiet_run(dataclasses.replace(tiny_config, export_dir=None))
     skip, _ = quiet_run(
@@ -270,9 +277,9 @@ def test_skip_policy_trains_exactly_like_stop_when_nothing_is_skipped(tiny_confi
 @pytest.mark.parametrize(
     "damage",
     [
-        ("ckpt-20.data-00000-of-00001", lambda raw: raw[:100]),
+        pytest.param(("ckpt-20.data-00000-of-00001", lambda raw: raw[:100]), marks=pytest.mark.slow),
         ("ckpt-20.index", lambda raw: raw[: len(raw) // 2]),
-        ("ckpt-20.index", lambda raw: bytes(len(raw))),
+        pytest.param(("ckpt-20.index", lambda raw: bytes(len(raw))), marks=pytest.mark.slow),
     ],
     ids=["truncated data", "truncated index", "zeroed index"],
 )
@@ -301,6 +308,7 @@ def run_with_a_damaged_newest_checkpoint(config: Config, suffix: str) -> tuple[P
 DAMAGED_FILES = ["ckpt-40.data-00000-of-00001", "ckpt-40.index"]
 
 
+@pytest.mark.slow  # trains for real
 @pytest.mark.parametrize("suffix", ["data-00000-of-00001", "index"])
 def test_a_damaged_newest_checkpoint_is_set_aside_and_the_run_resumes_from_the_one_before(tiny_config, suffix):
     config = dataclasses.replace(tiny_config, export_dir=None, epochs=2, checkpoint_every_steps=10)
@@ -313,6 +321,7 @@ def test_a_damaged_newest_checkpoint_is_set_aside_and_the_run_resumes_from_the_o
     assert resumed["weights_sha256"] == uninterrupted["weights_sha256"]
 
 
+@pytest.mark.slow  # trains for real
 def test_export_and_evaluation_of_a_run_fall_back_past_a_damaged_checkpoint_alike(tiny_config):
     config = dataclasses.replace(tiny_config, export_dir=None, epochs=2, checkpoint_every_steps=10)
     checkpoints, _ = run_with_a_damaged_newest_checkpoint(config, "index")
@@ -327,6 +336,7 @@ def test_export_and_evaluation_of_a_run_fall_back_past_a_damaged_checkpoint_alik
     assert tf.train.latest_checkpoint(str(checkpoints)) == used  # the next reader goes straight to it
 
 
+@pytest.mark.slow  # trains for real
 def test_a_run_whose_checkpoints_all_fail_to_read_is_refused_and_nothing_is_moved(tiny_config):
     config = dataclasses.replace(tiny_config, export_dir=None, epochs=1, checkpoint_every_steps=10)
     quiet_run(config)
@@ -339,6 +349,7 @@ def test_a_run_whose_checkpoints_all_fail_to_read_is_refused_and_nothing_is_move
     assert tf.train.latest_checkpoint(str(checkpoints)).endswith("ckpt-20")
 
 
+@pytest.mark.slow  # trains for real
 def test_a_damaged_run_config_is_one_line(tiny_config):
     config = dataclasses.replace(tiny_config, export_dir=None, epochs=1)
     quiet_run(config)
@@ -403,6 +414,7 @@ def assert_intact(config, digest, export_dir):
     assert sorted(p.name for p in version.parent.iterdir()) == ["1"]  # no half-written version, no staging
 
 
+@pytest.mark.slow  # trains for real
 def test_a_full_disk_fails_the_save_in_one_line_and_keeps_the_checkpoint_and_export(tiny_disk, idx_dir):
     config = dataclasses.replace(tiny_config_in(idx_dir, tiny_disk), epochs=1)
     first, _ = quiet_run(config)
@@ -417,6 +429,7 @@ def test_a_full_disk_fails_the_save_in_one_line_and_keeps_the_checkpoint_and_exp
     assert_intact(config, first["weights_sha256"], first["export_dir"])
 
 
+@pytest.mark.slow  # trains for real
 def test_a_read_only_model_dir_fails_before_training_and_keeps_everything(tiny_config):
     config = dataclasses.replace(tiny_config, epochs=1)
     first, _ = quiet_run(config)
@@ -429,6 +442,7 @@ def test_a_read_only_model_dir_fails_before_training_and_keeps_everything(tiny_c
     assert_intact(config, first["weights_sha256"], first["export_dir"])
 
 
+@pytest.mark.slow  # trains for real
 def test_an_injected_write_failure_in_the_middle_of_training_keeps_the_last_checkpoint(tiny_config, monkeypatch):
     """Where no filesystem can be mounted, the same path, by a save that fails as a full disk makes it fail."""
     config = dataclasses.replace(tiny_config, epochs=1)

@@ -41,5 +41,6 @@ def test_a_tensorflow_or_keras_older_than_supported_is_one_line(monkeypatch, mod
         runtime.check_versions()
 
 
+@pytest.mark.versions
 def test_the_versions_here_are_supported():
     runtime.check_versions()

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import quiet_run, tiny_config_in
+from conftest import quiet_run, shared_run, tiny_config_in
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 
-from mnist_tf.config import HPARAMS
+from mnist_tf.config import HPARAMS, Config
 from mnist_tf.reporting import figures
 from mnist_tf.reporting.summaries import Summaries
 
@@ -51,21 +51,23 @@ def read_events(model_dir: Path) -> dict[str, dict[str, list[tuple[int, Any]]]]:
 
 @pytest.fixture(scope="session")
 def logs(idx_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Logs:
-    """A small LeNet run with every TensorBoard option on, shared: tests must not write into it."""
-    root = tmp_path_factory.mktemp("logs")
-    config = dataclasses.replace(
-        tiny_config_in(idx_dir, root),
-        model="lenet",
-        filters=(4, 8),
-        hidden_units=(32,),
-        epochs=2,
-        export_dir=None,
-        log_every_steps=LOG_EVERY,
-        histograms=("weights", "gradients"),
-        profile_steps=(3, 4),
-    )
-    results, _ = quiet_run(config)
-    model_dir = Path(config.model_dir)
+    """A small LeNet run with every TensorBoard option on, trained once: tests must not write into it."""
+
+    def config(root: Path) -> Config:
+        return dataclasses.replace(
+            tiny_config_in(idx_dir, root),
+            model="lenet",
+            filters=(4, 8),
+            hidden_units=(32,),
+            epochs=2,
+            export_dir=None,
+            log_every_steps=LOG_EVERY,
+            histograms=("weights", "gradients"),
+            profile_steps=(3, 4),
+        )
+
+    results = shared_run(tmp_path_factory, "logs", config)
+    model_dir = Path(results["flags"]["model_dir"])
     values = read_events(model_dir)
     for run in ("train", "validation", "test"):
         for tag, points in values[run].items():
@@ -185,6 +187,7 @@ def test_profile_of_the_chosen_steps_is_captured(logs):
     assert len(traces) == 1 and traces[0].stat().st_size > 1000
 
 
+@pytest.mark.slow  # trains for real
 def test_logging_does_not_change_training(tiny_config):
     quiet, _ = quiet_run(dataclasses.replace(tiny_config, log_every_steps=0, export_dir=None))
     verbose_config = dataclasses.replace(

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import checkpoint_weights, quiet_run, requires_module, write_idx_dir
+from conftest import checkpoint_weights, quiet_run, requires_module, shared_output, write_idx_dir
 
 from mnist_tf import recipes, run
 from mnist_tf.data import idx, pipeline, sources
@@ -20,16 +20,18 @@ from mnist_tf.results import weights_digest
 from mnist_tf.training import build
 
 
-def test_mlp_learns_and_writes_results_checkpoints_logs_and_export(tiny_config):
-    results, output = quiet_run(dataclasses.replace(tiny_config, epochs=3))
+@pytest.mark.versions
+def test_mlp_learns_and_writes_results_checkpoints_logs_and_export(exported_run):
+    """conftest's shared run: tiny_config's, as it trained."""
+    results, output = exported_run, shared_output(exported_run)
     epoch_lines = [line for line in output.splitlines() if line.startswith("epoch ")]
-    assert len(epoch_lines) == 3
+    assert len(epoch_lines) == 2
     assert all("img/s" in line and "ETA" in line and "val loss" in line for line in epoch_lines)
     losses = [float(line.split("loss ")[1].split()[0]) for line in epoch_lines]
     assert losses[-1] < losses[0] / 2
     assert results["test_accuracy"] > 0.9
 
-    model_dir = tiny_config.model_dir
+    model_dir = results["flags"]["model_dir"]
     on_disk = json.loads(Path(model_dir, "results.json").read_text())
     for key in (
         "model",
@@ -46,13 +48,14 @@ def test_mlp_learns_and_writes_results_checkpoints_logs_and_export(tiny_config):
     assert on_disk["flags"]["hidden_units"] == [64] and on_disk["flags"]["batch_size"] == 50
     assert on_disk["trainable_parameters"] == 784 * 64 + 64 + 64 * 10 + 10
     assert on_disk["test_accuracy"] == results["test_accuracy"] and on_disk["images_per_second"] > 0
-    # Checkpoints are numbered by global step: 1,000 training images in batches of 50, 3 epochs.
-    assert tf.train.latest_checkpoint(f"{model_dir}/checkpoints").endswith("ckpt-60")
+    # Checkpoints are numbered by global step: 1,000 training images in batches of 50, 2 epochs.
+    assert tf.train.latest_checkpoint(f"{model_dir}/checkpoints").endswith("ckpt-40")
     for split in ("train", "validation", "test"):
         assert list((Path(model_dir) / split).glob("events.out.*")), split
     assert results["export_dir"].endswith("saved_models/mlp/1")
 
 
+@pytest.mark.slow  # trains for real
 def test_progress_bar_on_a_terminal(tiny_config, monkeypatch):
     monkeypatch.setattr(ConsoleReporter, "REFRESH_SECONDS", 0.0)  # draw on every step
     stream = io.StringIO()
@@ -70,6 +73,7 @@ def test_second_export_gets_the_next_version(tiny_config):
     assert (first["export_dir"][-1], second["export_dir"][-1]) == ("1", "2")
 
 
+@pytest.mark.slow  # trains for real (the fast tier's resumed run equals its straight one only if runs repeat)
 @pytest.mark.parametrize("model", ["mlp", "lenet"])
 def test_same_seed_same_weights_and_accuracy(tiny_config, model):
     kwargs = {"model": model, "export_dir": None, "epochs": 1}
@@ -95,8 +99,13 @@ def test_same_seed_same_weights_and_accuracy(tiny_config, model):
     [
         {},
         # The distortions are drawn from (seed, step), the moving averages of batch normalization are weights.
-        {"model": "lenet", "filters": (4, 8), "hidden_units": (16,), "augment": True, "label_smoothing": 0.1},
-        {"model": "bncnn", "filters": (4, 8), "hidden_units": (16,), "augment": True},
+        pytest.param(
+            {"model": "lenet", "filters": (4, 8), "hidden_units": (16,), "augment": True, "label_smoothing": 0.1},
+            marks=pytest.mark.slow,
+        ),
+        pytest.param(
+            {"model": "bncnn", "filters": (4, 8), "hidden_units": (16,), "augment": True}, marks=pytest.mark.slow
+        ),
     ],
     ids=["mlp", "lenet-augmented", "bncnn-augmented"],
 )
@@ -134,6 +143,7 @@ def test_nan_loss_stops_at_its_step_with_a_clear_error_and_no_new_checkpoint(tin
     assert tf.train.latest_checkpoint(f"{tiny_config.model_dir}/checkpoints") is None
 
 
+@pytest.mark.slow  # trains for real
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
 def test_every_optimizer_trains(tiny_config, optimizer):
     lr = {"sgd": 0.1, "momentum": 0.05, "nesterov": 0.05, "adagrad": 0.05}.get(optimizer, 3e-3)
@@ -158,12 +168,14 @@ def test_every_optimizer_trains(tiny_config, optimizer):
     ],
     ids=lambda changes: ",".join(f"{k}={v}" for k, v in changes.items()),
 )
+@pytest.mark.slow  # trains for real
 def test_variants_train(tiny_config, changes):
     results, output = quiet_run(dataclasses.replace(tiny_config, epochs=2, export_dir=None, **changes))
     assert results["test_accuracy"] > 0.6
     assert ("val loss" in output) == bool(changes.get("validation_size", 1))
 
 
+@pytest.mark.slow  # trains for real
 @requires_module("sklearn")
 def test_digits_cnn_recipe_trains_on_the_bundled_digits(tmp_path):
     """The recipe as it is, for 3 of its 150 epochs: 8x8 images through the same pipeline, model and saved_model."""
@@ -194,6 +206,7 @@ def noisy_validation_dir(tmp_path: Path) -> Path:
     return directory
 
 
+@pytest.mark.slow  # trains for real
 def test_early_stopping_stops_when_validation_stops_improving_and_keeps_the_best(tiny_config, noisy_validation_dir):
     config = dataclasses.replace(
         tiny_config, data_dir=str(noisy_validation_dir), epochs=30, early_stopping_patience=2, export_dir=None
@@ -226,6 +239,7 @@ def test_early_stopping_stops_when_validation_stops_improving_and_keeps_the_best
     assert again["test_accuracy"] == results["test_accuracy"]
 
 
+@pytest.mark.slow  # trains for real
 def test_early_stopping_does_not_stop_while_validation_improves(tiny_config):
     results, output = quiet_run(dataclasses.replace(tiny_config, epochs=3, early_stopping_patience=2))
     assert results["epochs_trained"] == 3 and not results["early_stopping"]["stopped_early"]
