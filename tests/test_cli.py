@@ -6,13 +6,10 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 
 import pytest
-from conftest import REPO
+from conftest import REPO, TRAIN
 from script_runs import run_script
-
-TRAIN = [sys.executable, str(REPO / "scripts" / "train.py")]
 
 
 def run_train(*args, env=None, cwd=REPO):

@@ -14,14 +14,13 @@ from pathlib import Path
 
 import pytest
 import tensorflow as tf
-from conftest import REPO, quiet_run
+from conftest import REPO, TRAIN, quiet_run
 
 from mnist_tf.errors import MnistTfError
 from mnist_tf.export import from_run, saved_model
 from mnist_tf.training import run_lock, run_state
 from mnist_tf.training.run_state import AGREE_EVERY_STEPS, CheckpointClock
 
-TRAIN = [sys.executable, str(REPO / "scripts" / "train.py")]
 EXPORT = [sys.executable, str(REPO / "scripts" / "export.py")]
 HOST = socket.gethostname()
 

@@ -9,14 +9,13 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REPO, blank_split, once, quiet_run, session_root, tiny_config_in
+from conftest import REPO, TRAIN, blank_split, once, quiet_run, session_root, tiny_config_in
 
 from mnist_tf import distribute, run
 from mnist_tf.config import Config
@@ -27,7 +26,6 @@ from mnist_tf.results import weights_digest
 from mnist_tf.training.interruption import Interrupted
 from mnist_tf.training.trainer import Trainer
 
-TRAIN = [sys.executable, str(REPO / "scripts" / "train.py")]
 # ~3,000 steps of a small MLP: several seconds of training, so a signal lands somewhere in the middle of it.
 RUN_FLAGS = [
     "--model=mlp",
