@@ -2,11 +2,12 @@ r"""The first thing to run on new hardware: do this project's accelerator paths 
 
 python scripts/accelerator_check.py --data_dir=/path/to/idx/files     # sized for 8 minutes on one GPU
 
-Trains the default LeNet (--dtype=auto) under the default strategy and under mirrored over all GPUs, each with
-XLA on and off, and checks that each reaches --expected_accuracy and that mirrored matches default; runs the
-benchmark's --quick race; re-evaluates the exported SavedModel with scripts/evaluate.py. Each step is the
-project's own script in its own process, as a user runs it. Prints one JSON summary (also written to --output)
-and exits 1 if a check failed. Without GPUs or a TPU it runs the CPU part and lists the checks it skipped.
+Trains the default LeNet (in --dtype, default auto: the hardware's fastest) under the default strategy and under
+mirrored over all GPUs, each with XLA on and off, and checks that each reaches --expected_accuracy and that
+mirrored matches default; runs the benchmark's --quick race in the same --dtype; re-evaluates the exported
+SavedModel with scripts/evaluate.py. Each step is the project's own script in its own process, as a user runs it.
+Prints one JSON summary (also written to --output) and exits 1 if a check failed. Without GPUs or a TPU it runs
+the CPU part and lists the checks it skipped.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from mnist_tf.errors import MnistTfError
 from mnist_tf.files import write_json_atomic
 from mnist_tf.reporting import machine
 
-common.define_config_flags((*common.DATA_FLAGS, "epochs"))
+common.define_config_flags((*common.DATA_FLAGS, "dtype", "epochs"))
 flags.adopt_module_key_flags(common)
 flags.DEFINE_float("expected_accuracy", 0.99, "Test accuracy every training run must reach (the default LeNet's).")
 flags.DEFINE_list("benchmark_models", [], "Models and recipes of the --quick race (default: the benchmark's).")
@@ -105,7 +106,12 @@ def skipped(gpus: bool, tpu: str | None) -> list[Check]:
 def train(name: str, model_dir: Path, strategy: str, xla: str) -> tuple[Check, dict[str, Any]]:
     """scripts/train.py with the default model and settings: its results.json, and whether it learned enough."""
     args = [f"--strategy={strategy}", f"--jit_compile={xla}", f"--model_dir={model_dir}", "--fresh"]
-    args += [f"--export_dir={model_dir / 'export'}", *data_flags(), f"--epochs={FLAGS.epochs}"]
+    args += [
+        f"--export_dir={model_dir / 'export'}",
+        *data_flags(),
+        f"--epochs={FLAGS.epochs}",
+        f"--dtype={FLAGS.dtype}",
+    ]
     args.append("--nolitert")  # LiteRT conversion runs on the CPU whatever trained the model: not checked here
     check, ok = script(name, "train.py", args)
     if not ok:
@@ -152,7 +158,7 @@ def reevaluate(work: Path, results: dict[str, Any] | None) -> Check:
 def quick_race(work: Path) -> Check:
     """scripts/benchmark.py --quick: every contender trains; ours' speed against Keras model.fit."""
     output = work / "benchmark.json"
-    args = ["--quick", f"--output={output}", *data_flags()]
+    args = ["--quick", f"--output={output}", *data_flags(), f"--dtype={FLAGS.dtype}"]
     if FLAGS.benchmark_models:
         args.append(f"--models={','.join(FLAGS.benchmark_models)}")
     check, ok = script("benchmark --quick", "benchmark.py", args)

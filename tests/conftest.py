@@ -246,6 +246,7 @@ def free_port() -> int:
 
 
 TRAIN = [sys.executable, str(REPO / "scripts" / "train.py")]
+CHECK_TRAIN_IMAGES = 5000 + 3 * 256  # the default validation split, then three default batches
 # The two-worker run of tests/test_distribute.py and tests/test_train_ray.py: small, but a real LeNet.
 TWO_WORKER_FLAGS = [
     "--model=lenet",
@@ -300,3 +301,44 @@ def two_worker_run(idx_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> t
             for index, (stdout, _) in enumerate(outputs):
                 (root / f"worker{index}.txt").write_text(stdout)
     return root, [(root / f"worker{index}.txt").read_text() for index in range(2)]
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckRun:
+    """scripts/accelerator_check.py as run once per session (see `accelerator_check`)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    work_dir: Path  # the runs, and the benchmark's benchmark.json
+    output: Path  # the JSON summary
+
+
+@pytest.fixture(scope="session")
+def accelerator_check(tmp_path_factory: pytest.TempPathFactory) -> CheckRun:
+    """scripts/accelerator_check.py's CPU part on generated data, run once: its tests, and the benchmark's (its
+    `benchmark.py --quick` race of the MLP and the speedrun's LeNet prints into its output). float32: in 16 bits
+    Keras's layers round differently from ours, and near chance that shows in the race's accuracy curves."""
+    root = session_root(tmp_path_factory) / "shared-accelerator_check"
+    with once(root):
+        if not (root / "returncode").exists():
+            data_dir = write_idx_dir(root / "idx", train_count=CHECK_TRAIN_IMAGES, test_count=300)
+            process = subprocess.run(
+                [
+                    sys.executable, str(REPO / "scripts" / "accelerator_check.py"), f"--data_dir={data_dir}",
+                    "--epochs=1", "--expected_accuracy=0.999",  # more than a tiny run reaches: those checks fail
+                    "--benchmark_models=mlp,speedrun", "--dtype=float32", f"--work_dir={root / 'work'}",
+                    f"--output={root / 'check.json'}",
+                ],
+                capture_output=True, text=True, timeout=900, cwd=REPO,
+            )  # fmt: skip
+            (root / "stdout.txt").write_text(process.stdout)
+            (root / "stderr.txt").write_text(process.stderr)
+            (root / "returncode").write_text(str(process.returncode))
+    return CheckRun(
+        int((root / "returncode").read_text()),
+        (root / "stdout.txt").read_text(),
+        (root / "stderr.txt").read_text(),
+        root / "work",
+        root / "check.json",
+    )

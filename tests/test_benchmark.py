@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import REPO, once, requires_module, session_root, write_idx_dir
+from conftest import CHECK_TRAIN_IMAGES, REPO, requires_module
 
 from mnist_tf import distribute
 from mnist_tf.benchmark import contenders, roofline, table
@@ -23,28 +23,15 @@ from mnist_tf.nn import models
 from mnist_tf.training import build
 
 BENCHMARK = [sys.executable, str(REPO / "scripts" / "benchmark.py")]
-TRAIN_IMAGES = 5000 + 3 * 256  # the default validation split, then three default batches
 
 
 @pytest.fixture(scope="session")
-def quick(tmp_path_factory):
-    """`benchmark.py --quick`'s results and output, raced once per session."""
-    root = session_root(tmp_path_factory) / "shared-benchmark"
-    output = root / "benchmark.json"
-    with once(root):
-        if not output.exists():
-            data_dir = write_idx_dir(root / "idx", train_count=TRAIN_IMAGES, test_count=300)
-            process = subprocess.run(
-                # float32: in 16 bits Keras's layers round differently from ours, and near chance that shows in
-                # accuracy. Two of the three models: the MLP, and the speedrun's LeNet with its recipe (lenet races
-                # the same code).
-                [*BENCHMARK, "--quick", "--models=mlp,speedrun", f"--data_dir={data_dir}", f"--output={output}",
-                 "--dtype=float32"],
-                capture_output=True, text=True, timeout=600, cwd=REPO,
-            )  # fmt: skip
-            assert process.returncode == 0, process.stderr[-3000:]
-            (root / "stdout.txt").write_text(process.stdout)
-    return json.loads(output.read_text()), (root / "stdout.txt").read_text()
+def quick(accelerator_check):
+    """`benchmark.py --quick --models=mlp,speedrun --dtype=float32`'s results and output, as conftest's
+    `accelerator_check` runs it (once per session: the same race serves both): the MLP, and the speedrun's LeNet
+    with its recipe (lenet races the same code)."""
+    results = json.loads((accelerator_check.work_dir / "benchmark.json").read_text())
+    return results, accelerator_check.stdout
 
 
 @pytest.mark.slow
@@ -59,7 +46,7 @@ def test_quick_run_reports_every_field_for_every_contender(quick):
     assert all(results["peak"][dtype]["matmul_gflops"] > 0 for dtype in roofline.PEAK_DTYPES)
     for name, race in results["models"].items():
         config = race_lib.race_config(name, Config())
-        steps = (TRAIN_IMAGES - config.validation_size) // config.batch_size  # one epoch of full batches
+        steps = (CHECK_TRAIN_IMAGES - config.validation_size) // config.batch_size  # one epoch of full batches
         segment = math.ceil(steps / race_lib.SEGMENTS_PER_EPOCH)
         turns = math.ceil(steps / segment)
         assert race["model"] == config.model and race["recipe"] == config.recipe
