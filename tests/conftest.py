@@ -252,8 +252,8 @@ TWO_WORKER_FLAGS = [
     "--model=lenet",
     "--filters=4,8",
     "--hidden_units=32",
-    "--epochs=6",
-    "--batch_size=20",  # 10 per worker; 50 steps per epoch, 300 in all
+    "--epochs=4",
+    "--batch_size=20",  # 10 per worker; 50 steps per epoch, 200 in all
     "--eval_batch_size=100",
     "--validation_size=200",
     "--nolitert",  # the chief's LiteRT export is tested on its own (tests/test_litert.py)
