@@ -70,6 +70,12 @@ def pytest_configure(config: pytest.Config) -> None:
         tf.config.threading.set_intra_op_parallelism_threads(1)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `long` first (pytest-xdist hands tests out in this order): started last, one of them would keep
+    a worker busy minutes after the other has finished everything else."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
 @pytest.fixture(scope="session")
 def two_replicas():
     """One MirroredStrategy over the two logical CPUs, shared: a second one in the same process would run its

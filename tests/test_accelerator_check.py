@@ -8,6 +8,7 @@ import tensorflow as tf
 
 
 @pytest.mark.slow
+@pytest.mark.long
 @pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")), reason="runs its GPU part here: see the docs")
 def test_cpu_part_runs_every_check_and_reports_failures_in_one_line(accelerator_check):
     """conftest's `accelerator_check` runs it once, for this test and the benchmark's."""

@@ -224,6 +224,7 @@ def test_two_worker_processes_train_in_sync_and_only_the_chief_writes(two_worker
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_a_preempted_worker_makes_both_save_the_same_step_and_the_rerun_ends_in_the_same_weights(
     idx_dir, tmp_path, two_worker_run
 ):

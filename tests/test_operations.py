@@ -100,7 +100,8 @@ def test_a_failed_export_keeps_the_trained_model_and_names_the_retry_command(tin
 def test_two_real_runs_on_one_model_dir_the_second_is_refused_the_first_exports(tiny_config, idx_dir):
     model_dir = Path(tiny_config.model_dir)
     flags = [f"--data_dir={idx_dir}", f"--model_dir={model_dir}", f"--export_dir={tiny_config.export_dir}"]
-    flags += ["--model=mlp", "--hidden_units=32", "--batch_size=10", "--epochs=8", "--validation_size=100"]
+    flags += ["--model=mlp", "--hidden_units=32", "--batch_size=10", "--epochs=3", "--validation_size=100"]
+    flags += ["--not_digits=0", "--nolitert"]  # seconds per run that this test does not need
     first = subprocess.Popen([*TRAIN, *flags], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
     try:
         for line in first.stdout:  # training has begun: the lock is held
@@ -118,7 +119,7 @@ def test_two_real_runs_on_one_model_dir_the_second_is_refused_the_first_exports(
     )
     assert first.returncode == 0, err
     results = json.loads((model_dir / "results.json").read_text())
-    assert results["epochs_trained"] == 8 and tf.saved_model.load(results["export_dir"])
+    assert results["epochs_trained"] == 3 and tf.saved_model.load(results["export_dir"])
 
 
 @pytest.mark.slow
@@ -141,6 +142,7 @@ def test_the_retry_command_of_a_failed_export_exports_the_trained_model(tiny_con
     blocker.parent.mkdir(parents=True)
     blocker.write_text("not a folder")
     flags = [f"--data_dir={idx_dir}", f"--model_dir={tiny_config.model_dir}", f"--export_dir={tiny_config.export_dir}"]
+    flags.append("--not_digits=0")  # seconds this test does not need
     trained = subprocess.run(
         [*TRAIN, *flags, "--model=mlp", "--hidden_units=16", "--epochs=1", "--validation_size=100", "--nolitert"],
         capture_output=True,

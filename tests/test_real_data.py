@@ -13,6 +13,7 @@ from mnist_tf.reporting.console import ConsoleReporter
 pytestmark = [pytest.mark.slow, requires_real_mnist]
 
 
+@pytest.mark.long
 def test_lenet_reaches_97_percent_in_a_few_hundred_steps(tmp_path):
     config = Config(
         model="lenet",

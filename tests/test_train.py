@@ -100,14 +100,11 @@ def test_same_seed_same_weights_and_accuracy(tiny_config, model):
         {},
         # The distortions are drawn from (seed, step), the moving averages of batch normalization are weights.
         pytest.param(
-            {"model": "lenet", "filters": (4, 8), "hidden_units": (16,), "augment": True, "label_smoothing": 0.1},
+            {"model": "bncnn", "filters": (4, 8), "hidden_units": (16,), "augment": True, "label_smoothing": 0.1},
             marks=pytest.mark.slow,
         ),
-        pytest.param(
-            {"model": "bncnn", "filters": (4, 8), "hidden_units": (16,), "augment": True}, marks=pytest.mark.slow
-        ),
     ],
-    ids=["mlp", "lenet-augmented", "bncnn-augmented"],
+    ids=["mlp", "bncnn-augmented-smoothed"],
 )
 def test_rerun_resumes_from_the_last_epoch_and_matches_an_uninterrupted_run(tiny_config, settings):
     straight = dataclasses.replace(

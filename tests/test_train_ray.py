@@ -14,7 +14,7 @@ import tensorflow as tf
 from conftest import REPO, TWO_WORKER_FLAGS, requires_module
 
 TRAIN_RAY = [sys.executable, str(REPO / "scripts" / "train_ray.py")]
-pytestmark = [pytest.mark.slow, requires_module("ray")]
+pytestmark = [pytest.mark.slow, pytest.mark.long, requires_module("ray")]
 
 
 def ray_command(idx_dir, root, *extra):
