@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import tensorflow as tf
 from conftest import REPO, TRAIN, quiet_run
+from script_runs import run_script
 
 from mnist_tf.errors import MnistTfError
 from mnist_tf.export import from_run, saved_model
@@ -136,27 +137,19 @@ def test_concurrent_exports_get_versions_n_and_n_plus_1_both_loadable(exported_r
         assert tf.saved_model.load(str(version)).signatures["serving_default"]
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # trains for real
 def test_the_retry_command_of_a_failed_export_exports_the_trained_model(tiny_config, idx_dir):
     blocker = Path(tiny_config.export_dir) / tiny_config.name
     blocker.parent.mkdir(parents=True)
     blocker.write_text("not a folder")
     flags = [f"--data_dir={idx_dir}", f"--model_dir={tiny_config.model_dir}", f"--export_dir={tiny_config.export_dir}"]
-    flags.append("--not_digits=0")  # seconds this test does not need
-    trained = subprocess.run(
-        [*TRAIN, *flags, "--model=mlp", "--hidden_units=16", "--epochs=1", "--validation_size=100", "--nolitert"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO,
-    )
+    flags += ["--model=mlp", "--hidden_units=16", "--epochs=1", "--validation_size=100", "--not_digits=0"]
+    trained = run_script("train", *flags, "--nolitert")
     assert trained.returncode == 1 and trained.stderr.count("\n") == 1, trained.stderr
-    retry = trained.stderr.split("export it with: ")[1].strip()
-    assert retry.endswith(" --nolitert")  # as the run was asked to export
+    retry = shlex.split(trained.stderr.split("export it with: ")[1])
+    assert retry[:2] == ["python", "scripts/export.py"] and retry[-1] == "--nolitert"  # as the run was asked to export
     blocker.unlink()
-    exported = subprocess.run(
-        [sys.executable, *shlex.split(retry)[1:]], capture_output=True, text=True, timeout=300, cwd=REPO
-    )
+    exported = run_script("export", *retry[2:])
     assert exported.returncode == 0, exported.stderr
     assert tf.saved_model.load(str(blocker / "1")).signatures["serving_default"]
     assert not (Path(tiny_config.export_dir) / "litert").exists()

@@ -1,11 +1,10 @@
-"""scripts/profile_step.py's table: a few LeNet steps under the profiler, their op time put in categories."""
-
-import subprocess
-import sys
+"""scripts/profile_step.py's table: a few LeNet steps under the profiler, their op time put in categories (the script
+runs in this process)."""
 
 import pytest
 import tensorflow as tf
-from conftest import REPO, make_digits
+from conftest import make_digits
+from script_runs import run_script
 
 from mnist_tf.benchmark import profile
 from mnist_tf.config import Config
@@ -51,19 +50,6 @@ def test_the_table_lists_every_category_and_the_step(lenet_profile):
 
 @pytest.mark.slow
 def test_the_script_prints_the_table(idx_dir):
-    process = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "scripts" / "profile_step.py"),
-            "--model=mlp",
-            f"--data_dir={idx_dir}",
-            "--validation_size=0",
-            "--steps=2",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO,
-    )
+    process = run_script("profile_step", "--model=mlp", f"--data_dir={idx_dir}", "--validation_size=0", "--steps=2")
     assert process.returncode == 0, process.stderr[-2000:]
     assert "| dense layers (matrix products) |" in process.stdout and "op types: " in process.stdout
