@@ -263,6 +263,9 @@ TWO_WORKER_FLAGS = [
     "--eval_batch_size=100",
     "--validation_size=200",
     "--nolitert",  # the chief's LiteRT export is tested on its own (tests/test_litert.py)
+    # Each worker would draw the not-digit bank (seconds); their draw's split over replicas is tested in process
+    # (tests/test_not_digits.py).
+    "--not_digits=0",
 ]
 
 
