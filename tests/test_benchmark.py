@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import CHECK_TRAIN_IMAGES, REPO, requires_module
 
-from mnist_tf import distribute
+from mnist_tf import distribute, recipes
 from mnist_tf.benchmark import contenders, roofline, table
 from mnist_tf.benchmark import race as race_lib
 from mnist_tf.benchmark.race import TARGET_ACCURACY
@@ -171,6 +171,19 @@ def test_summary_ratios_and_table_from_recorded_segments():
     assert "| mlp | ours | 1,000 | 2.00x | 10 | 50% |" in markdown and "7.0 s to 95.0%" in markdown
     assert "| 4.5 s | 10.0 s |" in markdown and "10.0 MFLOP to train" in markdown
     assert "float32: 2048x2048 matrix product 20, LeNet's second convolution 10" in markdown
+
+
+def test_a_raced_recipe_runs_as_the_recipe_and_a_raced_model_does_only_the_loops_work():
+    """What each name races (the session's race runs the MLP; a recipe, speedrun, takes the other branch)."""
+    base = Config(data_dir="/data/mnist", dtype="float32", batch_size=7, epochs=9)  # only data and dtype carry over
+    from_flags = {"dataset": "mnist", "data_dir": "/data/mnist", "source": "auto", "tfds_data_dir": None}
+    expected = recipes.config("speedrun", **from_flags, dtype="float32").resolve()
+    assert race_lib.race_config("speedrun", base) == expected
+    mlp = race_lib.race_config("mlp", base)
+    assert (mlp.model, mlp.epochs, mlp.batch_size, mlp.augment, mlp.not_digits) == (
+        "mlp", race_lib.RACE_EPOCHS, Config().batch_size, False, 0.0,
+    )  # fmt: skip
+    assert (mlp.data_dir, mlp.dtype) == ("/data/mnist", "float32")
 
 
 @requires_module("torch")
