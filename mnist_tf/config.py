@@ -254,15 +254,11 @@ class Config:
         """What the run is called: its recipe, else its model. Names its export: saved_models/<name>/<version>."""
         return self.recipe or self.model
 
-    @property
-    def architecture(self) -> models.Architecture:
-        return models.MODELS[self.model]
-
     def resolve(self) -> Config:
         """A copy with the model's and data set's defaults filled in; every value checked (MnistTfError)."""
         for name in ("model", "dataset"):
             _check_choice(name, getattr(self, name), SETTINGS[name].choices)
-        defaults = self.architecture.defaults
+        defaults = {"filters": (), "kernel_sizes": (), "conv_dropout": 0.0, **models.settings(self.model)}
         dataset = sources.DATASETS[self.dataset]
         not_digits = self.not_digits
         if not_digits is None:  # only then is a folder listed: a finished run's config resolves without its data
@@ -273,7 +269,7 @@ class Config:
             self,
             hidden_units=tuple(defaults["hidden_units"] if self.hidden_units is None else self.hidden_units),
             dropout=defaults["dropout"] if self.dropout is None else self.dropout,
-            augment=self.architecture.conv_layers > 0 if self.augment is None else self.augment,
+            augment=bool(defaults["filters"]) if self.augment is None else self.augment,  # convolutions: shapes
             augmentation=self.augmentation or dataset.augmentation,
             not_digits=not_digits,
             conv_dropout=defaults["conv_dropout"] if self.conv_dropout is None else self.conv_dropout,
@@ -330,32 +326,24 @@ class Config:
             )
 
     def _validate_architecture(self) -> None:
-        """The sizes fit the model's registry entry: how many dense and conv layers it has."""
-        architecture = self.architecture
+        """The sizes fit the model's builder: the settings it takes, with as many entries as it takes."""
         if any(units < 1 for units in self.hidden_units):
             raise MnistTfError(f"--hidden_units must be positive integers, got {list(self.hidden_units)}")
-        dense = architecture.dense_layers
-        if dense is not None and len(self.hidden_units) != dense:
+        takes, lengths = models.settings(self.model), models.lengths(self.model)
+        for name in ("filters", "kernel_sizes", "conv_dropout"):
+            if getattr(self, name) and name not in takes:
+                *others, last = [model for model in models.MODELS if name in models.settings(model)]
+                users = f"{', '.join(others)} and {last}" if others else last
+                raise MnistTfError(f"--{name} applies to {users} only")
+        for name, what in (("hidden_units", "dense layer size"), ("filters", "positive conv size")):
+            value, length = getattr(self, name), lengths.get(name)
+            if length is not None and (len(value) != length or min(value) < 1):
+                raise MnistTfError(f"--{name} for {self.model} is {_count(length, what)}, got {list(value)}")
+        if self.kernel_sizes and (len(self.kernel_sizes) != lengths["kernel_sizes"] or min(self.kernel_sizes) < 1):
             raise MnistTfError(
-                f"--hidden_units for {self.model} is {_count(dense, 'dense layer size')}, got {list(self.hidden_units)}"
+                f"--kernel_sizes for {self.model} is {_count(lengths['kernel_sizes'], 'positive size')}, got "
+                f"{list(self.kernel_sizes)}"
             )
-        convs = architecture.conv_layers
-        if convs and (len(self.filters) != convs or min(self.filters) < 1):
-            raise MnistTfError(
-                f"--filters for {self.model} is {_count(convs, 'positive conv size')}, got {list(self.filters)}"
-            )
-        sized = [name for name, entry in models.MODELS.items() if entry.defaults["kernel_sizes"]]
-        if self.kernel_sizes and self.model not in sized:
-            raise MnistTfError(f"--kernel_sizes applies to {' and '.join(sized)} only")
-        if self.kernel_sizes and (len(self.kernel_sizes) != convs or min(self.kernel_sizes) < 1):
-            raise MnistTfError(
-                f"--kernel_sizes for {self.model} is {_count(convs, 'positive size')}, got {list(self.kernel_sizes)}"
-            )
-        *others, last = [name for name, entry in models.MODELS.items() if entry.conv_layers]
-        with_convs = f"{', '.join(others)} and {last}" if others else last
-        for name in ("filters", "conv_dropout"):
-            if not convs and getattr(self, name):
-                raise MnistTfError(f"--{name} applies to {with_convs} only")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,13 +4,19 @@ import pytest
 
 from mnist_tf.config import Config
 from mnist_tf.errors import MnistTfError
-from mnist_tf.nn.models import MODELS
+from mnist_tf.nn import models
 
 
 def test_resolve_fills_model_defaults_and_keeps_explicit_values():
     lenet = Config(model="lenet").resolve()
-    assert lenet.hidden_units == MODELS["lenet"].defaults["hidden_units"]
-    assert lenet.filters == MODELS["lenet"].defaults["filters"]
+    assert (
+        (lenet.hidden_units, lenet.filters)
+        == ((500,), (20, 50))
+        == (
+            models.settings("lenet")["hidden_units"],
+            models.settings("lenet")["filters"],
+        )
+    )
     mlp = Config(model="mlp", hidden_units=(500, 500), dropout=0.0).resolve()
     assert (mlp.hidden_units, mlp.dropout, mlp.filters) == ((500, 500), 0.0, ())
     cnn = Config(model="cnn").resolve()

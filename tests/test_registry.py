@@ -12,7 +12,8 @@ from mnist_tf import distribute
 from mnist_tf.benchmark import race
 from mnist_tf.config import HPARAMS, SETTINGS, Config
 from mnist_tf.errors import MnistTfError
-from mnist_tf.nn.models import MODELS
+from mnist_tf.nn import models
+from mnist_tf.nn.models import MODELS, SHAPE_FIELDS
 from mnist_tf.training import run_state
 from mnist_tf.training.trainer import Trainer
 
@@ -60,7 +61,7 @@ def test_each_models_shape_settings_make_another_model_on_resume(name, tmp_path)
     config = Config(model=name, model_dir=str(tmp_path)).resolve()
     run_state.write_config(tmp_path, config, (28, 28, 1))
     assert run_state.changes(tmp_path, dataclasses.replace(config, epochs=9), (28, 28, 1)) == ["epochs 6 -> 9"]
-    for field in MODELS[name].shape_fields:
+    for field in SHAPE_FIELDS:
         value = getattr(config, field)
         if not value:  # a model without convolutions has no filters to change
             continue
@@ -70,13 +71,13 @@ def test_each_models_shape_settings_make_another_model_on_resume(name, tmp_path)
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_each_models_registry_entry_is_complete(name):
-    entry = MODELS[name]
-    assert set(entry.defaults) == {"hidden_units", "dropout", "conv_dropout", "filters", "kernel_sizes"}
-    assert len(entry.defaults["kernel_sizes"]) in (0, entry.conv_layers)
-    assert entry.dense_layers in (None, len(entry.defaults["hidden_units"]))
+def test_each_builders_settings_are_config_fields_and_its_defaults_fit_its_annotations(name):
+    settings, lengths = models.settings(name), models.lengths(name)
+    assert set(settings) <= set(SETTINGS) and {"hidden_units", "dropout"} <= set(settings)
+    for field, length in lengths.items():
+        assert length in (None, len(settings[field])), field
+    assert set(SHAPE_FIELDS) <= set(SETTINGS)
     assert 0 < race.TARGET_ACCURACY.get(name, 0.5) < 1
-    assert set(entry.shape_fields) <= set(SETTINGS)
 
 
 def test_every_choice_of_every_setting_resolves():

@@ -3,17 +3,20 @@
 All take float32 images [batch, rows, cols, 1] in [0, 1] and return float32 logits [batch, classes]; softmax lives
 in the loss and in the serving signature, where it is numerically safest.
 
-Each builder shows its layers as Keras's examples do (which layer, kernel size, activation, initializer,
-dropout), made by `Layers`: ours or Keras's, the same builder either way (tests/test_models.py). `MODELS` is the
-one place an architecture is registered: its builder, its per-model defaults and the settings that shape its
-weights (what a checkpoint must match). Its keys are `--model`'s choices.
+Each builder shows its layers in order, as Keras's examples do (which layer, kernel size, activation, initializer,
+dropout), made by `Layers`: ours or Keras's, the same builder either way (tests/test_models.py). Its numbers are
+the defaults of its keyword arguments, which are `Config` fields of the same names (`--filters`, `--dropout` ...):
+a run can change each, and how many entries a tuple takes is its annotation (`tuple[int, int]`: two;
+`tuple[int, ...]`: any number). `MODELS` maps `--model`'s choices to the builders.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import functools
+import inspect
 import itertools
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import typing
+from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -23,126 +26,156 @@ from mnist_tf.data.sources import NUM_CLASSES
 from mnist_tf.nn import layers
 from mnist_tf.nn.initializers import default_initializer, keras_initializer
 
+Shape = Sequence[int]
 
-def lenet(nn: Layers, image_shape: Sequence[int], hp: Hyperparameters) -> keras.Model:
-    """LeNet: [Conv (valid, 5x5 by default) -> MaxPool 2x2] per entry of `filters`, then `dense_head`."""
-    init = hp.initializer(hp.activation)  # the hidden layers' kernels
+
+def lenet(
+    nn: Layers,
+    image_shape: Shape = (28, 28, 1),
+    classes: int = NUM_CLASSES,
+    *,
+    filters: tuple[int, int] = (20, 50),
+    kernel_sizes: tuple[int, int] = (5, 5),
+    hidden_units: tuple[int] = (500,),
+    dropout: float = 0.25,
+    conv_dropout: float = 0.0,
+    activation: str = "relu",
+    kernel_initializer: str = "auto",
+) -> keras.Model:
+    """LeNet-5 as Caffe's MNIST example has it: two 5x5 convolutions (20 and 50 filters), each max-pooled 2x2, a
+    dense layer of 500 and the logits."""
+    init, linear = _initializers(kernel_initializer, activation)
     images = keras.Input(shape=tuple(image_shape), name="images")
-    x = images
-    for i, (filters, size) in enumerate(zip(hp.filters, hp.kernel_sizes, strict=True), start=1):
-        x = nn.Conv2D(filters, size, activation=hp.activation, kernel_initializer=init, name=f"conv{i}")(x)
-        x = nn.MaxPool2D(2, name=f"pool{i}")(x)
-    return keras.Model(images, dense_head(nn, x, hp), name="lenet")
+    x = nn.Conv2D(filters[0], kernel_sizes[0], activation=activation, kernel_initializer=init, name="conv1")(images)
+    x = nn.MaxPool2D(2, name="pool1")(x)
+    x = nn.Conv2D(filters[1], kernel_sizes[1], activation=activation, kernel_initializer=init, name="conv2")(x)
+    x = nn.MaxPool2D(2, name="pool2")(x)
+    x = nn.Dropout(conv_dropout, name="conv_dropout")(x)
+    x = nn.Flatten(name="flatten")(x)
+    x = nn.Dense(hidden_units[0], activation=activation, kernel_initializer=init, name="dense1")(x)
+    x = nn.Dropout(dropout, name="dropout1")(x)
+    logits = nn.Dense(classes, kernel_initializer=linear, name="logits", dtype="float32")(x)
+    return keras.Model(images, logits, name="lenet")
 
 
-def mlp(nn: Layers, image_shape: Sequence[int], hp: Hyperparameters) -> keras.Model:
+def mlp(
+    nn: Layers,
+    image_shape: Shape = (28, 28, 1),
+    classes: int = NUM_CLASSES,
+    *,
+    hidden_units: tuple[int, ...] = (800, 800),
+    dropout: float = 0.2,
+    activation: str = "relu",
+    kernel_initializer: str = "auto",
+) -> keras.Model:
     """Flatten -> [Dense(units, activation) -> Dropout] per hidden size -> Dense(classes) logits."""
-    init = hp.initializer(hp.activation)  # the hidden layers' kernels
+    init, linear = _initializers(kernel_initializer, activation)
     images = keras.Input(shape=tuple(image_shape), name="images")
     x = nn.Flatten(name="flatten")(images)
-    for i, units in enumerate(hp.hidden_units, start=1):
-        x = nn.Dense(units, activation=hp.activation, kernel_initializer=init, name=f"dense{i}")(x)
-        if hp.dropout:
-            x = nn.Dropout(hp.dropout, name=f"dropout{i}")(x)
-    logits = nn.Dense(hp.classes, kernel_initializer=hp.initializer("linear"), name="logits", dtype="float32")(x)
+    for i, units in enumerate(hidden_units, start=1):
+        x = nn.Dense(units, activation=activation, kernel_initializer=init, name=f"dense{i}")(x)
+        x = nn.Dropout(dropout, name=f"dropout{i}")(x)
+    logits = nn.Dense(classes, kernel_initializer=linear, name="logits", dtype="float32")(x)
     return keras.Model(images, logits, name="mlp")
 
 
-def cnn(nn: Layers, image_shape: Sequence[int], hp: Hyperparameters) -> keras.Model:
-    """Keras's classic `mnist_cnn` example: Conv (3x3 by default) per entry of `filters` -> MaxPool 2x2, then
-    `dense_head`.
-    Two convolutions before one pooling keep it usable on images as small as 8x8."""
-    init = hp.initializer(hp.activation)  # the hidden layers' kernels
+def cnn(
+    nn: Layers,
+    image_shape: Shape = (28, 28, 1),
+    classes: int = NUM_CLASSES,
+    *,
+    filters: tuple[int, int] = (32, 64),
+    kernel_sizes: tuple[int, int] = (3, 3),
+    hidden_units: tuple[int] = (128,),
+    dropout: float = 0.5,
+    conv_dropout: float = 0.25,
+    activation: str = "relu",
+    kernel_initializer: str = "auto",
+) -> keras.Model:
+    """Keras's classic `mnist_cnn` example: two 3x3 convolutions (32 and 64 filters), one max-pooling (which keeps
+    it usable on images as small as 8x8), dropout, a dense layer of 128, dropout and the logits."""
+    init, linear = _initializers(kernel_initializer, activation)
     images = keras.Input(shape=tuple(image_shape), name="images")
-    x = images
-    for i, (filters, size) in enumerate(zip(hp.filters, hp.kernel_sizes, strict=True), start=1):
-        x = nn.Conv2D(filters, size, activation=hp.activation, kernel_initializer=init, name=f"conv{i}")(x)
+    x = nn.Conv2D(filters[0], kernel_sizes[0], activation=activation, kernel_initializer=init, name="conv1")(images)
+    x = nn.Conv2D(filters[1], kernel_sizes[1], activation=activation, kernel_initializer=init, name="conv2")(x)
     x = nn.MaxPool2D(2, name="pool1")(x)
-    return keras.Model(images, dense_head(nn, x, hp), name="cnn")
-
-
-def dense_head(nn: Layers, features: keras.KerasTensor, hp: Hyperparameters) -> keras.KerasTensor:
-    """What follows LeNet's and the CNN's convolutions: [Dropout(conv_dropout)] -> Flatten -> Dense(hidden_units[0],
-    activation) -> [Dropout(dropout)] -> Dense(classes) logits."""
-    init = hp.initializer(hp.activation)  # the hidden layers' kernels
-    x = nn.Dropout(hp.conv_dropout, name="conv_dropout")(features) if hp.conv_dropout else features
+    x = nn.Dropout(conv_dropout, name="conv_dropout")(x)
     x = nn.Flatten(name="flatten")(x)
-    x = nn.Dense(hp.hidden_units[0], activation=hp.activation, kernel_initializer=init, name="dense1")(x)
-    if hp.dropout:
-        x = nn.Dropout(hp.dropout, name="dropout1")(x)
-    return nn.Dense(hp.classes, kernel_initializer=hp.initializer("linear"), name="logits", dtype="float32")(x)
+    x = nn.Dense(hidden_units[0], activation=activation, kernel_initializer=init, name="dense1")(x)
+    x = nn.Dropout(dropout, name="dropout1")(x)
+    logits = nn.Dense(classes, kernel_initializer=linear, name="logits", dtype="float32")(x)
+    return keras.Model(images, logits, name="cnn")
 
 
-def bncnn(nn: Layers, image_shape: Sequence[int], hp: Hyperparameters) -> keras.Model:
+def bncnn(
+    nn: Layers,
+    image_shape: Shape = (28, 28, 1),
+    classes: int = NUM_CLASSES,
+    *,
+    filters: tuple[int, int] = (32, 64),
+    hidden_units: tuple[int] = (128,),
+    dropout: float = 0.4,
+    conv_dropout: float = 0.4,
+    activation: str = "relu",
+    kernel_initializer: str = "auto",
+) -> keras.Model:
     """A batch-normalized CNN in the spirit of the best single MNIST CNNs (docs/recipes.md has its accuracy).
 
     Per entry of `filters`: [Conv 3x3 -> BN -> act] x 2 -> Conv 5x5 stride 2 (learned downsampling instead of
     pooling) -> BN -> act -> Dropout(conv_dropout). Then Conv 4x4 of `hidden_units` filters -> BN -> act (a dense
     layer over the 4x4 map that remains of 28x28) -> Flatten -> Dropout -> Dense(classes) logits.
     """
-    images = keras.Input(shape=tuple(image_shape), name="images")
+    # No activation in the convolutions (so Glorot under "auto"): it follows the normalization.
+    _, linear = _initializers(kernel_initializer, activation)
 
     def conv_bn(x: keras.KerasTensor, filters: int, size: int, name: str, strides: int = 1) -> keras.KerasTensor:
-        # No activation in the convolution (so Glorot under "auto"): it follows the normalization.
         padding = "same" if strides > 1 else "valid"
-        x = nn.Conv2D(
-            filters, size, strides=strides, padding=padding, kernel_initializer=hp.initializer("linear"), name=name
-        )(x)
+        x = nn.Conv2D(filters, size, strides=strides, padding=padding, kernel_initializer=linear, name=name)(x)
         x = nn.BatchNormalization(name=f"{name}_bn")(x)
-        return nn.Activation(hp.activation, name=f"{name}_act")(x)
+        return nn.Activation(activation, name=f"{name}_act")(x)
 
+    images = keras.Input(shape=tuple(image_shape), name="images")
     x = images
-    for block, filters in enumerate(hp.filters, start=1):
-        x = conv_bn(x, filters, 3, f"block{block}_conv1")
-        x = conv_bn(x, filters, 3, f"block{block}_conv2")
-        x = conv_bn(x, filters, 5, f"block{block}_down", strides=2)
-        if hp.conv_dropout:
-            x = nn.Dropout(hp.conv_dropout, name=f"block{block}_dropout")(x)
-    x = conv_bn(x, hp.hidden_units[0], 4, "head")
+    for block, width in enumerate(filters, start=1):
+        x = conv_bn(x, width, 3, f"block{block}_conv1")
+        x = conv_bn(x, width, 3, f"block{block}_conv2")
+        x = conv_bn(x, width, 5, f"block{block}_down", strides=2)
+        x = nn.Dropout(conv_dropout, name=f"block{block}_dropout")(x)
+    x = conv_bn(x, hidden_units[0], 4, "head")
     x = nn.Flatten(name="flatten")(x)
-    if hp.dropout:
-        x = nn.Dropout(hp.dropout, name="dropout")(x)
-    logits = nn.Dense(hp.classes, kernel_initializer=hp.initializer("linear"), name="logits", dtype="float32")(x)
+    x = nn.Dropout(dropout, name="dropout")(x)
+    logits = nn.Dense(classes, kernel_initializer=linear, name="logits", dtype="float32")(x)
     return keras.Model(images, logits, name="bncnn")
 
 
-@dataclasses.dataclass(frozen=True)
-class Architecture:
-    """Everything the project needs to know about one model."""
-
-    build: Callable[[Layers, Sequence[int], Hyperparameters], keras.Model]
-    defaults: Mapping[str, Any]  # Config values that depend on the architecture: hidden_units, dropout, filters...
-    dense_layers: int | None  # how many hidden sizes --hidden_units takes; None: any number
-    # Config fields that decide the weights' shapes: a checkpoint of other values is another model.
-    shape_fields: tuple[str, ...] = ("hidden_units", "filters", "kernel_sizes")
-
-    @property
-    def conv_layers(self) -> int:
-        return len(self.defaults["filters"])
+def _initializers(kernel_initializer: str, activation: str) -> tuple[str, str]:
+    """The kernel initializers of the hidden layers and of the logits: --kernel_initializer, where "auto" is He for
+    ReLUs and Glorot otherwise (the logits, and convolutions whose activation follows a normalization)."""
+    if kernel_initializer != "auto":
+        return kernel_initializer, kernel_initializer
+    return default_initializer(activation), default_initializer("linear")
 
 
-MODELS: dict[str, Architecture] = {
-    "lenet": Architecture(
-        lenet,
-        {"hidden_units": (500,), "dropout": 0.25, "conv_dropout": 0.0, "filters": (20, 50), "kernel_sizes": (5, 5)},
-        dense_layers=1,
-    ),
-    "mlp": Architecture(
-        mlp,
-        {"hidden_units": (800, 800), "dropout": 0.2, "conv_dropout": 0.0, "filters": (), "kernel_sizes": ()},
-        dense_layers=None,
-    ),
-    "cnn": Architecture(
-        cnn,
-        {"hidden_units": (128,), "dropout": 0.5, "conv_dropout": 0.25, "filters": (32, 64), "kernel_sizes": (3, 3)},
-        dense_layers=1,
-    ),
-    "bncnn": Architecture(
-        bncnn,
-        {"hidden_units": (128,), "dropout": 0.4, "conv_dropout": 0.4, "filters": (32, 64), "kernel_sizes": ()},
-        dense_layers=1,
-    ),
-}
+Builder = Callable[..., keras.Model]  # (Layers, image_shape, classes, **settings) -> the model
+MODELS: dict[str, Builder] = {"lenet": lenet, "mlp": mlp, "cnn": cnn, "bncnn": bncnn}
+# Config fields that decide the weights' shapes: a checkpoint of other values is another model.
+SHAPE_FIELDS = ("hidden_units", "filters", "kernel_sizes")
+
+
+@functools.cache
+def settings(model: str) -> dict[str, Any]:
+    """The settings `MODELS[model]` takes (its keyword-only arguments, each a `Config` field), with its defaults."""
+    parameters = inspect.signature(MODELS[model]).parameters.values()
+    return {p.name: p.default for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+@functools.cache
+def lengths(model: str) -> dict[str, int | None]:
+    """How many entries each tuple setting of `MODELS[model]` takes, by its annotation: `tuple[int, int]` two,
+    `tuple[int, ...]` any number (None)."""
+    hints = typing.get_type_hints(MODELS[model])
+    tuples = {name: typing.get_args(hints[name]) for name in settings(model) if typing.get_origin(hints[name]) is tuple}
+    return {name: None if args[-1] is Ellipsis else len(args) for name, args in tuples.items()}
 
 
 # How the layers are made: ours or Keras's, seeded, in the run's precision.
@@ -210,24 +243,8 @@ class Layers:
     def Flatten(self, *, name: str) -> keras.layers.Layer:
         return self._library.Flatten(name=name, dtype=self.dtype)
 
-    def Dropout(self, rate: float, *, name: str) -> keras.layers.Layer:
+    def Dropout(self, rate: float, *, name: str) -> Callable[[keras.KerasTensor], keras.KerasTensor]:
+        """A dropout layer; for rate 0 no layer at all (and no seed drawn: the other layers keep theirs)."""
+        if not rate:
+            return lambda x: x
         return self._library.Dropout(rate, seed=next(self._seeds), name=name, dtype=self.dtype)
-
-
-@dataclasses.dataclass(frozen=True)
-class Hyperparameters:
-    """What a builder takes besides its layers: the resolved `Config` fields of the same names."""
-
-    hidden_units: Sequence[int]
-    filters: Sequence[int]
-    kernel_sizes: Sequence[int] = ()
-    activation: str = "relu"
-    dropout: float = 0.0
-    conv_dropout: float = 0.0
-    kernel_initializer: str = "auto"
-    classes: int = NUM_CLASSES  # the logits: one per class of the data
-
-    def initializer(self, activation: str) -> str:
-        """The kernel initializer of a layer with `activation`: --kernel_initializer, where "auto" is He for ReLUs
-        and Glorot otherwise (the logits, and convolutions whose activation follows a normalization)."""
-        return default_initializer(activation) if self.kernel_initializer == "auto" else self.kernel_initializer

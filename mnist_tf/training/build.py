@@ -18,17 +18,8 @@ def model(config: Config, image_shape: Sequence[int], classes: int = NUM_CLASSES
     the strategy's scope (whose devices decide `--dtype=auto`)."""
     policy = distribute.dtype_policy(compute_dtype(config))
     layers = models.Layers(config.layers, seed=config.seed, dtype=policy)
-    hyperparameters = models.Hyperparameters(
-        hidden_units=config.hidden_units,
-        filters=config.filters,
-        kernel_sizes=config.kernel_sizes,
-        activation=config.activation,
-        dropout=config.dropout,
-        conv_dropout=config.conv_dropout,
-        kernel_initializer=config.kernel_initializer,
-        classes=classes,
-    )
-    return config.architecture.build(layers, image_shape, hyperparameters)
+    settings = {name: getattr(config, name) for name in models.settings(config.model)}
+    return models.MODELS[config.model](layers, tuple(image_shape), classes, **settings)
 
 
 def optimizer(config: Config, total_steps: int) -> keras.optimizers.Optimizer:

@@ -34,6 +34,7 @@ from mnist_tf.config import Config
 from mnist_tf.data.sources import DIGITS
 from mnist_tf.errors import MnistTfError, first_line
 from mnist_tf.files import make_dir, write_json_atomic
+from mnist_tf.nn import models
 from mnist_tf.reporting.summaries import Summaries
 from mnist_tf.training import interruption
 
@@ -133,7 +134,7 @@ def changes(
     previous, previous_shape, previous_classes = read_config(model_dir)
     other = [
         f"{name} {getattr(previous, name)}, not {getattr(config, name)}"
-        for name in (*ARCHITECTURE, *config.architecture.shape_fields)
+        for name in (*ARCHITECTURE, *models.SHAPE_FIELDS)
         if getattr(previous, name) != getattr(config, name)
     ]
     if tuple(previous_shape) != tuple(image_shape):
