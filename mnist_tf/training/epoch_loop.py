@@ -200,7 +200,8 @@ class EpochLoop:
                 "validation", step, {"epoch_loss": validation.loss, "epoch_accuracy": validation.accuracy}
             )
             summaries.confusion("validation", step, validation.confusion)
-        summaries.first_layer(step, trainer.kernels[0].numpy(), tuple(trainer.model.input_shape[1:]))
+        first_kernel = next(v for v in trainer.model.trainable_variables if len(v.shape) >= 2)  # made first
+        summaries.first_layer(step, first_kernel.numpy(), tuple(trainer.model.input_shape[1:]))
         if "weights" in self.config.histograms:
             summaries.histograms(step, "weights", {v.path: v.numpy() for v in trainer.model.trainable_variables})
         if "gradients" in self.config.histograms:

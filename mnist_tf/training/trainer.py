@@ -17,14 +17,11 @@ import tensorflow as tf
 
 from mnist_tf import distribute
 from mnist_tf.config import Config
-from mnist_tf.data import augment, not_digits
 from mnist_tf.data.sources import NUM_CLASSES, Split
 from mnist_tf.nn import losses
 from mnist_tf.reporting.evaluation import Report
 from mnist_tf.training import build
-
-Augment = Callable[..., tf.Tensor]  # (images, step=...) -> distorted images: `augment.augment` with its settings
-NotDigits = Callable[..., tf.Tensor]  # (step=...) -> this replica's not-digit images: `not_digits.draw`
+from mnist_tf.training.extras import PLAIN, Extras
 
 
 def _xla_when_asked(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -58,27 +55,17 @@ class Trainer:
         strategy: tf.distribute.Strategy,
         *,
         global_batch_size: int,
-        weight_decay: float = 0.0,
+        extras: Extras = PLAIN,
+        loss: str = "cross_entropy",
         jit_compile: bool = False,
         nan_policy: str = "stop",
-        loss: str = "cross_entropy",
-        label_smoothing: float = 0.0,
-        augment: Augment | None = None,
-        not_digits: NotDigits | None = None,
-        not_digits_per_batch: int = 0,
-        not_digit_weight: float = 0.5,
     ) -> None:
         self.model = model
-        self.loss = losses.LOSSES[loss]  # what validation and test report
-        self.training_loss = losses.label_smoothed_cross_entropy(label_smoothing) if label_smoothing else self.loss
-        self.augment = augment
-        self.not_digits = not_digits
-        self.not_digits_per_batch = not_digits_per_batch  # global, as global_batch_size
-        self.not_digit_weight = not_digit_weight
         self.optimizer = optimizer
         self.strategy = strategy
         self.global_batch_size = global_batch_size
-        self.weight_decay = weight_decay
+        self.extras = extras  # what the run adds to the batch and to the loss (extras.py)
+        self.loss = losses.LOSSES[loss]  # what validation and test report
         self.jit_compile = jit_compile
         self._compiled: dict[str, Callable[..., Any]] = {}
         self.skip_non_finite = nan_policy == "skip"
@@ -92,8 +79,6 @@ class Trainer:
             self.train_accuracy = keras.metrics.SparseCategoricalAccuracy("accuracy")
             self.eval_loss = keras.metrics.Mean("loss")
             self.eval_confusion = ConfusionMatrix(model.output_shape[-1])
-        # Weight decay applies to these; layers create their kernel first, so kernels[0] is the first layer's.
-        self.kernels = [v for v in model.trainable_variables if len(v.shape) >= 2]
 
     # The training step: what `train` runs on every replica, for each global batch.
 
@@ -104,30 +89,17 @@ class Trainer:
 
     @_xla_when_asked  # the forward and backward pass only: the optimizer update may synchronize replicas
     def loss_and_gradients(self, images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, list[tf.Tensor]]:
-        """Augmented images (and not-digit ones) through the model under the tape; the global batch's mean loss
-        and its gradients."""
-        # The name scopes say what an op was for in a profile (mnist_tf/benchmark/profile.py).
-        if self.augment:
-            with tf.name_scope("augment"):
-                images = self.augment(images, step=self.step)
-        digits = tf.shape(images)[0]
-        if self.not_digits:
-            with tf.name_scope("not_digits"):
-                images = tf.concat([images, self.not_digits(step=self.step)], axis=0)
+        """The batch through the model under the tape; the global batch's mean loss and its gradients."""
+        if self.extras.inputs:  # augmentation, and the not-digit images after the digits
+            images = self.extras.inputs(images, self.step)
         with tf.GradientTape() as tape:
             outputs = tf.cast(self.model(images, training=True), tf.float32)
-            logits = outputs[:digits]
-            per_example_loss = self.training_loss(labels, logits)
+            logits = outputs[: tf.shape(labels)[0]]
+            per_example_loss = self.extras.loss(labels, logits)
             # Over the *global* batch size: the replicas' gradients, summed, are those of the global mean.
             loss = tf.nn.compute_average_loss(per_example_loss, global_batch_size=self.global_batch_size)
-            if self.not_digits:  # outlier exposure: a flat answer to what is not a digit
-                flat = losses.cross_entropy_to_uniform(outputs[digits:])
-                loss += self.not_digit_weight * tf.nn.compute_average_loss(
-                    flat, global_batch_size=self.not_digits_per_batch
-                )
-            if self.weight_decay:
-                l2 = self.weight_decay * tf.add_n([tf.nn.l2_loss(kernel) for kernel in self.kernels])
-                loss += tf.nn.scale_regularization_loss(l2)
+            for term in self.extras.terms.values():  # outlier exposure, weight decay
+                loss += term(outputs, labels)
             loss = self.optimizer.scale_loss(loss)  # float16: scaled up so small gradients survive (and back down)
         return per_example_loss, logits, tape.gradient(loss, self.model.trainable_variables)
 
@@ -196,35 +168,16 @@ class Trainer:
     ) -> Trainer:
         """The steps of the model (with `classes` logits) and optimizer a resolved `config` asks for, trained on
         `train`: what `run` trains."""
-        image_shape = train.images.shape[1:]
-        model, optimizer = build.model_and_optimizer(config, strategy, image_shape, total_steps, classes)
-        jit = distribute.use_jit(config.jit_compile)
-        distortion = augment.DISTORTIONS[config.augmentation].scaled(config.augment_strength)
-        portable = jit or config.strategy == "tpu"  # XLA compiles the step: no image kernels there
-        distort = functools.partial(augment.augment, seed=config.seed, distortion=distortion, portable=portable)
-        # As many on every replica: a share of its batch, at least one when --not_digits is on.
-        replicas = strategy.num_replicas_in_sync
-        per_replica = max(1, round(config.not_digits * config.batch_size / replicas)) if config.not_digits else 0
-        draw = None
-        if per_replica:
-            bank = tf.constant(not_digits.training_bank(config.seed, train.images, image_shape[0]))
-            draw = functools.partial(
-                not_digits.draw, bank, per_replica, seed=config.seed, distortion=distortion, portable=portable
-            )
+        model, optimizer = build.model_and_optimizer(config, strategy, train.images.shape[1:], total_steps, classes)
         return cls(
             model,
             optimizer,
             strategy,
             global_batch_size=config.batch_size,
-            weight_decay=config.weight_decay,
-            jit_compile=jit,
-            nan_policy=config.nan_policy,
+            extras=Extras.from_config(config, strategy, train, model),
             loss=config.loss,
-            label_smoothing=config.label_smoothing,
-            augment=distort if config.augment else None,
-            not_digits=draw,
-            not_digits_per_batch=per_replica * replicas,
-            not_digit_weight=config.not_digit_weight,
+            jit_compile=distribute.use_jit(config.jit_compile),
+            nan_policy=config.nan_policy,
         )
 
     def checkpoint(self, **extra: Any) -> tf.train.Checkpoint:
@@ -245,7 +198,8 @@ class Trainer:
 
     def inputs_as_trained(self, images: tf.Tensor, step: int) -> tf.Tensor:
         """A global batch as the model trains on it at `step`: distorted when the run augments."""
-        return self.augment(images, step=tf.constant(step, tf.int64)) if self.augment else images
+        distort = self.extras.augment
+        return distort(images, step=tf.constant(step, tf.int64)) if distort else images
 
     def _replica_eval_step(self, images: tf.Tensor, labels: tf.Tensor, weights: tf.Tensor) -> None:
         logits = tf.cast(self.model(images, training=False), tf.float32)

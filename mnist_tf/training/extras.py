@@ -1,0 +1,110 @@
+"""What the product adds to the training step, in one place: to the batch before the model sees it, and to the loss.
+
+The step (`trainer.Trainer.loss_and_gradients`) is the method: forward, the global batch's loss, gradients. A run
+adds to it through two seams, built here from its `Config`:
+
+  inputs       the batch as the model trains on it: the digits distorted (`--augment`, data/augment.py), then this
+               replica's not-digit images after them (`--not_digits`, data/not_digits.py)
+  loss         each digit's loss: `--loss`, or cross-entropy against label-smoothed targets (`--label_smoothing`)
+  loss terms   added to the global batch's loss, by name: outlier exposure (a flat answer to the not-digit images,
+               `--not_digit_weight`) and weight decay (`--weight_decay`)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+
+import keras
+import tensorflow as tf
+
+from mnist_tf import distribute
+from mnist_tf.config import Config
+from mnist_tf.data import augment, not_digits
+from mnist_tf.data.sources import Split
+from mnist_tf.nn import losses
+
+Inputs = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]  # (this replica's digits, step) -> the images it trains on
+PerExampleLoss = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]  # (labels, logits) -> each example's loss
+LossTerm = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]  # (outputs of every image, labels) -> added to the loss
+Distort = Callable[..., tf.Tensor]  # (images, step=) -> distorted images: `augment.augment` with the run's settings
+Draw = Callable[..., tf.Tensor]  # (step=) -> this replica's not-digit images: `not_digits.draw` from the run's bank
+
+
+@dataclasses.dataclass(frozen=True)
+class Extras:
+    """The seams of one run; `Extras()` adds nothing: the plain method."""
+
+    inputs: Inputs | None = None
+    loss: PerExampleLoss = losses.cross_entropy
+    terms: dict[str, LossTerm] = dataclasses.field(default_factory=dict)  # added in this order
+    augment: Distort | None = None  # the digits' distortion alone: what TensorBoard shows of a batch
+
+    @classmethod
+    def from_config(cls, config: Config, strategy: tf.distribute.Strategy, train: Split, model: keras.Model) -> Extras:
+        """What a resolved `config` adds to the training of `model` on `train` under `strategy`."""
+        distortion = augment.DISTORTIONS[config.augmentation].scaled(config.augment_strength)
+        portable = distribute.use_jit(config.jit_compile) or config.strategy == "tpu"  # XLA: no image kernels there
+        distort = functools.partial(augment.augment, seed=config.seed, distortion=distortion, portable=portable)
+        distort = distort if config.augment else None
+        draw = None
+        terms: dict[str, LossTerm] = {}
+        # As many on every replica: a share of its batch, at least one when --not_digits is on.
+        replicas = strategy.num_replicas_in_sync
+        per_replica = max(1, round(config.not_digits * config.batch_size / replicas)) if config.not_digits else 0
+        if per_replica:
+            bank = tf.constant(not_digits.training_bank(config.seed, train.images, train.images.shape[1]))
+            draw = functools.partial(
+                not_digits.draw, bank, per_replica, seed=config.seed, distortion=distortion, portable=portable
+            )
+            terms["outlier_exposure"] = outlier_exposure(config.not_digit_weight, per_replica * replicas)
+        if config.weight_decay:
+            terms["weight_decay"] = weight_decay(config.weight_decay, model)
+        smoothed = config.label_smoothing and losses.label_smoothed_cross_entropy(config.label_smoothing)
+        return cls(
+            inputs=batch_inputs(distort, draw) if distort or draw else None,
+            loss=smoothed or losses.LOSSES[config.loss],
+            terms=terms,
+            augment=distort,
+        )
+
+
+PLAIN = Extras()  # nothing added: the method alone
+
+
+def batch_inputs(distort: Distort | None, draw: Draw | None) -> Inputs:
+    """The digits distorted by `distort(images, step=)`, then the not-digit images `draw(step=)` after them."""
+
+    def inputs(images: tf.Tensor, step: tf.Tensor) -> tf.Tensor:
+        # The name scopes say what an op was for in a profile (mnist_tf/benchmark/profile.py).
+        if distort:
+            with tf.name_scope("augment"):
+                images = distort(images, step=step)
+        if draw:
+            with tf.name_scope("not_digits"):
+                images = tf.concat([images, draw(step=step)], axis=0)
+        return images
+
+    return inputs
+
+
+def outlier_exposure(weight: float, global_count: int) -> LossTerm:
+    """A flat answer to what is not a digit (Hendrycks et al. 2019): the not-digit images' cross-entropy to the
+    uniform distribution, averaged over the `global_count` of them in a global batch, times `weight`."""
+
+    def term(outputs: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+        flat = losses.cross_entropy_to_uniform(outputs[tf.shape(labels)[0] :])
+        return weight * tf.nn.compute_average_loss(flat, global_batch_size=global_count)
+
+    return term
+
+
+def weight_decay(rate: float, model: keras.Model) -> LossTerm:
+    """L2 on the kernels (not the biases or normalization), counted once however many replicas add it."""
+    kernels = [v for v in model.trainable_variables if len(v.shape) >= 2]
+
+    def term(outputs: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+        return tf.nn.scale_regularization_loss(rate * tf.add_n([tf.nn.l2_loss(kernel) for kernel in kernels]))
+
+    return term
