@@ -260,10 +260,8 @@ class Config:
             _check_choice(name, getattr(self, name), SETTINGS[name].choices)
         defaults = {"filters": (), "kernel_sizes": (), "conv_dropout": 0.0, **models.settings(self.model)}
         dataset = sources.DATASETS[self.dataset]
-        not_digits = self.not_digits
-        if not_digits is None:  # only then is a folder listed: a finished run's config resolves without its data
-            digits = dataset.handwritten_digits and sources.class_names_for(self) == sources.DIGITS
-            not_digits = 0.125 if digits else 0.0
+        # A folder's classes are known once it is read: plan.prepare decides its share then (no I/O here).
+        not_digits = self.not_digits if self.source == "folder" else self.not_digits_for(dataset.class_names)
         validation_size = 0 if self.source == "folder" else dataset.validation_size
         resolved = dataclasses.replace(
             self,
@@ -280,6 +278,14 @@ class Config:
         )
         resolved._validate()
         return resolved
+
+    def not_digits_for(self, class_names: tuple[str, ...]) -> float:
+        """--not_digits, or its default for data of `class_names`: a share of not-digit images for the digits of
+        handwriting, none for other classes (not a digit is not a shoe)."""
+        if self.not_digits is not None:
+            return self.not_digits
+        digits = sources.DATASETS[self.dataset].handwritten_digits and class_names == sources.DIGITS
+        return 0.125 if digits else 0.0
 
     def _validate(self) -> None:
         for setting in SETTINGS.values():
@@ -305,7 +311,7 @@ class Config:
             raise MnistTfError(f"--label_smoothing applies to --loss=cross_entropy, not {self.loss}")
         if not (math.isfinite(self.augment_strength) and self.augment_strength >= 0):
             raise MnistTfError(f"--augment_strength must be 0 or more, got {self.augment_strength}")
-        if not (math.isfinite(self.not_digits) and 0 <= self.not_digits <= 1):
+        if self.not_digits is not None and not (math.isfinite(self.not_digits) and 0 <= self.not_digits <= 1):
             raise MnistTfError(f"--not_digits must be in [0, 1], got {self.not_digits}")
         if not (math.isfinite(self.not_digit_weight) and self.not_digit_weight >= 0):
             raise MnistTfError(f"--not_digit_weight must be 0 or more, got {self.not_digit_weight}")

@@ -12,23 +12,19 @@ from typing import Any
 import keras
 import numpy as np
 
-from mnist_tf.config import Config
-from mnist_tf.data import pipeline
-from mnist_tf.data.sources import Splits
-from mnist_tf.distribute import Precision, is_chief
 from mnist_tf.export.decision import Decision
 from mnist_tf.export.litert import REPORT_FILE
 from mnist_tf.export.publish import Published
+from mnist_tf.plan import Plan
 from mnist_tf.reporting.evaluation import Report
 from mnist_tf.training.run_state import EarlyStopping
 from mnist_tf.training.trainer import Trainer
 
 
 def record(
-    *,
-    config: Config,
-    splits: Splits,
+    plan: Plan,
     trainer: Trainer,
+    *,
     first_step: int,
     train_seconds: float,
     test: Report,
@@ -36,13 +32,12 @@ def record(
     decision: Decision,
     stopper: EarlyStopping | None,
     published: Published,
-    precision: Precision,
 ) -> dict[str, Any]:
     """The results of a finished run (docs/training.md: What a run leaves behind). Only the chief's export is
     recorded: the other workers' is a temporary copy."""
-    model, seconds, litert = trainer.model, train_seconds, published.litert
+    config, splits, model, seconds, litert = plan.config, plan.splits, trainer.model, train_seconds, published.litert
     last_step = int(trainer.step.numpy())
-    export_path = published.saved_model if is_chief(trainer.strategy) else None
+    export_path = published.saved_model if plan.chief else None
     trained_images = (last_step - first_step) * config.batch_size
     return {
         "model": config.model,
@@ -51,7 +46,7 @@ def record(
         "data_source": splits.source,
         "class_names": list(splits.class_names),
         "epochs": config.epochs,
-        "epochs_trained": last_step // pipeline.steps_per_epoch(splits.train, config.batch_size),
+        "epochs_trained": last_step // plan.steps_per_epoch,
         "early_stopping": stopper.summary() if stopper else None,
         "resumed_from_step": first_step,
         "skipped_steps": int(trainer.skipped_steps.numpy()),
@@ -68,8 +63,8 @@ def record(
         "litert_refused": litert.refused if litert else None,
         "trainable_parameters": sum(math.prod(v.shape) for v in model.trainable_variables),
         "weights_sha256": weights_digest(model),
-        "replicas": trainer.strategy.num_replicas_in_sync,
-        "precision": dataclasses.asdict(precision),  # the dtype computed in, and why (--dtype=auto's choice)
+        "replicas": plan.strategy.num_replicas_in_sync,
+        "precision": dataclasses.asdict(plan.precision),  # the dtype computed in, and why (--dtype=auto's choice)
         "flags": dataclasses.asdict(config),
     }
 

@@ -23,6 +23,7 @@ from mnist_tf.data.pipeline import normalize_images
 from mnist_tf.errors import MnistTfError
 from mnist_tf.export import decision, init_from, litert, publish
 from mnist_tf.files import write_json_atomic
+from mnist_tf.plan import Plan, prepare
 from mnist_tf.reporting import evaluation
 from mnist_tf.reporting.console import ConsoleReporter, RunStart, header
 from mnist_tf.reporting.summaries import MISTAKE_IMAGES, Summaries
@@ -41,36 +42,20 @@ def run(config: Config, reporter: ConsoleReporter | None = None, fresh: bool = F
     temporary directory that is removed at the end. A failed export raises after results.json is written, with
     the command that retries it.
     """
-    config = config.resolve()
-    # First: the multi-worker and TPU strategies configure the runtime, which must precede other TF work.
-    strategy = distribute.make_strategy(config.strategy, config.num_gpus, config.tpu)
-    precision = distribute.choose_dtype(config.dtype, strategy)
-    config = dataclasses.replace(config, dtype=precision.dtype)  # from here on, what the run computes in
-    per_replica_batch = _per_replica_batch(config, strategy)
-    keras.utils.set_random_seed(config.seed)
     reporter = reporter or ConsoleReporter()
-    with _own_model_dir(config, strategy, fresh, reporter) as output_dir:
-        return _train(config, precision, strategy, per_replica_batch, output_dir, reporter)
+    plan = prepare(config, reporter.print)  # settings, strategy, precision, data, steps: decided once, here
+    keras.utils.set_random_seed(plan.config.seed)
+    with interruption.at_once_on_second_ctrl_c(plan.config.model_dir), _own_model_dir(plan, fresh, reporter) as out:
+        return _train(plan, out, reporter)
 
 
-def _train(
-    config: Config,
-    precision: distribute.Precision,
-    strategy: tf.distribute.Strategy,
-    per_replica_batch: int,
-    output_dir: Path,
-    reporter: ConsoleReporter,
-) -> dict[str, Any]:
-    # Set up: the data, and the compiled steps of the model and optimizer.
-    splits = sources.load_for(config, reporter.print)
-    steps_per_epoch = pipeline.steps_per_epoch(splits.train, config.batch_size)
-    total_steps = config.epochs * steps_per_epoch
-    if config.profile_steps and config.profile_steps[1] > total_steps:
-        raise MnistTfError(f"--profile_steps={config.profile_steps[1]} is past the run's last step, {total_steps}")
-    trainer = Trainer.from_config(config, strategy, splits.train, total_steps, len(splits.class_names))
+def _train(plan: Plan, output_dir: Path, reporter: ConsoleReporter) -> dict[str, Any]:
+    # Set up: the compiled steps of the model and optimizer.
+    config, splits = plan.config, plan.splits
+    trainer = Trainer.from_config(config, plan.strategy, splits.train, plan.total_steps, len(splits.class_names))
 
     # Resume: the newest readable checkpoint of model_dir, if it has one; else --init_from's weights, if given.
-    resumed = _resume(config, trainer, strategy, output_dir, splits, reporter)
+    resumed = _resume(plan, trainer, output_dir, reporter)
     if config.init_from:
         reporter.print(
             f"note: --init_from ignored: resuming from {resumed.path}"
@@ -80,10 +65,10 @@ def _train(
     first_step = int(trainer.step.numpy())
     start = RunStart(
         splits=splits,
-        strategy=distribute.describe(strategy),
-        per_replica_batch_size=per_replica_batch,
-        steps_per_epoch=steps_per_epoch,
-        precision=f"{distribute.DTYPE_POLICIES[precision.dtype]} ({precision.reason})",
+        strategy=distribute.describe(plan.strategy),
+        per_replica_batch_size=plan.per_replica_batch,
+        steps_per_epoch=plan.steps_per_epoch,
+        precision=f"{distribute.DTYPE_POLICIES[plan.precision.dtype]} ({plan.precision.reason})",
         first_step=first_step,
         resumed_from=resumed.path,
         changes=resumed.changes,
@@ -91,10 +76,8 @@ def _train(
     reporter.start(header(config, start), trainer.model)
 
     # Train the epochs from there, then test the final weights (or early stopping's best) on the test split.
-    summaries = Summaries(output_dir, enabled=distribute.is_chief(strategy))
-    loop = EpochLoop.for_run(
-        trainer=trainer, config=config, splits=splits, resumed=resumed, reporter=reporter, summaries=summaries
-    )
+    summaries = Summaries(output_dir, enabled=plan.chief)
+    loop = EpochLoop.for_run(plan, trainer=trainer, resumed=resumed, reporter=reporter, summaries=summaries)
     with contextlib.closing(summaries), contextlib.closing(loop):
         train_seconds = loop.train_epochs(first_step)
         # Calibrate: the temperature of honest probabilities and the not-a-digit threshold, on validation digits.
@@ -102,13 +85,12 @@ def _train(
         test, confidence = _test(trainer, splits.test, config.eval_batch_size, summaries, choice)
 
     # Export: a new SavedModel version and its verified LiteRT files, answering with that decision.
-    published = _export(config, trainer.model, test, splits, strategy, output_dir, reporter, choice)
+    published = _export(plan, trainer.model, test, output_dir, reporter, choice)
 
     # Record: results.json and the run's last lines; then what the export left out, or its one-line problem.
     record = results.record(
-        config=config,
-        splits=splits,
-        trainer=trainer,
+        plan,
+        trainer,
         first_step=first_step,
         train_seconds=train_seconds,
         test=test,
@@ -116,11 +98,10 @@ def _train(
         decision=choice,
         stopper=resumed.stopper,
         published=published,
-        precision=precision,
     )
     results_path = output_dir / run_state.RESULTS_FILE
     write_json_atomic(results_path, record)
-    reporter.finish(record, str(results_path) if distribute.is_chief(strategy) else None)
+    reporter.finish(record, str(results_path) if plan.chief else None)
     if published.left_out():
         reporter.print(published.left_out())
     problem = published.problem(kept=_retry_export(config))
@@ -130,38 +111,23 @@ def _train(
 
 
 @contextlib.contextmanager
-def _own_model_dir(
-    config: Config, strategy: tf.distribute.Strategy, fresh: bool, reporter: ConsoleReporter
-) -> Iterator[Path]:
+def _own_model_dir(plan: Plan, fresh: bool, reporter: ConsoleReporter) -> Iterator[Path]:
     """The directory this process writes to, held for the run: the chief locks model_dir (and clears it with
     `fresh`); the other workers write to a temporary directory."""
-    chief = distribute.is_chief(strategy)
-    lock = run_lock.hold(Path(config.model_dir), reporter.print) if chief else contextlib.nullcontext()
+    model_dir = Path(plan.config.model_dir)
+    lock = run_lock.hold(model_dir, reporter.print) if plan.chief else contextlib.nullcontext()
     with lock:
         if fresh:
-            if chief:
-                run_state.clear(Path(config.model_dir))
-            distribute.barrier(strategy)  # no worker may restore what the chief is deleting
-        with run_state.output_dir(Path(config.model_dir), chief) as output_dir:
+            if plan.chief:
+                run_state.clear(model_dir)
+            distribute.barrier(plan.strategy)  # no worker may restore what the chief is deleting
+        with run_state.output_dir(model_dir, plan.chief) as output_dir:
             yield output_dir
 
 
-def _per_replica_batch(config: Config, strategy: tf.distribute.Strategy) -> int:
-    """The training batch of each replica; both batch sizes must divide over the replicas (one line if not)."""
-    per_replica = distribute.per_replica_batch_size("batch_size", config.batch_size, strategy)
-    distribute.per_replica_batch_size("eval_batch_size", config.eval_batch_size, strategy)
-    return per_replica
-
-
-def _resume(
-    config: Config,
-    trainer: Trainer,
-    strategy: tf.distribute.Strategy,
-    output_dir: Path,
-    splits: sources.Splits,
-    reporter: ConsoleReporter,
-) -> run_state.Resumed:
+def _resume(plan: Plan, trainer: Trainer, output_dir: Path, reporter: ConsoleReporter) -> run_state.Resumed:
     """Restores the newest readable checkpoint of model_dir, if any; writes the run's config.json."""
+    config, splits = plan.config, plan.splits
     stopper = None
     if config.early_stopping_patience:
         stopper = run_state.EarlyStopping(config.early_stopping_patience, trainer.model, output_dir)
@@ -169,12 +135,12 @@ def _resume(
     changes = []
     if run_state.latest(config.model_dir):
         changes = run_state.changes(config.model_dir, config, splits.image_shape, splits.class_names)
-    path = run_state.resume(checkpoint, config.model_dir, reporter.print, set_aside=distribute.is_chief(strategy))
+    path = run_state.resume(checkpoint, config.model_dir, reporter.print, set_aside=plan.chief)
     manager = run_state.manager(checkpoint, output_dir)  # after the fall-back: it reads the checkpoints' index
     run_state.write_config(output_dir, config, splits.image_shape, splits.class_names)
     multi_worker = config.strategy == "multi_worker"
     preemption = (
-        (strategy.cluster_resolver, checkpoint, run_state.directory(config.model_dir)) if multi_worker else None
+        (plan.strategy.cluster_resolver, checkpoint, run_state.directory(config.model_dir)) if multi_worker else None
     )
     # Under multi-worker this restores too (the handler's own count of saves).
     guard = interruption.guard(
@@ -208,31 +174,29 @@ def _test(
 
 
 def _export(
-    config: Config,
+    plan: Plan,
     model: keras.Model,
     test: evaluation.Report,
-    splits: sources.Splits,
-    strategy: tf.distribute.Strategy,
     output_dir: Path,
     reporter: ConsoleReporter,
     choice: decision.Decision,
 ) -> publish.Published:
     """The trained model as a new SavedModel version and its LiteRT files (the chief's: the other workers export
     the SavedModel to their temporary directory, as saving takes part in collective ops)."""
+    config = plan.config
     if not config.export_dir:
         return publish.Published(None, None, None)
-    chief = distribute.is_chief(strategy)
-    base = Path(config.export_dir) if chief else output_dir / "export"
+    base = Path(config.export_dir) if plan.chief else output_dir / "export"
     return publish.publish(
         model,
         config,
         base / config.name,
         metadata={"config": dataclasses.asdict(config), "test_accuracy": test.accuracy, "test_loss": test.loss},
-        class_names=splits.class_names,
+        class_names=plan.splits.class_names,
         decision=choice,
-        with_litert=chief and config.litert,
+        with_litert=plan.chief and config.litert,
         float_model=lambda: litert.float32_copy(model, config),
-        splits=lambda: splits,
+        splits=lambda: plan.splits,
         note=reporter.print,
     )
 

@@ -73,7 +73,7 @@ def training_config() -> config_lib.Config:
     """The run the training flags ask for: every Config field from the flag of the same name.
 
     With --recipe, the flags given on the command line override the recipe, and the recipe the other flags'
-    defaults. Resolved: without --model_dir, the run gets runs/<name>/<time>.
+    defaults. Not resolved: the run resolves it, once (`mnist_tf.plan.prepare`).
     """
     values = config_values()
     if flags.FLAGS.recipe:
@@ -81,7 +81,7 @@ def training_config() -> config_lib.Config:
         config = recipes.config(flags.FLAGS.recipe, **present)
     else:
         config = config_lib.Config(**values)
-    return config.resolve()
+    return config
 
 
 def config_values(names: Iterable[str] | None = None, flag_values: flags.FlagValues = flags.FLAGS) -> dict[str, Any]:
@@ -135,6 +135,8 @@ def _one_line_errors(main: Callable[[list[str]], None], positional_arguments: bo
         except Interrupted as e:  # not an error: the run stopped where it was told to and says how to go on
             print(e, file=sys.stderr)
             sys.exit(e.exit_code)
+        except KeyboardInterrupt:  # Ctrl-C outside a training run's epochs (which save first): nothing to keep
+            _exit("interrupted", 130)
         except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as Unix tools do
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(1)

@@ -7,12 +7,11 @@ python scripts/profile_step.py --model=lenet --augment=false --not_digits=0     
 from __future__ import annotations
 
 import common
-import tensorflow as tf
 from absl import flags
 
 from mnist_tf.benchmark import profile
-from mnist_tf.data import pipeline, sources
-from mnist_tf.training import build
+from mnist_tf.data import pipeline
+from mnist_tf.plan import prepare
 from mnist_tf.training.trainer import Trainer
 
 common.define_training_flags()
@@ -23,12 +22,12 @@ FLAGS = flags.FLAGS
 
 
 def main(argv: list[str]) -> None:
-    config = common.training_config()
-    splits = sources.load_for(config)
-    trainer = Trainer.from_config(config, tf.distribute.get_strategy(), splits.train, total_steps=10_000)
-    batches = iter(pipeline.train_dataset(splits.train, config.batch_size, config.seed))
+    plan = prepare(common.training_config())
+    config, train = plan.config, plan.splits.train
+    trainer = Trainer.from_config(config, plan.strategy, train, total_steps=10_000)
+    batches = iter(pipeline.train_dataset(train, config.batch_size, config.seed))
     result = profile.profile(trainer, batches, FLAGS.steps)
-    print(f"{config.name}, batch {config.batch_size}, {build.compute_dtype(config)}: {FLAGS.steps} steps\n")
+    print(f"{config.name}, batch {config.batch_size}, {config.dtype}: {FLAGS.steps} steps\n")
     print(result.table())
     if FLAGS.top_ops:
         top = sorted(result.ops.items(), key=lambda item: -item[1])[: FLAGS.top_ops]

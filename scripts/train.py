@@ -7,8 +7,6 @@ python scripts/train.py --recipe=mxnet_lenet --epochs=5              # a classic
 
 from __future__ import annotations
 
-import sys
-
 import common
 from absl import flags
 
@@ -20,16 +18,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv: list[str]) -> None:
-    config = common.training_config()
-    try:
-        run.run(config, fresh=FLAGS.fresh)
-    except KeyboardInterrupt:  # a second Ctrl-C: the first one asks for a checkpoint at the next step
-        print(
-            f"\ninterrupted; run the same command with --model_dir={config.model_dir} to resume from its last "
-            "checkpoint",
-            file=sys.stderr,
-        )
-        sys.exit(130)
+    run.run(common.training_config(), fresh=FLAGS.fresh)
 
 
 if __name__ == "__main__":

@@ -146,10 +146,11 @@ def test_folder_settings_need_a_data_dir_and_pick_defaults_by_the_class_names(tm
     for name in "0123456789":
         (tmp_path / "digits" / name).mkdir(parents=True)
     (tmp_path / "shoes" / "boot").mkdir(parents=True)
-    digits = Config(source="folder", data_dir=str(tmp_path / "digits")).resolve()
-    shoes = Config(source="folder", data_dir=str(tmp_path / "shoes")).resolve()
-    assert digits.not_digits > 0 and shoes.not_digits == 0  # not-a-digit training only for digits
-    assert digits.validation_size == shoes.validation_size == 0
+    config = Config(source="folder", data_dir=str(tmp_path / "missing")).resolve()  # resolving reads no folder
+    assert config.not_digits is None and config.validation_size == 0
+    # Once the folder is read (plan.prepare): not-a-digit training only for digits.
+    assert config.not_digits_for(folder.class_names(tmp_path / "digits")) > 0
+    assert config.not_digits_for(folder.class_names(tmp_path / "shoes")) == 0
 
 
 @pytest.mark.slow

@@ -16,6 +16,7 @@ STAGES = (
     ("distribute",),
     ("config",),
     ("recipes",),
+    ("plan",),
     ("reporting",),
     ("training",),
     ("export",),

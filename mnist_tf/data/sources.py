@@ -144,13 +144,6 @@ def load(
     return Splits(train=train, validation=validation, test=test, source=where, class_names=class_names)
 
 
-def class_names_for(settings: DataSettings) -> tuple[str, ...]:
-    """The classes `load_for(settings)` will have, without loading: a folder's sub-folders, else the data set's."""
-    if settings.source == "folder":
-        return folder.class_names(_resolve_source(settings.dataset, settings.source, settings.data_dir)[1])
-    return DATASETS[settings.dataset].class_names
-
-
 def _resolve_source(dataset: str, source: str, data_dir: str | None) -> tuple[str, str | None]:
     """(the source to read, the data folder): `auto` decided, $MNIST_TF_DATA_DIR applied, mismatches refused."""
     digits = dataset == "digits"

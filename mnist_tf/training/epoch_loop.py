@@ -14,8 +14,8 @@ import tensorflow as tf
 from mnist_tf import distribute
 from mnist_tf.config import Config
 from mnist_tf.data import pipeline
-from mnist_tf.data.sources import Splits
 from mnist_tf.errors import MnistTfError
+from mnist_tf.plan import Plan
 from mnist_tf.reporting.console import ConsoleReporter, EpochResult
 from mnist_tf.reporting.evaluation import Report
 from mnist_tf.reporting.summaries import StepProfiler, Summaries
@@ -44,18 +44,11 @@ class EpochLoop:
 
     @classmethod
     def for_run(
-        cls,
-        *,
-        trainer: Trainer,
-        config: Config,
-        splits: Splits,
-        resumed: Resumed,
-        reporter: ConsoleReporter,
-        summaries: Summaries,
+        cls, plan: Plan, *, trainer: Trainer, resumed: Resumed, reporter: ConsoleReporter, summaries: Summaries
     ) -> EpochLoop:
         """The loop of a run from the step its trainer was resumed at: the data from that step on, the first batch
         in TensorBoard, the profiler and the checkpoint clock."""
-        strategy, first_step = trainer.strategy, int(trainer.step.numpy())
+        config, splits, strategy, first_step = plan.config, plan.splits, plan.strategy, int(trainer.step.numpy())
         validation = pipeline.eval_dataset(splits.validation, config.eval_batch_size) if splits.validation else None
         train_batches = pipeline.train_dataset(splits.train, config.batch_size, config.seed, first_step)
         iterator = iter(distribute.distribute_dataset(strategy, train_batches))
@@ -73,7 +66,7 @@ class EpochLoop:
             validation=validation,
             first_batch=first_batch,
             config=config,
-            steps=pipeline.steps_per_epoch(splits.train, config.batch_size),
+            steps=plan.steps_per_epoch,
             reporter=reporter,
             resumed=resumed,
             summaries=summaries,

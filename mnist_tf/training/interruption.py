@@ -16,15 +16,27 @@ step and raises `Interrupted`, which the script turns into a one-line message an
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
 import tensorflow as tf
 
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@contextlib.contextmanager
+def at_once_on_second_ctrl_c(model_dir: str) -> Iterator[None]:
+    """A second Ctrl-C (KeyboardInterrupt: the first asked for a checkpoint at the next step) stops at once, as
+    `Interrupted` that says how to resume from the last saved checkpoint."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        message = f"interrupted; run the same command with --model_dir={model_dir} to resume from its last checkpoint"
+        raise Interrupted(f"\n{message}", signal.SIGINT) from None
 
 
 class Interrupted(Exception):

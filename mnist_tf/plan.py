@@ -1,0 +1,58 @@
+"""A run prepared once: its settings resolved, its strategy and precision chosen, its data loaded, its steps counted.
+
+`prepare(config)` is the one place a run decides these, in the order the runtime needs (the strategy before any
+other TensorFlow work); every stage after it reads the `Plan` and decides nothing again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import tensorflow as tf
+
+from mnist_tf import distribute
+from mnist_tf.config import Config
+from mnist_tf.data import pipeline, sources
+from mnist_tf.errors import MnistTfError
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What a run trains, on what, where and how: read by every stage of `mnist_tf.run`."""
+
+    config: Config  # resolved; its dtype is the precision the run computes in, its not_digits the share it trains
+    strategy: tf.distribute.Strategy
+    precision: distribute.Precision  # the dtype and why (--dtype=auto's choice)
+    splits: sources.Splits
+    per_replica_batch: int
+    steps_per_epoch: int
+
+    @property
+    def total_steps(self) -> int:
+        return self.config.epochs * self.steps_per_epoch
+
+    @property
+    def chief(self) -> bool:
+        """Whether this process writes the run's files (every process but the non-chief workers of a cluster)."""
+        return distribute.is_chief(self.strategy)
+
+
+def prepare(config: Config, note: Callable[[str], None] = print) -> Plan:
+    """The plan of `config`'s run; `note` gets the data's lines (a folder's skipped files and its cache)."""
+    config = config.resolve()
+    # First: the multi-worker and TPU strategies configure the runtime, which must precede other TF work.
+    strategy = distribute.make_strategy(config.strategy, config.num_gpus, config.tpu)
+    precision = distribute.choose_dtype(config.dtype, strategy)
+    per_replica_batch = distribute.per_replica_batch_size("batch_size", config.batch_size, strategy)
+    distribute.per_replica_batch_size("eval_batch_size", config.eval_batch_size, strategy)
+    splits = sources.load_for(config, note)
+    config = dataclasses.replace(
+        config, dtype=precision.dtype, not_digits=config.not_digits_for(splits.class_names)
+    )  # from here on, what the run computes in, and trains on
+    steps_per_epoch = pipeline.steps_per_epoch(splits.train, config.batch_size)
+    if config.profile_steps and config.profile_steps[1] > config.epochs * steps_per_epoch:
+        raise MnistTfError(
+            f"--profile_steps={config.profile_steps[1]} is past the run's last step, {config.epochs * steps_per_epoch}"
+        )
+    return Plan(config, strategy, precision, splits, per_replica_batch, steps_per_epoch)

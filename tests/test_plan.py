@@ -1,0 +1,52 @@
+"""A run prepared once: `plan.prepare` decides the settings, strategy, precision, data and steps, and nothing else
+decides them again."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from conftest import make_digits
+from script_runs import run_script
+
+from mnist_tf.config import Config
+from mnist_tf.data import sources
+from mnist_tf.errors import MnistTfError
+from mnist_tf.plan import prepare
+
+
+def test_the_plan_holds_what_the_run_decided(idx_dir):
+    plan = prepare(Config(model="mlp", data_dir=str(idx_dir), validation_size=200), note=print)
+    assert plan.config.dtype in ("float32", "bfloat16") and plan.precision.dtype == plan.config.dtype  # not auto
+    assert plan.config.not_digits == 0.125 and plan.config.hidden_units == (800, 800)  # MNIST's and the MLP's
+    assert (len(plan.splits.train), len(plan.splits.validation)) == (1000, 200)
+    assert (plan.steps_per_epoch, plan.total_steps, plan.per_replica_batch) == (3, 18, 256)
+    assert plan.chief
+    with pytest.raises(MnistTfError, match="--profile_steps=19 is past the run's last step, 18"):
+        prepare(dataclasses.replace(plan.config, profile_steps=(1, 19)))
+
+
+def test_a_folders_share_of_not_digit_images_is_decided_once_its_classes_are_read(tmp_path):
+    from PIL import Image
+
+    images, labels = make_digits(40, seed=3)
+    for index, (image, label) in enumerate(zip(images, labels, strict=True)):
+        (tmp_path / str(label)).mkdir(exist_ok=True)
+        Image.fromarray(image).save(tmp_path / str(label) / f"{index}.png")
+    config = Config(model="mlp", source="folder", data_dir=str(tmp_path), batch_size=8)
+    assert config.resolve().not_digits is None  # resolving reads no folder
+    plan = prepare(config, note=lambda line: None)
+    assert plan.splits.class_names == tuple(sorted({str(label) for label in labels}))
+    expected = 0.125 if plan.splits.class_names == sources.DIGITS else 0.0
+    assert plan.config.not_digits == expected
+
+
+def test_train_py_resolves_its_config_once(idx_dir, tmp_path, monkeypatch):
+    resolved = []
+    resolve = Config.resolve
+    monkeypatch.setattr(Config, "resolve", lambda self: resolved.append(self) or resolve(self))
+    flags = ["--model=mlp", "--hidden_units=16", "--epochs=1", "--batch_size=50", "--validation_size=100"]
+    flags += [f"--data_dir={idx_dir}", f"--model_dir={tmp_path / 'run'}", "--export_dir=", "--not_digits=0"]
+    done = run_script("train", *flags)
+    assert done.returncode == 0, done.stderr
+    assert len(resolved) == 1
