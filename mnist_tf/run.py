@@ -21,13 +21,13 @@ from mnist_tf.config import Config
 from mnist_tf.data import pipeline, sources
 from mnist_tf.data.pipeline import normalize_images
 from mnist_tf.errors import MnistTfError
-from mnist_tf.export import decision, init_from, litert, publish
+from mnist_tf.export import classifier, decision, litert, publish
 from mnist_tf.files import write_json_atomic
 from mnist_tf.plan import Plan, prepare
 from mnist_tf.reporting import evaluation
 from mnist_tf.reporting.console import ConsoleReporter, RunStart, header
 from mnist_tf.reporting.summaries import MISTAKE_IMAGES, Summaries
-from mnist_tf.training import interruption, run_lock, run_state
+from mnist_tf.training import init_from, interruption, run_lock, run_state
 from mnist_tf.training.epoch_loop import EpochLoop
 from mnist_tf.training.trainer import Trainer
 
@@ -56,24 +56,8 @@ def _train(plan: Plan, output_dir: Path, reporter: ConsoleReporter) -> dict[str,
 
     # Resume: the newest readable checkpoint of model_dir, if it has one; else --init_from's weights, if given.
     resumed = _resume(plan, trainer, output_dir, reporter)
-    if config.init_from:
-        reporter.print(
-            f"note: --init_from ignored: resuming from {resumed.path}"
-            if resumed.path
-            else init_from.load(trainer.model, config.init_from)
-        )
     first_step = int(trainer.step.numpy())
-    start = RunStart(
-        splits=splits,
-        strategy=distribute.describe(plan.strategy),
-        per_replica_batch_size=plan.per_replica_batch,
-        steps_per_epoch=plan.steps_per_epoch,
-        precision=f"{distribute.DTYPE_POLICIES[plan.precision.dtype]} ({plan.precision.reason})",
-        first_step=first_step,
-        resumed_from=resumed.path,
-        changes=resumed.changes,
-    )
-    reporter.start(header(config, start), trainer.model)
+    reporter.start(header(config, _run_start(plan, resumed, first_step)), trainer.model)
 
     # Train the epochs from there, then test the final weights (or early stopping's best) on the test split.
     summaries = Summaries(output_dir, enabled=plan.chief)
@@ -126,7 +110,8 @@ def _own_model_dir(plan: Plan, fresh: bool, reporter: ConsoleReporter) -> Iterat
 
 
 def _resume(plan: Plan, trainer: Trainer, output_dir: Path, reporter: ConsoleReporter) -> run_state.Resumed:
-    """Restores the newest readable checkpoint of model_dir, if any; writes the run's config.json."""
+    """Restores the newest readable checkpoint of model_dir, if any, else --init_from's weights; writes the run's
+    config.json."""
     config, splits = plan.config, plan.splits
     stopper = None
     if config.early_stopping_patience:
@@ -146,7 +131,35 @@ def _resume(plan: Plan, trainer: Trainer, output_dir: Path, reporter: ConsoleRep
     guard = interruption.guard(
         save=lambda step: run_state.save(manager, step), model_dir=config.model_dir, preemption=preemption
     )
+    if config.init_from:  # trained weights to start from, unless the run resumes
+        ignored = f"note: --init_from ignored: resuming from {path}"
+        reporter.print(ignored if path else _start_from(trainer.model, config.init_from))
     return run_state.Resumed(checkpoint, manager, stopper, guard, path, changes)
+
+
+def _start_from(model: keras.Model, path: str) -> str:
+    """--init_from: the trained model at `path`, opened as any other (export/classifier.py), its weights copied in."""
+    try:
+        trained = classifier.load(path)
+    except MnistTfError as e:
+        raise MnistTfError(f"--init_from: {e}") from None
+    if trained.weights is None:
+        raise MnistTfError(f"--init_from={path}: a LiteRT file holds no weights to train; give its SavedModel")
+    return init_from.load(model, trained.weights(), path, f"{trained.kind} {trained.source}")
+
+
+def _run_start(plan: Plan, resumed: run_state.Resumed, first_step: int) -> RunStart:
+    """What the run's header says of how it trains, and from where."""
+    return RunStart(
+        splits=plan.splits,
+        strategy=distribute.describe(plan.strategy),
+        per_replica_batch_size=plan.per_replica_batch,
+        steps_per_epoch=plan.steps_per_epoch,
+        precision=f"{distribute.DTYPE_POLICIES[plan.precision.dtype]} ({plan.precision.reason})",
+        first_step=first_step,
+        resumed_from=resumed.path,
+        changes=resumed.changes,
+    )
 
 
 def _test(

@@ -16,21 +16,18 @@ python scripts/evaluate.py --saved_model=saved_models/lenet --ood=fashion,fonts,
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import common
 import numpy as np
-import tensorflow as tf
 from absl import flags
 from PIL import Image
 
 from mnist_tf.config import Config
 from mnist_tf.data import ood, sources
-from mnist_tf.errors import MnistTfError, assertion_message
-from mnist_tf.export import decision, from_run, litert, saved_model
+from mnist_tf.errors import MnistTfError
+from mnist_tf.export import classifier, decision, litert
 from mnist_tf.export.decision import ACCEPT_ALL, Decision
 from mnist_tf.files import write_json_atomic
 from mnist_tf.reporting import evaluation, figures
@@ -58,72 +55,12 @@ flags.DEFINE_string("fashion_dir", ood.FASHION_DIR, "Fashion-MNIST's IDX files, 
 flags.mark_flags_as_mutual_exclusive(["saved_model", "model_dir"], required=True)
 FLAGS = flags.FLAGS
 
-Predict = Callable[[np.ndarray], np.ndarray]  # uint8 images -> calibrated probabilities
-
-
-@dataclasses.dataclass(frozen=True)
-class Evaluated:
-    """One model as evaluated: its name, its training config, its predictions and its decision."""
-
-    source: str
-    config: dict[str, Any]
-    predict: Predict
-    decision: Decision
-    litert_int8: str | None = None  # the int8 LiteRT file of this SavedModel, if there is one
-
-
-def from_saved_model(path: str) -> Evaluated:
-    """Through `serving_default`: its calibrated probabilities, and the decision of its metadata."""
-    version_dir, loaded = saved_model.load(path)
-    metadata = saved_model.read_metadata(version_dir)
-    signature = loaded.signatures[saved_model.SERVING_DEFAULT]
-
-    def predict(images: np.ndarray) -> np.ndarray:
-        try:
-            return signature(images=tf.constant(images))["probabilities"].numpy()
-        except tf.errors.InvalidArgumentError as e:
-            raise MnistTfError(f"{version_dir} rejects these images: {assertion_message(e)}") from None
-
-    int8 = litert.directory_for(version_dir) / "int8.tflite"
-    chosen = Decision.from_dict(metadata.get("decision", {}))
-    return Evaluated(
-        str(version_dir), metadata.get("config", {}), predict, chosen, str(int8) if int8.is_file() else None
-    )
-
-
-def from_litert(path: str) -> Evaluated:
-    """Its probabilities, and its training config and decision from the report beside it."""
-    model = litert.LiteRtModel.from_file(path)
-    report = litert.read_report(Path(path).parent)
-    return Evaluated(
-        path, report.get("config", {}), model.probabilities, Decision.from_dict(report.get("decision", {}))
-    )
-
-
-def from_checkpoint(model_dir: str) -> Evaluated:
-    """The latest checkpoint, with a decision fitted on its run's validation split as an export would."""
-    model, config, checkpoint = from_run.load_model(model_dir)
-    chosen = decision.fit_model(model, sources.load_for(config), config.digit_acceptance)
-    serve = tf.function(lambda images: saved_model.predict(model, images, chosen)["probabilities"])
-
-    def predict(images: np.ndarray) -> np.ndarray:
-        if images.shape[1:] != model.input_shape[1:]:
-            raise MnistTfError(f"{checkpoint} takes images {model.input_shape[1:]}, not {images.shape[1:]}")
-        return serve(tf.constant(images)).numpy()
-
-    return Evaluated(checkpoint, dataclasses.asdict(config), predict, chosen)
-
 
 def main(argv: list[str]) -> None:
     unknown = [name for name in FLAGS.ood if name not in ood.SETS]
     if unknown:  # before minutes of evaluation
         raise MnistTfError(f"--ood={unknown[0]!r} is not one of: {', '.join(ood.SETS)}")
-    if FLAGS.model_dir:
-        models = [from_checkpoint(FLAGS.model_dir)]
-    else:
-        models = [
-            from_litert(path) if litert.is_litert_file(path) else from_saved_model(path) for path in FLAGS.saved_model
-        ]
+    models = [classifier.load(path) for path in ([FLAGS.model_dir] if FLAGS.model_dir else FLAGS.saved_model)]
     trained_with = models[0].config
     options = {
         name: getattr(FLAGS, name) if FLAGS[name].present else trained_with.get(name, getattr(FLAGS, name))
@@ -132,7 +69,8 @@ def main(argv: list[str]) -> None:
     data = sources.load_for(Config(**options, validation_size=0).resolve())  # no split held out
     test = data.test
     members = {
-        model.source: evaluation.predict_in_batches(model.predict, test.images, FLAGS.batch_size) for model in models
+        model.source: evaluation.predict_in_batches(model.probabilities, test.images, FLAGS.batch_size)
+        for model in models
     }
     if len(members) == 1:
         (source,) = members
@@ -185,7 +123,9 @@ def confidence_line(confidence: dict[str, Any], chosen: Decision) -> str:
     )
 
 
-def detect(model: Evaluated, chosen: Decision, test: sources.Split, probabilities: np.ndarray) -> dict[str, Any]:
+def detect(
+    model: classifier.Classifier, chosen: Decision, test: sources.Split, probabilities: np.ndarray
+) -> dict[str, Any]:
     """Per --ood set: AUROC against MNIST test, FPR at 95% acceptance of it, the share accepted at the model's own
     threshold (and accuracy, for digits), and with an int8 file the share of its decisions that agree."""
     int8 = litert.LiteRtModel.from_file(model.litert_int8) if model.litert_int8 else None
@@ -198,7 +138,7 @@ def detect(model: Evaluated, chosen: Decision, test: sources.Split, probabilitie
         if name == "mnist_test":
             predicted = probabilities
         else:
-            predicted = evaluation.predict_in_batches(model.predict, one.images, FLAGS.batch_size)
+            predicted = evaluation.predict_in_batches(model.probabilities, one.images, FLAGS.batch_size)
         scores = decision.from_probabilities(predicted)
         accepted = scores >= chosen.threshold
         row: dict[str, Any] = {"images": len(one.images), "accepted": float(np.mean(accepted))}

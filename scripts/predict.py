@@ -17,11 +17,9 @@ python scripts/predict.py --saved_model=saved_models/litert/lenet/1/int8.tflite 
 
 from __future__ import annotations
 
-import functools
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import common
 import numpy as np
@@ -30,14 +28,14 @@ from absl import app, flags
 
 from mnist_tf.data import preprocess
 from mnist_tf.data.sources import DIGITS
-from mnist_tf.errors import MnistTfError, assertion_message
-from mnist_tf.export import litert, saved_model
-from mnist_tf.export.decision import Decision, from_probabilities
+from mnist_tf.errors import MnistTfError
+from mnist_tf.export import classifier
 
 flags.DEFINE_string(
     "saved_model",
     "saved_models/lenet",
-    "A SavedModel directory, a base directory (its highest version), or a LiteRT .tflite file.",
+    "A SavedModel directory, a base directory (its highest version), a LiteRT .tflite file, or a training run's "
+    "folder (mnist_tf/export/classifier.py).",
 )
 flags.DEFINE_integer("top_k", 1, "How many of the likeliest classes to print per image.", lower_bound=1)
 flags.DEFINE_integer(
@@ -74,9 +72,7 @@ def main(argv: list[str]) -> None:
     paths = argv[1:]
     if not paths:
         raise app.UsageError("give one or more image files")
-    classify, class_names = (
-        litert_classifier(FLAGS.saved_model) if litert.is_litert_file(FLAGS.saved_model) else saved_model_classifier()
-    )
+    model = classifier.load(FLAGS.saved_model)
     width = max(len(path) for path in paths)
     answered = 0
     for start in range(0, len(paths), FLAGS.batch_size):  # one batch of files in memory at a time
@@ -86,73 +82,20 @@ def main(argv: list[str]) -> None:
                 batch.append((path, read_image(path)))
             except MnistTfError as e:
                 print(f"error: {e}", file=sys.stderr)
-        for path, outputs in classify(batch):
-            is_digit = bool(outputs.get("is_digit", True))  # exported before the decision: every image a digit
-            probabilities = np.asarray(outputs["probabilities"])
-            print(describe(path, probabilities, is_digit, FLAGS.top_k, width, class_names))
+        for (path, _), answer in zip(batch, model.answer_files([encoded for _, encoded in batch]), strict=True):
+            if isinstance(answer, str):  # what the model's own preprocessing refused
+                print(f"error: {path}: {answer}", file=sys.stderr)
+                continue
+            is_digit = bool(answer.get("is_digit", True))  # exported before the decision: every image a digit
+            print(describe(path, answer["probabilities"], is_digit, FLAGS.top_k, width, model.class_names))
             if FLAGS.preprocessed_dir:
-                save_preprocessed(outputs["preprocessed"], answered, path)
+                save_preprocessed(answer["preprocessed"], answered, path)
             answered += 1
     if answered < len(paths):
         sys.exit(1)
 
 
-Classify = Callable[[list[tuple[str, bytes]]], Iterator[tuple[str, dict[str, Any]]]]
-
-
-def saved_model_classifier() -> tuple[Classify, list[str]]:
-    """The SavedModel's image_bytes signature (preprocessing and model in one graph), and its class names."""
-    version_dir, loaded = saved_model.load(FLAGS.saved_model)
-    if saved_model.IMAGE_BYTES not in loaded.signatures:
-        raise MnistTfError(
-            f"{version_dir} has no {saved_model.IMAGE_BYTES} signature; re-export it with scripts/export.py"
-        )
-    class_names = saved_model.read_metadata(version_dir)["class_names"]
-    return functools.partial(classify, loaded.signatures[saved_model.IMAGE_BYTES]), class_names
-
-
-def litert_classifier(path: str) -> tuple[Classify, list[str]]:
-    """The signature's preprocessing code, then the LiteRT model on what it made, with the decision and the class
-    names of the report beside it."""
-    model = litert.LiteRtModel.from_file(path)
-    report = litert.read_report(Path(path).parent)
-    threshold = Decision.from_dict(report.get("decision", {})).threshold
-    preprocess_batch = tf.function(functools.partial(preprocess.preprocess_batch, size=model.image_shape[0]))
-
-    def classify_batch(batch: list[tuple[str, bytes]]) -> Iterator[tuple[str, dict[str, Any]]]:
-        if not batch:
-            return
-        images = preprocess_batch(tf.constant([encoded for _, encoded in batch]))
-        probabilities = model.probabilities(images.numpy())
-        is_digit = from_probabilities(probabilities) >= threshold
-        for i, (path, _) in enumerate(batch):
-            yield path, {"probabilities": probabilities[i], "is_digit": is_digit[i], "preprocessed": images[i]}
-
-    return classify_batch, report.get("class_names", list(DIGITS))
-
-
-def classify(signature: Any, batch: list[tuple[str, bytes]]) -> Iterator[tuple[str, dict[str, tf.Tensor]]]:
-    """(path, that image's outputs) for each image the signature answers, in order.
-
-    The pre-check runs the signature's own preprocessing, so a batch fails only with a SavedModel exported by an
-    older version: then each image goes alone, and only the bad ones are reported.
-    """
-    if not batch:
-        return
-    try:
-        outputs = signature(image_bytes=tf.constant([encoded for _, encoded in batch]))
-    except tf.errors.InvalidArgumentError as e:
-        if len(batch) == 1:
-            print(f"error: {batch[0][0]}: {assertion_message(e)}", file=sys.stderr)
-            return
-        for one in batch:
-            yield from classify(signature, [one])
-        return
-    for i, (path, _) in enumerate(batch):
-        yield path, {name: value[i] for name, value in outputs.items()}
-
-
-def save_preprocessed(image: tf.Tensor, index: int, path: str) -> None:
+def save_preprocessed(image: np.ndarray, index: int, path: str) -> None:
     folder = Path(FLAGS.preprocessed_dir)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{index:04d}-{Path(path).stem}.png").write_bytes(tf.io.encode_png(image[..., tf.newaxis]).numpy())

@@ -1,9 +1,11 @@
-"""--init_from (mnist_tf/export/init_from.py): weights from a SavedModel, a run folder or a checkpoint; a new head
-for another number of classes; another architecture refused in one line; a resumed run ignores it."""
+"""--init_from (mnist_tf/training/init_from.py): weights from a SavedModel, a run folder or a checkpoint, each opened
+by export/classifier.py; a new head for another number of classes; another architecture refused in one line; a
+resumed run ignores it."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +13,9 @@ import pytest
 import tensorflow as tf
 from conftest import quiet_run
 
+from mnist_tf import run
 from mnist_tf.errors import MnistTfError
-from mnist_tf.export import from_run, init_from
+from mnist_tf.export import classifier, from_run
 from mnist_tf.training import build
 
 
@@ -34,7 +37,7 @@ def sources_of(exported_run) -> dict[str, str]:
 @pytest.mark.parametrize("kind", ["saved_model", "run", "checkpoint"])
 def test_the_same_architecture_loads_every_weight(exported_run, tiny_config, kind):
     model = build.model(tiny_config.resolve(), (28, 28, 1))
-    line = init_from.load(model, sources_of(exported_run)[kind])
+    line = run._start_from(model, sources_of(exported_run)[kind])
     expected = trained(exported_run)
     count = sum(w.size for w in expected.values())
     assert line.startswith("initialized from ") and f": {count:,} trained weights" in line
@@ -45,7 +48,7 @@ def test_the_same_architecture_loads_every_weight(exported_run, tiny_config, kin
 def test_another_number_of_classes_keeps_the_body_and_gets_a_new_head(exported_run, tiny_config):
     model = build.model(tiny_config.resolve(), (28, 28, 1), classes=3)
     fresh_head = model.get_layer("logits").get_weights()
-    line = init_from.load(model, sources_of(exported_run)["saved_model"])
+    line = run._start_from(model, sources_of(exported_run)["saved_model"])
     assert line.endswith("; a new logits layer for 3 classes")
     expected = trained(exported_run)
     np.testing.assert_array_equal(model.get_layer("dense1").kernel.numpy(), expected["dense1/kernel"])
@@ -63,15 +66,15 @@ def test_another_number_of_classes_keeps_the_body_and_gets_a_new_head(exported_r
 def test_another_architecture_is_refused_in_one_line(exported_run, tiny_config, change, message):
     model = build.model(dataclasses.replace(tiny_config, **change).resolve(), (28, 28, 1))
     with pytest.raises(MnistTfError, match=message):
-        init_from.load(model, sources_of(exported_run)["run"])
+        run._start_from(model, sources_of(exported_run)["run"])
 
 
 def test_a_path_that_is_none_of_them_is_one_line(tiny_config, tmp_path):
     model = build.model(tiny_config.resolve(), (28, 28, 1))
-    with pytest.raises(MnistTfError, match="no such file or folder"):
-        init_from.load(model, tmp_path / "nothing")
-    with pytest.raises(MnistTfError, match="no SavedModel at"):
-        init_from.load(model, tmp_path)
+    with pytest.raises(MnistTfError, match=r"^--init_from: .*nothing: no such file or folder$"):
+        run._start_from(model, str(tmp_path / "nothing"))
+    with pytest.raises(MnistTfError, match=r"^--init_from: no SavedModel at"):
+        run._start_from(model, str(tmp_path))
 
 
 @pytest.mark.slow
@@ -91,6 +94,7 @@ def test_an_export_whose_variables_are_named_without_their_layer_is_read_by_its_
     version_dir = Path(exported_run["export_dir"])
     variables = tf.saved_model.load(str(version_dir)).variables
     bare = [tf.Variable(v.numpy(), name=v.name.split("/")[-1].removesuffix(":0")) for v in variables]
-    weights = init_from._saved_model_weights(version_dir, bare)
+    metadata = json.loads((version_dir / "assets.extra" / "mnist_tf.json").read_text())
+    weights = classifier._saved_model_weights(version_dir, bare, metadata)
     for name, value in trained(exported_run).items():
         np.testing.assert_array_equal(weights[name], value)

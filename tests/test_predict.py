@@ -89,7 +89,7 @@ def test_one_bad_file_does_not_stop_the_others(exported_run, tmp_path):
 def test_a_missing_saved_model_is_one_line(tmp_path):
     result = predict(f"--saved_model={tmp_path / 'nothing'}", str(tmp_path / "x.png"))
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [f"error: no SavedModel at {tmp_path / 'nothing'}: no such directory"]
+    assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'nothing'}: no such file or folder"]
 
 
 @pytest.mark.slow

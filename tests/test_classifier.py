@@ -1,0 +1,103 @@
+"""export/classifier.py: one entry point opens every kind of trained model, and each answers as the export does."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from mnist_tf.data import idx
+from mnist_tf.data.sources import DIGITS
+from mnist_tf.errors import MnistTfError
+from mnist_tf.export import classifier
+
+
+def artifacts(trained_lenet) -> dict[str, str]:
+    """Every kind of file the tiny LeNet run left, by kind."""
+    run_dir, version_dir = trained_lenet["flags"]["model_dir"], Path(trained_lenet["export_dir"])
+    return {
+        "SavedModel": str(version_dir.parent),  # a base folder: its highest version
+        "LiteRT file": trained_lenet["litert"]["float32"],
+        "run": run_dir,
+        "checkpoint": tf.train.latest_checkpoint(f"{run_dir}/checkpoints"),
+    }
+
+
+def test_every_kind_of_trained_model_opens_and_answers_as_its_export(trained_lenet):
+    images, _ = idx.load_split(trained_lenet["flags"]["data_dir"], "test")
+    pixels = images[:12, ..., np.newaxis]
+    files = [_png(image) for image in images[:4]]
+    opened = {kind: classifier.load(path) for kind, path in artifacts(trained_lenet).items()}
+    export = opened["SavedModel"]
+    expected = export.probabilities(pixels)
+    np.testing.assert_allclose(expected.sum(axis=1), 1.0, rtol=1e-5)
+    expected_files = export.answer_files(files)
+    for kind, model in opened.items():
+        assert model.kind == kind and model.class_names == DIGITS and model.config["model"] == "lenet"
+        # The same weights (the LiteRT file's in float32), the same calibration and threshold, fitted on the run's
+        # validation split for a run and a checkpoint as training fitted them for the export.
+        np.testing.assert_allclose(model.probabilities(pixels), expected, atol=1e-4, err_msg=kind)
+        assert model.decision.temperature == pytest.approx(export.decision.temperature, rel=1e-3), kind
+        answers = model.answer_files(files)
+        for answer, reference in zip(answers, expected_files, strict=True):
+            np.testing.assert_allclose(answer["probabilities"], reference["probabilities"], atol=1e-4, err_msg=kind)
+            np.testing.assert_array_equal(answer["preprocessed"], reference["preprocessed"], err_msg=kind)
+            assert bool(answer["is_digit"]) == bool(reference["is_digit"]), kind
+    trained = opened["run"].weights()
+    for kind in ("SavedModel", "checkpoint"):
+        weights = opened[kind].weights()
+        for name in (v.path for v in opened["run"].model.trainable_variables):
+            np.testing.assert_array_equal(weights[name], trained[name], err_msg=f"{kind} {name}")
+    assert opened["LiteRT file"].weights is None and opened["run"].model is not None
+    assert opened["SavedModel"].litert_int8 and opened["SavedModel"].litert_int8.endswith("int8.tflite")
+
+
+def test_a_file_its_preprocessing_refuses_is_one_line_among_the_answers(trained_lenet):
+    export = classifier.load(artifacts(trained_lenet)["SavedModel"])
+    answers = export.answer_files([_png(np.zeros((28, 28), np.uint8)), b"not an image"])
+    assert isinstance(answers[0], dict) and isinstance(answers[1], str) and "\n" not in answers[1]
+
+
+def fake_signature(image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
+    """Answers each image with its length as digit 0's probability; refuses any batch holding b"bad"."""
+    values = image_bytes.numpy().tolist()
+    if b"bad" in values:
+        raise tf.errors.InvalidArgumentError(None, None, f"assertion failed: [broken: image {values.index(b'bad')}]")
+    probabilities = np.zeros((len(values), 10), np.float32)
+    probabilities[:, 0] = [len(v) for v in values]
+    return {"probabilities": tf.constant(probabilities), "preprocessed": tf.zeros((len(values), 28, 28), tf.uint8)}
+
+
+def test_a_batch_an_older_export_refuses_is_answered_file_by_file_and_a_good_one_in_one_call():
+    """An export from before its own checks caught every bad image refuses a whole batch for one of them."""
+    calls = []
+
+    def counting(image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
+        calls.append(int(tf.size(image_bytes)))
+        return fake_signature(image_bytes)
+
+    answers = classifier._answer_each(counting, [b"a", b"bad", b"ccc"])
+    assert [a if isinstance(a, str) else float(a["probabilities"][0]) for a in answers] == [1.0, "broken: image 0", 3.0]
+    assert calls == [3, 1, 1, 1]
+    assert len(classifier._answer_each(counting, [b"a", b"bb"])) == 2 and calls[-1] == 2
+    assert classifier._answer_each(counting, []) == [] and len(calls) == 5
+
+
+def test_a_path_that_is_no_trained_model_is_one_line(tmp_path):
+    with pytest.raises(MnistTfError, match=r"nothing: no such file or folder$"):
+        classifier.load(tmp_path / "nothing")
+    with pytest.raises(MnistTfError, match="no SavedModel at"):
+        classifier.load(tmp_path)
+    with pytest.raises(MnistTfError, match="a checkpoint outside a run folder"):
+        (tmp_path / "ckpt-1.index").write_bytes(b"")
+        classifier.load(tmp_path / "ckpt-1")
+
+
+def _png(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
