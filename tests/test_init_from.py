@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import quiet_run
+from conftest import quiet_run, tiny_lenet_in
 
 from mnist_tf import run
 from mnist_tf.errors import MnistTfError
@@ -67,6 +67,12 @@ def test_another_architecture_is_refused_in_one_line(exported_run, tiny_config, 
     model = build.model(dataclasses.replace(tiny_config, **change).resolve(), (28, 28, 1))
     with pytest.raises(MnistTfError, match=message):
         run._start_from(model, sources_of(exported_run)["run"])
+
+
+def test_a_litert_file_has_no_weights_to_start_from(trained_lenet):
+    model = build.model(tiny_lenet_in(Path(trained_lenet["flags"]["data_dir"]), Path("unused")).resolve(), (28, 28, 1))
+    with pytest.raises(MnistTfError, match="a LiteRT file holds no weights to train; give its SavedModel"):
+        run._start_from(model, trained_lenet["litert"]["int8"])
 
 
 def test_a_path_that_is_none_of_them_is_one_line(tiny_config, tmp_path):
