@@ -72,16 +72,7 @@ def main(argv: list[str]) -> None:
         model.source: evaluation.predict_in_batches(model.probabilities, test.images, FLAGS.batch_size)
         for model in models
     }
-    if len(members) == 1:
-        (source,) = members
-        print(f"evaluated {source} on {options['dataset']} test")
-    else:
-        source = "ensemble"
-        print(f"evaluated {len(members)} models on {options['dataset']} test, and their ensemble")
-        for name, probabilities in members.items():
-            member = evaluation.report(test.labels, probabilities, num_mistakes=0)
-            print(f"  {member.accuracy:.4f}  loss {member.loss:.4f}  {name}")
-        print("the ensemble (the mean of their probabilities):")
+    source = announce(members, test, options["dataset"])
     probabilities = np.mean(list(members.values()), axis=0)
     report = evaluation.report(test.labels, probabilities, FLAGS.num_mistakes)
     for line in report.lines(data.class_names):
@@ -110,6 +101,20 @@ def main(argv: list[str]) -> None:
             },
         )
         print(f"report: {FLAGS.report}")
+
+
+def announce(members: dict[str, np.ndarray], test: sources.Split, dataset: str) -> str:
+    """Prints what is evaluated (with each member's accuracy, for an ensemble); returns its name."""
+    if len(members) == 1:
+        (source,) = members
+        print(f"evaluated {source} on {dataset} test")
+        return source
+    print(f"evaluated {len(members)} models on {dataset} test, and their ensemble")
+    for name, probabilities in members.items():
+        member = evaluation.report(test.labels, probabilities, num_mistakes=0)
+        print(f"  {member.accuracy:.4f}  loss {member.loss:.4f}  {name}")
+    print("the ensemble (the mean of their probabilities):")
+    return "ensemble"
 
 
 def confidence_line(confidence: dict[str, Any], chosen: Decision) -> str:

@@ -78,12 +78,12 @@ def scribbles(rng: np.random.Generator, count: int) -> np.ndarray:
         width = int(rng.integers(2, 9))
         for _ in range(int(rng.integers(1, 4))):
             points = rng.uniform(4, _CANVAS - 4, size=(int(rng.integers(5, 10)), 2))
-            draw.line([tuple(p) for p in _smooth(points)], fill=255, width=width, joint="curve")
+            draw.line([tuple(p) for p in smooth(points)], fill=255, width=width, joint="curve")
         images.append(np.asarray(canvas, np.float32) / 255)
     return np.stack(images)
 
 
-def _smooth(points: np.ndarray, per_segment: int = 8) -> np.ndarray:
+def smooth(points: np.ndarray, per_segment: int = 8) -> np.ndarray:
     """A Catmull-Rom curve through `points`: how a hand moves between them."""
     padded = np.concatenate([points[:1], points, points[-1:]])
     t = np.linspace(0, 1, per_segment, endpoint=False)[:, None]
