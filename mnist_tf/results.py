@@ -12,9 +12,9 @@ from typing import Any
 import keras
 import numpy as np
 
-from mnist_tf.export.decision import Decision
 from mnist_tf.export.litert import REPORT_FILE
 from mnist_tf.export.publish import Published
+from mnist_tf.not_a_digit.decision import Decision
 from mnist_tf.plan import Plan
 from mnist_tf.reporting.evaluation import Report
 from mnist_tf.training.run_state import EarlyStopping

@@ -21,8 +21,9 @@ from mnist_tf.config import Config
 from mnist_tf.data import pipeline, sources
 from mnist_tf.data.pipeline import normalize_images
 from mnist_tf.errors import MnistTfError
-from mnist_tf.export import classifier, decision, litert, publish
+from mnist_tf.export import classifier, litert, publish
 from mnist_tf.files import write_json_atomic
+from mnist_tf.not_a_digit import decision
 from mnist_tf.plan import Plan, prepare
 from mnist_tf.reporting import evaluation
 from mnist_tf.reporting.console import ConsoleReporter, RunStart, header

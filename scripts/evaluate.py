@@ -4,8 +4,9 @@ their ensemble (the mean of their probabilities).
 Prints accuracy, per-class precision and recall, the confusion matrix and the most confident mistakes, and how
 calibrated the probabilities are and how many test digits the model accepts as digits; the data set is the one
 the model was trained on unless the data flags say otherwise. `--ood` measures "not a digit" on other sets
-(mnist_tf/data/ood.py): AUROC against MNIST test, the false-positive rate at 95% acceptance of MNIST test, and the
-share the model's own threshold accepts; with the model's int8 LiteRT file beside it, how often its decision agrees.
+(mnist_tf/not_a_digit/ood.py, measured by not_a_digit/detection.py): AUROC against MNIST test, the false-positive
+rate at 95% acceptance of MNIST test, and the share the model's own threshold accepts; with the model's int8 LiteRT
+file beside it, how often its decision agrees.
 
 python scripts/evaluate.py --saved_model=saved_models/lenet            # its highest version
 python scripts/evaluate.py --model_dir=runs/lenet/20261122-101500 --report=report.json
@@ -25,11 +26,13 @@ from absl import flags
 from PIL import Image
 
 from mnist_tf.config import Config
-from mnist_tf.data import ood, sources
+from mnist_tf.data import sources
 from mnist_tf.errors import MnistTfError
-from mnist_tf.export import classifier, decision, litert
-from mnist_tf.export.decision import ACCEPT_ALL, Decision
+from mnist_tf.export import classifier, litert
 from mnist_tf.files import write_json_atomic
+from mnist_tf.not_a_digit import decision, ood
+from mnist_tf.not_a_digit import detection as detection_lib
+from mnist_tf.not_a_digit.decision import ACCEPT_ALL, Decision
 from mnist_tf.reporting import evaluation, figures
 
 flags.DEFINE_list(
@@ -61,11 +64,7 @@ def main(argv: list[str]) -> None:
     if unknown:  # before minutes of evaluation
         raise MnistTfError(f"--ood={unknown[0]!r} is not one of: {', '.join(ood.SETS)}")
     models = [classifier.load(path) for path in ([FLAGS.model_dir] if FLAGS.model_dir else FLAGS.saved_model)]
-    trained_with = models[0].config
-    options = {
-        name: getattr(FLAGS, name) if FLAGS[name].present else trained_with.get(name, getattr(FLAGS, name))
-        for name in common.DATA_FLAGS
-    }
+    options = data_options(models[0].config)
     data = sources.load_for(Config(**options, validation_size=0).resolve())  # no split held out
     test = data.test
     members = {
@@ -82,7 +81,13 @@ def main(argv: list[str]) -> None:
     # log(calibrated p) * T is the model's own logits, up to a constant per image: "before" needs no second model.
     confidence = decision.confidence(np.log(np.maximum(probabilities, 1e-30)) * chosen.temperature, test.labels, chosen)
     print(confidence_line(confidence, chosen))
-    detection = detect(models[0], chosen, test, probabilities) if FLAGS.ood else {}
+    detection = {}
+    if FLAGS.ood:  # with the int8 LiteRT file beside the SavedModel, how often its decision agrees
+        model, int8 = models[0], models[0].litert_int8
+        int8_model = litert.LiteRtModel.from_file(int8).probabilities if int8 else None
+        detection = detection_lib.detect(
+            model.probabilities, chosen, test, probabilities, FLAGS.ood, int8_model, FLAGS.fashion_dir, FLAGS.batch_size
+        )
     if FLAGS.figures:
         draw_figures(Path(FLAGS.figures), report, test, confidence["reliability"])
     if FLAGS.report:
@@ -101,6 +106,14 @@ def main(argv: list[str]) -> None:
             },
         )
         print(f"report: {FLAGS.report}")
+
+
+def data_options(trained_with: dict[str, Any]) -> dict[str, Any]:
+    """The data flags given, else the data the model was trained on."""
+    return {
+        name: getattr(FLAGS, name) if FLAGS[name].present else trained_with.get(name, getattr(FLAGS, name))
+        for name in common.DATA_FLAGS
+    }
 
 
 def announce(members: dict[str, np.ndarray], test: sources.Split, dataset: str) -> str:
@@ -126,48 +139,6 @@ def confidence_line(confidence: dict[str, Any], chosen: Decision) -> str:
         f"({chosen.temperature:.2f}), {confidence['calibration_error']:.2%} after · "
         f"not a digit below p={chosen.threshold_probability:.3f}: {accepted}"
     )
-
-
-def detect(
-    model: classifier.Classifier, chosen: Decision, test: sources.Split, probabilities: np.ndarray
-) -> dict[str, Any]:
-    """Per --ood set: AUROC against MNIST test, FPR at 95% acceptance of it, the share accepted at the model's own
-    threshold (and accuracy, for digits), and with an int8 file the share of its decisions that agree."""
-    int8 = litert.LiteRtModel.from_file(model.litert_int8) if model.litert_int8 else None
-    reference = decision.from_probabilities(probabilities)
-    sets = {"mnist_test": ood.OodSet("mnist_test", test.images, test.labels)}
-    sets.update({name: ood.load(name, test, FLAGS.fashion_dir) for name in FLAGS.ood})
-    print(f"not a digit: {'set':<12} {'AUROC':>7} {'FPR@95':>7} {'accepted':>9} {'accuracy':>9}  int8 agrees")
-    results = {}
-    for name, one in sets.items():
-        if name == "mnist_test":
-            predicted = probabilities
-        else:
-            predicted = evaluation.predict_in_batches(model.probabilities, one.images, FLAGS.batch_size)
-        scores = decision.from_probabilities(predicted)
-        accepted = scores >= chosen.threshold
-        row: dict[str, Any] = {"images": len(one.images), "accepted": float(np.mean(accepted))}
-        if one.digits:
-            right = predicted.argmax(axis=1) == one.labels
-            row["accuracy"] = float(np.mean(right))
-            row["accepted_accuracy"] = float(np.mean(right[accepted])) if accepted.any() else None
-        else:
-            row["auroc"] = evaluation.auroc(reference, scores)
-            row["fpr_at_95"] = evaluation.false_positive_rate(reference, scores, 0.95)
-        if int8:
-            int8_accepted = decision.from_probabilities(int8.probabilities(one.images)) >= chosen.threshold
-            row["int8_agreement"] = float(np.mean(int8_accepted == accepted))
-        results[name] = row
-        print(
-            f"             {name:<12} {_number(row.get('auroc'), '.3f'):>7} {_number(row.get('fpr_at_95')):>7} "
-            f"{_number(row['accepted']):>9} {_number(row.get('accepted_accuracy')):>9}  "
-            f"{_number(row.get('int8_agreement')):>11}"
-        )
-    return results
-
-
-def _number(value: float | None, style: str = ".2%") -> str:
-    return "-" if value is None else format(value, style)
 
 
 def draw_figures(folder: Path, report: evaluation.Report, test: sources.Split, reliability: dict[str, list]) -> None:

@@ -21,7 +21,8 @@ from absl import flags
 
 from mnist_tf.data import sources
 from mnist_tf.errors import MnistTfError
-from mnist_tf.export import decision, ensemble, litert, publish
+from mnist_tf.export import ensemble, litert, publish
+from mnist_tf.not_a_digit import decision
 
 flags.DEFINE_list(
     "model_dir",

@@ -4,7 +4,7 @@ a LiteRT file of one, by class name.
 Takes PNG, JPEG, GIF (its first frame) or BMP files of any size up to 67 megapixels: grayscale, RGB or RGBA, dark
 ink on light paper or light on dark. A file that is none of these, or damaged, is one line on stderr; the others
 are still answered, and the exit status is 1. An image the model does not take for a digit (its is_digit output:
-mnist_tf/export/decision.py) is answered "not a digit?" ("none of the classes?" for other data), with its likeliest
+mnist_tf/not_a_digit/decision.py) is answered "not a digit?" ("none of the classes?" for other data), with its likeliest
 classes after it.
 The SavedModel's `image_bytes` signature turns each into an MNIST-style 28x28 image inside its own graph
 (mnist_tf/data/preprocess.py), exactly as it does for a TF Serving client; for a `.tflite` file the same

@@ -11,8 +11,9 @@ import pytest
 import tensorflow as tf
 from conftest import make_digits
 
-from mnist_tf.export import decision, saved_model
-from mnist_tf.export.decision import Decision
+from mnist_tf.export import saved_model
+from mnist_tf.not_a_digit import decision
+from mnist_tf.not_a_digit.decision import Decision
 from mnist_tf.reporting import evaluation
 
 

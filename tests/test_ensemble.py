@@ -15,7 +15,8 @@ from script_runs import run_script
 from mnist_tf.config import Config
 from mnist_tf.data import sources
 from mnist_tf.errors import MnistTfError
-from mnist_tf.export import decision, ensemble, from_run, litert, saved_model
+from mnist_tf.export import ensemble, from_run, litert, saved_model
+from mnist_tf.not_a_digit import decision
 from mnist_tf.training import build
 
 

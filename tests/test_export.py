@@ -22,7 +22,7 @@ from mnist_tf.config import Config
 from mnist_tf.data import preprocess
 from mnist_tf.errors import MnistTfError
 from mnist_tf.export import from_run, saved_model, warmup
-from mnist_tf.export.decision import Decision
+from mnist_tf.not_a_digit.decision import Decision
 from mnist_tf.training import build, run_state
 
 SAVED_MODEL_CLI = str(Path(sys.executable).parent / "saved_model_cli")

@@ -18,6 +18,7 @@ STAGES = (
     ("recipes",),
     ("plan",),
     ("reporting",),
+    ("not_a_digit",),
     ("training",),
     ("export",),
     ("results", "run"),

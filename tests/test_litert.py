@@ -18,7 +18,7 @@ from mnist_tf.config import Config
 from mnist_tf.data.sources import Split
 from mnist_tf.errors import MnistTfError
 from mnist_tf.export import litert, publish
-from mnist_tf.export.decision import Decision, from_probabilities
+from mnist_tf.not_a_digit.decision import Decision, from_probabilities
 from mnist_tf.training import build
 
 pytestmark = requires_module("ai_edge_litert")

@@ -10,10 +10,11 @@ import pytest
 import tensorflow as tf
 from conftest import REAL_MNIST, make_digits, mnist_mlp_config, quiet_run, requires_real_mnist
 
-from mnist_tf.data import idx, not_digits, ood
+from mnist_tf.data import idx
 from mnist_tf.data.augment import Distortion
 from mnist_tf.data.sources import Split
 from mnist_tf.nn import losses
+from mnist_tf.not_a_digit import not_digits, ood
 
 DIGITS = make_digits(50, seed=3)[0][..., np.newaxis]
 

@@ -96,7 +96,7 @@ def test_a_missing_saved_model_is_one_line(tmp_path):
 @requires_real_mnist
 @requires_real_mnist
 def test_a_letter_is_not_a_digit_with_its_likeliest_digit_after_it(mnist_saved_model, tmp_path):
-    from mnist_tf.data import not_digits
+    from mnist_tf.not_a_digit import not_digits
 
     fonts = not_digits.font_files(held_out=True) or not_digits.font_files()
     rng = np.random.default_rng(0)

@@ -24,9 +24,10 @@ import pytest
 import tensorflow as tf
 from conftest import REAL_MNIST, REPO, quiet_run, requires_module, requires_real_mnist
 
-from mnist_tf.data import folder, idx, not_digits, preprocess, sources
+from mnist_tf.data import folder, idx, preprocess, sources
 from mnist_tf.export import litert
-from mnist_tf.export.decision import Decision, from_probabilities
+from mnist_tf.not_a_digit import not_digits
+from mnist_tf.not_a_digit.decision import Decision, from_probabilities
 
 CHROMIUM = shutil.which("chromium")
 LITERT_JS = REPO / "web" / "node_modules" / "@litertjs" / "core"

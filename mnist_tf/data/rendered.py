@@ -1,5 +1,5 @@
 """Digits that are not MNIST's, drawn, to see how a model copes with other handwriting (scripts/render_digits.py
-writes them as files). Kept apart from what training draws (data/not_digits.py): a model is never trained on these.
+writes them as files). Kept apart from what training draws (not_a_digit/not_digits.py): no model trains on these.
 
 Two kinds, off-center and at several sizes, dark ink on white paper:
   strokes  pen strokes along hand-drawn paths of each digit: thin mouse lines to thick marker, slanted both ways
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from mnist_tf.data.not_digits import smooth
+from mnist_tf.data.strokes import smooth
 
 CANVAS = 200
 # Each digit as pen strokes in a unit box (x right, y down), as one might draw it with a mouse.

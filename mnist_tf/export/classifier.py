@@ -23,8 +23,9 @@ import tensorflow as tf
 from mnist_tf.config import Config
 from mnist_tf.data import preprocess, sources
 from mnist_tf.errors import MnistTfError, assertion_message, first_line
-from mnist_tf.export import decision, from_run, litert, saved_model
-from mnist_tf.export.decision import Decision
+from mnist_tf.export import from_run, litert, saved_model
+from mnist_tf.not_a_digit import decision
+from mnist_tf.not_a_digit.decision import Decision
 from mnist_tf.training import build, run_state
 
 Pixels = Callable[[np.ndarray], np.ndarray]  # uint8 [N, rows, cols, 1] -> calibrated probabilities [N, classes]
@@ -49,7 +50,7 @@ class Classifier:
 
     @property
     def decision(self) -> Decision:
-        """Its calibration (temperature) and its not-a-digit threshold (mnist_tf/export/decision.py)."""
+        """Its calibration (temperature) and its not-a-digit threshold (mnist_tf/not_a_digit/decision.py)."""
         return self._decision()
 
 

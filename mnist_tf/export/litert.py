@@ -42,8 +42,8 @@ from mnist_tf.data.pipeline import normalize_images
 from mnist_tf.data.sources import Split, Splits
 from mnist_tf.errors import MnistTfError, first_line
 from mnist_tf.export import saved_model
-from mnist_tf.export.decision import Decision, from_probabilities
 from mnist_tf.files import write_json_atomic
+from mnist_tf.not_a_digit.decision import Decision, from_probabilities
 from mnist_tf.reporting import evaluation
 from mnist_tf.training import build
 

@@ -18,7 +18,7 @@ from mnist_tf.config import Config
 from mnist_tf.data.sources import Splits
 from mnist_tf.errors import MnistTfError, first_line
 from mnist_tf.export import litert, saved_model
-from mnist_tf.export.decision import Decision
+from mnist_tf.not_a_digit.decision import Decision
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,7 +7,7 @@ Signatures (preprocessing is inside the graph: clients send raw pixels or image 
                    digit_score float32 [batch] (log-odds of the top probability), is_digit bool [batch]
   image_bytes      image_bytes   string [batch]   encoded PNG/JPEG/GIF/BMP up to 67 megapixels, either polarity
                 -> the same five, and preprocessed uint8 [batch, rows, cols]: what the model saw
-(`export.decision` says what digit_score and is_digit mean, and how they are fitted.)
+(`not_a_digit.decision` says what digit_score and is_digit mean, and how they are fitted.)
 
 Beside the SavedModel, `assets.extra/` holds `tf_serving_warmup_requests` (TF Serving replays them at load, so the
 first real request is not slow) and `mnist_tf.json` (how the model was trained, and its decision: temperature and
@@ -32,7 +32,7 @@ from mnist_tf.data.pipeline import normalize_images
 from mnist_tf.data.sources import DIGITS
 from mnist_tf.errors import MnistTfError, first_line
 from mnist_tf.export import warmup
-from mnist_tf.export.decision import ACCEPT_ALL, Decision, outputs
+from mnist_tf.not_a_digit.decision import ACCEPT_ALL, Decision, outputs
 
 SERVING_DEFAULT = "serving_default"
 IMAGE_BYTES = "image_bytes"

@@ -4,7 +4,7 @@ The step (`trainer.Trainer.loss_and_gradients`) is the method: forward, the glob
 adds to it through two seams, built here from its `Config`:
 
   inputs       the batch as the model trains on it: the digits distorted (`--augment`, data/augment.py), then this
-               replica's not-digit images after them (`--not_digits`, data/not_digits.py)
+               replica's not-digit images after them (`--not_digits`, not_a_digit/not_digits.py)
   loss         each digit's loss: `--loss`, or cross-entropy against label-smoothed targets (`--label_smoothing`)
   loss terms   added to the global batch's loss, by name: outlier exposure (a flat answer to the not-digit images,
                `--not_digit_weight`) and weight decay (`--weight_decay`)
@@ -21,9 +21,10 @@ import tensorflow as tf
 
 from mnist_tf import distribute
 from mnist_tf.config import Config
-from mnist_tf.data import augment, not_digits
+from mnist_tf.data import augment
 from mnist_tf.data.sources import Split
 from mnist_tf.nn import losses
+from mnist_tf.not_a_digit import not_digits
 
 Inputs = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]  # (this replica's digits, step) -> the images it trains on
 PerExampleLoss = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]  # (labels, logits) -> each example's loss
@@ -58,7 +59,7 @@ class Extras:
             draw = functools.partial(
                 not_digits.draw, bank, per_replica, seed=config.seed, distortion=distortion, portable=portable
             )
-            terms["outlier_exposure"] = outlier_exposure(config.not_digit_weight, per_replica * replicas)
+            terms["outlier_exposure"] = not_digits.outlier_exposure(config.not_digit_weight, per_replica * replicas)
         if config.weight_decay:
             terms["weight_decay"] = weight_decay(config.weight_decay, model)
         smoothed = config.label_smoothing and losses.label_smoothed_cross_entropy(config.label_smoothing)
@@ -87,17 +88,6 @@ def batch_inputs(distort: Distort | None, draw: Draw | None) -> Inputs:
         return images
 
     return inputs
-
-
-def outlier_exposure(weight: float, global_count: int) -> LossTerm:
-    """A flat answer to what is not a digit (Hendrycks et al. 2019): the not-digit images' cross-entropy to the
-    uniform distribution, averaged over the `global_count` of them in a global batch, times `weight`."""
-
-    def term(outputs: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
-        flat = losses.cross_entropy_to_uniform(outputs[tf.shape(labels)[0] :])
-        return weight * tf.nn.compute_average_loss(flat, global_batch_size=global_count)
-
-    return term
 
 
 def weight_decay(rate: float, model: keras.Model) -> LossTerm:

@@ -14,9 +14,10 @@ import dataclasses
 
 import numpy as np
 
-from mnist_tf.data import handwriting, idx, not_digits
+from mnist_tf.data import idx
 from mnist_tf.data.sources import Split
 from mnist_tf.errors import MnistTfError
+from mnist_tf.not_a_digit import handwriting, not_digits
 
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist
 SETS = ("fashion", "fonts", "ambiguous", "noise", "handwriting")

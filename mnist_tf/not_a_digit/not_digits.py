@@ -27,6 +27,8 @@ import tensorflow as tf
 from PIL import Image, ImageDraw, ImageFont
 
 from mnist_tf.data import augment, preprocess
+from mnist_tf.data.strokes import smooth
+from mnist_tf.nn import losses
 
 FONTS_DIR = "/usr/share/fonts"
 HELD_OUT_FAMILY = "Liberation"  # evaluation's glyphs; training draws those of every other font installed
@@ -81,18 +83,6 @@ def scribbles(rng: np.random.Generator, count: int) -> np.ndarray:
             draw.line([tuple(p) for p in smooth(points)], fill=255, width=width, joint="curve")
         images.append(np.asarray(canvas, np.float32) / 255)
     return np.stack(images)
-
-
-def smooth(points: np.ndarray, per_segment: int = 8) -> np.ndarray:
-    """A Catmull-Rom curve through `points`: how a hand moves between them."""
-    padded = np.concatenate([points[:1], points, points[-1:]])
-    t = np.linspace(0, 1, per_segment, endpoint=False)[:, None]
-    curve = []
-    for p0, p1, p2, p3 in zip(padded, padded[1:], padded[2:], padded[3:], strict=False):
-        curve.append(
-            0.5 * (2 * p1 + (p2 - p0) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t**2 + (3 * p1 - p0 - 3 * p2 + p3) * t**3)
-        )
-    return np.concatenate([*curve, points[-1:]])
 
 
 def shapes(rng: np.random.Generator, count: int) -> np.ndarray:
@@ -205,6 +195,17 @@ def draw(
     picks = tf.random.stateless_uniform([count * replicas], seed=key, maxval=tf.shape(bank)[0], dtype=tf.int32)
     images = tf.cast(tf.gather(bank, picks[index * count : (index + 1) * count]), tf.float32) / 255.0
     return augment.augment(images, seed=seed ^ _SALT, step=step, distortion=distortion, portable=portable)
+
+
+def outlier_exposure(weight: float, global_count: int) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
+    """A flat answer to what is not a digit (Hendrycks et al. 2019): the not-digit images' cross-entropy to the
+    uniform distribution, averaged over the `global_count` of them in a global batch, times `weight`."""
+
+    def term(outputs: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+        flat = losses.cross_entropy_to_uniform(outputs[tf.shape(labels)[0] :])
+        return weight * tf.nn.compute_average_loss(flat, global_batch_size=global_count)
+
+    return term
 
 
 @functools.cache
