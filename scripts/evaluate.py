@@ -32,7 +32,7 @@ from mnist_tf.export import classifier, litert
 from mnist_tf.files import write_json_atomic
 from mnist_tf.not_a_digit import decision, ood
 from mnist_tf.not_a_digit import detection as detection_lib
-from mnist_tf.not_a_digit.decision import ACCEPT_ALL, Decision
+from mnist_tf.not_a_digit.decision import Decision
 from mnist_tf.reporting import evaluation, figures
 
 flags.DEFINE_list(
@@ -76,8 +76,7 @@ def main(argv: list[str]) -> None:
     report = evaluation.report(test.labels, probabilities, FLAGS.num_mistakes)
     for line in report.lines(data.class_names):
         print(line)
-    # An ensemble of exports has no decision of its own: export it (scripts/export.py) to fit one.
-    chosen = models[0].decision if len(models) == 1 else ACCEPT_ALL
+    chosen = (models[0] if len(models) == 1 else classifier.ensemble(models)).decision
     # log(calibrated p) * T is the model's own logits, up to a constant per image: "before" needs no second model.
     confidence = decision.confidence(np.log(np.maximum(probabilities, 1e-30)) * chosen.temperature, test.labels, chosen)
     print(confidence_line(confidence, chosen))

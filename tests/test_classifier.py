@@ -56,6 +56,17 @@ def test_every_kind_of_trained_model_opens_and_answers_as_its_export(trained_len
     assert opened["SavedModel"].litert_int8 and opened["SavedModel"].litert_int8.endswith("int8.tflite")
 
 
+def test_an_ensemble_answers_with_its_members_mean_and_accepts_every_image(trained_lenet, exported_run):
+    images, _ = idx.load_split(trained_lenet["flags"]["data_dir"], "test")
+    pixels, files = images[:6, ..., np.newaxis], [_png(image) for image in images[:2]] + [b"not an image"]
+    members = [classifier.load(artifacts(trained_lenet)["SavedModel"]), classifier.load(exported_run["export_dir"])]
+    both = classifier.ensemble(members)
+    assert both.kind == "ensemble" and both.decision.threshold == -np.inf and both.class_names == DIGITS
+    np.testing.assert_allclose(both.probabilities(pixels), np.mean([m.probabilities(pixels) for m in members], 0))
+    answers = both.answer_files(files)
+    assert all(bool(answer["is_digit"]) for answer in answers[:2]) and isinstance(answers[2], str)
+
+
 def test_a_file_its_preprocessing_refuses_is_one_line_among_the_answers(trained_lenet):
     export = classifier.load(artifacts(trained_lenet)["SavedModel"])
     answers = export.answer_files([_png(np.zeros((28, 28), np.uint8)), b"not an image"])

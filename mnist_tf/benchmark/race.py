@@ -142,24 +142,7 @@ def _race(
     with Processes(config, total_steps) as processes:
         for contender, startup in processes.startup.items():
             results[contender].startup_seconds = startup
-        done, turn = 0, 0
-        while done < planned:
-            steps = min(segment, planned - done)
-            order = processes.rotated(turn)  # each contender goes first, second, third equally often
-            for process in order:
-                results[process.name].train_steps.append(steps)
-                results[process.name].train_seconds.append(process.call("train", steps))
-            for process in order:
-                accuracy, seconds = process.call("evaluate")
-                results[process.name].accuracies.append(accuracy)
-                results[process.name].eval_seconds.append(seconds)
-            done, turn = done + steps, turn + 1
-            log(
-                f"  step {done}/{planned}: "
-                + " · ".join(
-                    f"{r.name} {r.accuracies[-1]:.2%} at {sum(r.train_seconds):.1f}s" for r in results.values()
-                )
-            )
+        _take_turns(processes, results, planned, segment, log)
         for process, (peak_rss, first_step) in processes.stop():
             results[process.name].peak_rss_mb, results[process.name].first_step_seconds = peak_rss, first_step
     flops = roofline.flops_per_image(build.model(config, splits.image_shape))
@@ -197,6 +180,28 @@ def _ratios(summary: dict[str, Any], baseline: dict[str, Any]) -> dict[str, floa
         "time_to_target": round(baseline["seconds_to_target"] / summary["seconds_to_target"], 3) if reached else None,
         "peak_rss": round(summary["peak_rss_mb"] / baseline["peak_rss_mb"], 3),
     }
+
+
+def _take_turns(
+    processes: Processes, results: dict[str, ContenderResult], planned: int, segment: int, log: Callable[[str], None]
+) -> None:
+    """`planned` steps per contender, in turns of `segment` steps, each turn trained then evaluated by all."""
+    done, turn = 0, 0
+    while done < planned:
+        steps = min(segment, planned - done)
+        order = processes.rotated(turn)  # each contender goes first, second, third equally often
+        for process in order:
+            results[process.name].train_steps.append(steps)
+            results[process.name].train_seconds.append(process.call("train", steps))
+        for process in order:
+            accuracy, seconds = process.call("evaluate")
+            results[process.name].accuracies.append(accuracy)
+            results[process.name].eval_seconds.append(seconds)
+        done, turn = done + steps, turn + 1
+        log(
+            f"  step {done}/{planned}: "
+            + " · ".join(f"{r.name} {r.accuracies[-1]:.2%} at {sum(r.train_seconds):.1f}s" for r in results.values())
+        )
 
 
 def pipeline_images_per_second(split: Split, batch_size: int, seed: int, steps: int) -> float:

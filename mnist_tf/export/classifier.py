@@ -37,7 +37,7 @@ Files = Callable[[Sequence[bytes]], list[dict[str, np.ndarray] | str]]
 class Classifier:
     """A trained model, opened (`load`)."""
 
-    kind: str  # SavedModel, LiteRT file, run or checkpoint
+    kind: str  # SavedModel, LiteRT file, run, checkpoint or ensemble
     source: str  # what was opened, as lines name it: a version folder, a .tflite file, a run's checkpoint
     config: dict[str, Any]  # the settings it was trained with ({} where its files do not say)
     class_names: tuple[str, ...]
@@ -68,6 +68,28 @@ def load(path: str | os.PathLike) -> Classifier:
     if (path / run_state.CONFIG_FILE).is_file():
         return _run(path)
     return _saved_model(path)
+
+
+def ensemble(members: Sequence[Classifier]) -> Classifier:
+    """Several models as one: the mean of their probabilities. It has no decision of its own (every image is a
+    digit to it) until it is exported as one model (scripts/export.py fits one)."""
+    if len({member.class_names for member in members}) != 1:
+        raise MnistTfError("the members of an ensemble must have the same classes")
+
+    def probabilities(images: np.ndarray) -> np.ndarray:
+        return np.mean([member.probabilities(images) for member in members], axis=0)
+
+    def answer_files(files: Sequence[bytes]) -> list[dict[str, np.ndarray] | str]:
+        answers = []
+        for each in zip(*(member.answer_files(files) for member in members), strict=True):
+            refused = [answer for answer in each if isinstance(answer, str)]
+            mean = None if refused else np.mean([answer["probabilities"] for answer in each], axis=0)
+            answers.append(refused[0] if refused else {**each[0], "probabilities": mean, "is_digit": np.True_})
+        return answers
+
+    names, first = " + ".join(member.source for member in members), members[0]
+    accept_all = lambda: decision.ACCEPT_ALL  # noqa: E731  a decision as the others give theirs
+    return Classifier("ensemble", names, first.config, first.class_names, probabilities, answer_files, accept_all)
 
 
 def _saved_model(path: Path) -> Classifier:

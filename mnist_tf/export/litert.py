@@ -118,7 +118,13 @@ def export(
         "variants": verified,
         "seconds": 0.0,
     }
-    files = {name: f"{name}.tflite" for name, result in verified.items() if not result["refused"]}
+    return Export(target, _write(target, flatbuffers, report, started), "; ".join(refusals) or None)
+
+
+def _write(target: Path, flatbuffers: dict[str, bytes], report: dict[str, Any], started: float) -> dict[str, str]:
+    """The variants the report accepts, and the report, into `target` at once (a staging folder renamed): a
+    reader never sees half an export. Returns {variant: path}."""
+    files = {name: f"{name}.tflite" for name, result in report["variants"].items() if not result["refused"]}
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".tmp-{target.name}-"))
     try:
@@ -130,8 +136,7 @@ def export(
         staging.rename(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    paths = {name: os.fspath(target / file) for name, file in files.items()}
-    return Export(target, paths, "; ".join(refusals) or None)
+    return {name: os.fspath(target / file) for name, file in files.items()}
 
 
 def _answers(served: dict[str, tf.Tensor]) -> np.ndarray:

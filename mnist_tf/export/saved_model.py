@@ -105,7 +105,6 @@ def export_saved_model(
     target = base / str(version)
     if not claim_next and target.exists():
         raise MnistTfError(f"{target} already exists; versions are never overwritten")
-    rows, cols = model.input_shape[1:3]  # square in every data set here, as MNIST-style preprocessing makes them
     if len(class_names) != model.output_shape[-1]:
         raise MnistTfError(f"{len(class_names)} class names for a model of {model.output_shape[-1]} classes")
     try:
@@ -113,23 +112,31 @@ def export_saved_model(
     except OSError as e:
         raise MnistTfError(f"could not export the SavedModel to {target}: {first_line(e)}") from None
     try:
-        _archive(model, rows, cols, decision, class_names).write_out(os.fspath(staging), verbose=False)
-        extra = staging / "assets.extra"
-        extra.mkdir()
-        warmup.write_requests(extra / WARMUP_FILE, rows, cols, (SERVING_DEFAULT, IMAGE_BYTES))
-        metadata = {
-            **(metadata or {}),
-            "image_shape": list(model.input_shape[1:]),
-            "class_names": list(class_names),
-            "decision": decision.to_dict(),
-        }
-        (extra / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+        _write(staging, model, decision, class_names, metadata or {})
         target = _claim(staging, base, version, claim_next)
     except (OSError, tf.errors.OpError) as e:  # ours, or TensorFlow's own writes (variables, warmup records)
         raise MnistTfError(f"could not export the SavedModel to {target}: {first_line(e)}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def _write(
+    folder: Path, model: keras.Model, decision: Decision, class_names: tuple[str, ...], metadata: dict[str, Any]
+) -> None:
+    """The SavedModel with its signatures, and `assets.extra/`: TF Serving's warmup requests and our metadata."""
+    rows, cols = model.input_shape[1:3]  # square in every data set here, as MNIST-style preprocessing makes them
+    _archive(model, rows, cols, decision, class_names).write_out(os.fspath(folder), verbose=False)
+    extra = folder / "assets.extra"
+    extra.mkdir()
+    warmup.write_requests(extra / WARMUP_FILE, rows, cols, (SERVING_DEFAULT, IMAGE_BYTES))
+    metadata = {
+        **metadata,
+        "image_shape": list(model.input_shape[1:]),
+        "class_names": list(class_names),
+        "decision": decision.to_dict(),
+    }
+    (extra / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
 
 
 def _claim(staging: Path, base: Path, version: int, claim_next: bool) -> Path:
