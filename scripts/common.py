@@ -112,11 +112,20 @@ def run(main: Callable[[list[str]], None], positional_arguments: bool = False) -
     app.run(_one_line_errors(main, positional_arguments), flags_parser=_parse_flags)
 
 
+_HELP_FLAGS = ("-h", "-?", "--help", "--helpshort", "--helpfull", "--helpxml")
+
+
 def _parse_flags(argv: list[str]) -> list[str]:
     try:
         return flags.FLAGS(argv)
     except flags.Error as e:
         _exit(f"{e} (see --helpshort)", 2)
+    except SystemExit:  # absl's help flags print the help, then exit 1: asking for help is no failure
+        if not any(argument.split("=", 1)[0] in _HELP_FLAGS for argument in argv[1:]):
+            raise
+        _stop(0)
+    except BrokenPipeError:  # the help's reader went away (`--helpshort | head`)
+        _stop(0)
 
 
 def _one_line_errors(main: Callable[[list[str]], None], positional_arguments: bool) -> Callable[[list[str]], None]:
@@ -137,11 +146,20 @@ def _one_line_errors(main: Callable[[list[str]], None], positional_arguments: bo
             sys.exit(e.exit_code)
         except KeyboardInterrupt:  # Ctrl-C outside a training run's epochs (which save first): nothing to keep
             _exit("interrupted", 130)
-        except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as Unix tools do
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            sys.exit(1)
+        except BrokenPipeError:  # the reader went away (`| head`)
+            _stop(1)
 
     return wrapped
+
+
+def _stop(status: int) -> NoReturn:
+    """Exits with `status` once stdout is flushed; quietly, as Unix tools do, if its reader went away (`| head`):
+    Python's own flush at exit would fail on the closed pipe, with a traceback."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(status)
 
 
 def _exit(message: str, status: int) -> NoReturn:

@@ -30,6 +30,7 @@ from mnist_tf.data import preprocess
 from mnist_tf.data.sources import DIGITS
 from mnist_tf.errors import MnistTfError
 from mnist_tf.export import classifier
+from mnist_tf.files import make_dir
 
 flags.DEFINE_string(
     "saved_model",
@@ -73,6 +74,8 @@ def main(argv: list[str]) -> None:
     if not paths:
         raise app.UsageError("give one or more image files")
     model = classifier.load(FLAGS.saved_model)
+    if FLAGS.preprocessed_dir:  # before any image is read: a folder that cannot be made is the first thing to say
+        make_dir(FLAGS.preprocessed_dir, "--preprocessed_dir")
     width = max(len(path) for path in paths)
     answered = 0
     for start in range(0, len(paths), FLAGS.batch_size):  # one batch of files in memory at a time
@@ -96,9 +99,11 @@ def main(argv: list[str]) -> None:
 
 
 def save_preprocessed(image: np.ndarray, index: int, path: str) -> None:
-    folder = Path(FLAGS.preprocessed_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{index:04d}-{Path(path).stem}.png").write_bytes(tf.io.encode_png(image[..., tf.newaxis]).numpy())
+    file = Path(FLAGS.preprocessed_dir) / f"{index:04d}-{Path(path).stem}.png"
+    try:
+        file.write_bytes(tf.io.encode_png(image[..., tf.newaxis]).numpy())
+    except OSError as e:
+        raise MnistTfError(f"cannot write {file}: {e.strerror}") from None
 
 
 if __name__ == "__main__":

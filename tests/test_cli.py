@@ -171,8 +171,20 @@ def test_no_network_and_no_data_fails_fast_with_the_fix(tmp_path):
     assert "Traceback" not in process.stderr
 
 
+@pytest.mark.slow  # a new Python process whose reader goes away, as `| head` does
+def test_help_into_a_closed_pipe_stops_quietly():
+    process = subprocess.Popen(
+        [*TRAIN, "--helpshort"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO,
+    )  # fmt: skip
+    process.stdout.close()  # gone before the help is written
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0 and b"Traceback" not in stderr and b"BrokenPipe" not in stderr, stderr
+
+
 def test_helpshort_lists_the_flags():
     process = run_train("--helpshort")
+    assert process.returncode == 0  # asked for: no failure
     for flag in (
         "--model",
         "--dataset",

@@ -86,6 +86,14 @@ def test_one_bad_file_does_not_stop_the_others(exported_run, tmp_path):
     ]
 
 
+def test_a_preprocessed_dir_that_is_a_file_is_one_line(exported_run, tmp_path):
+    taken = tmp_path / "taken"
+    taken.write_text("a file, not a folder")
+    result = predict(f"--saved_model={exported_run['export_dir']}", f"--preprocessed_dir={taken}", str(taken))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [f"error: cannot create --preprocessed_dir {taken}: File exists"]
+
+
 def test_a_missing_saved_model_is_one_line(tmp_path):
     result = predict(f"--saved_model={tmp_path / 'nothing'}", str(tmp_path / "x.png"))
     assert result.returncode == 1

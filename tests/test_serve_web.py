@@ -71,6 +71,14 @@ def test_serves_nothing_else(url, path):
     assert get(f"{url}{path}")[0] == 404
 
 
+@pytest.mark.parametrize("path", ["/%00", "/index.html%00.js", "/models/%00.tflite"])
+def test_a_path_with_a_null_byte_is_a_bad_request_in_one_log_line(url, path, capsys):
+    assert get(f"{url}{path}")[0] == 400
+    assert get(f"{url}/models/int8.tflite")[0] == 200  # still serving
+    logged = capsys.readouterr().err
+    assert "Traceback" not in logged and len(logged.strip().splitlines()) == 1 and '" 400 ' in logged, logged
+
+
 def test_the_served_report_carries_no_local_paths(export, url):
     report = {
         "saved_model": str(export.parent / "saved_models" / "lenet" / "2"),

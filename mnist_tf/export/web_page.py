@@ -56,6 +56,9 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
     def send_head(self) -> Any:
         path = self._path()
+        if "\x00" in path:  # no file name holds one (the file system refuses it): a bad request, answered
+            self.send_error(HTTPStatus.BAD_REQUEST, "a path with a null byte")
+            return None
         name = path.removeprefix(MODELS)
         if path.startswith(MODELS) and not _is_served(name):
             self.send_error(HTTPStatus.NOT_FOUND)
