@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +107,24 @@ def test_a_path_that_is_no_trained_model_is_one_line(tmp_path):
     with pytest.raises(MnistTfError, match="a checkpoint outside a run folder"):
         (tmp_path / "ckpt-1.index").write_bytes(b"")
         classifier.load(tmp_path / "ckpt-1")
+
+
+def test_a_truncated_checkpoint_or_saved_model_is_one_line(trained_lenet, tmp_path):
+    """Files cut short (a full disk, a copy interrupted): TensorFlow's readers raise IndexError on them."""
+    run_dir, version_dir = Path(trained_lenet["flags"]["model_dir"]), Path(trained_lenet["export_dir"])
+    copies = {"run": tmp_path / "run", "saved_model": tmp_path / "saved_model"}
+    shutil.copytree(run_dir, copies["run"])
+    shutil.copytree(version_dir, copies["saved_model"])
+    prefix = tf.train.latest_checkpoint(copies["run"] / "checkpoints")
+    for data in [
+        Path(f"{prefix}.data-00000-of-00001"),
+        copies["saved_model"] / "variables" / "variables.data-00000-of-00001",
+    ]:
+        data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+    with pytest.raises(MnistTfError, match="cannot read the checkpoint"):
+        classifier.load(prefix)
+    with pytest.raises(MnistTfError, match="cannot load the SavedModel at"):
+        classifier.load(copies["saved_model"])
 
 
 def _png(image: np.ndarray) -> bytes:

@@ -88,11 +88,32 @@ def test_a_bad_file_is_one_line_and_skipped_a_class_with_none_is_an_error(tmp_pa
         folder.load(tmp_path / "data", note=lambda line: None)
 
 
+def test_one_class_or_no_test_split_is_one_line_before_training(tmp_path):
+    write_class(tmp_path / "one" / "7", 5, seed=1)
+    with pytest.raises(MnistTfError, match=r"one: one class folder \(7\); a classifier needs two or more"):
+        folder.load(tmp_path / "one", note=lambda line: None)
+    for name in "01":
+        write_class(tmp_path / "tiny" / name, 1, seed=int(name))
+    with pytest.raises(MnistTfError, match="tiny: too few images to hold out a test split"):
+        folder.load(tmp_path / "tiny", note=lambda line: None)
+
+
+def test_file_names_that_are_not_utf8_load_and_print(tmp_path, capsys):
+    """Linux file names are bytes: an image named b"\xff\xfe.png" trains, a bad one is a printable line."""
+    write_class(tmp_path / "data" / "0", 3, seed=1)
+    paths = write_class(tmp_path / "data" / "1", 3, seed=2)
+    os.rename(paths[0], os.fsdecode(os.fsencode(tmp_path / "data" / "1") + b"/\xff\xfe.png"))
+    (tmp_path / "data" / os.fsdecode(b"1/\xfd.png")).write_bytes(b"not an image")
+    loaded = folder.load(tmp_path / "data", note=print)
+    assert loaded.skipped == 1 and len(loaded.train[0]) + len(loaded.test[0]) == 6
+    assert f"skipped {tmp_path / 'data' / '1' / chr(0xFFFD)}.png: {preprocess.NOT_AN_IMAGE}" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     "make, message",
     [
         (lambda root: root.mkdir(), "no class folders"),
-        (lambda root: (root / "a").mkdir(parents=True), "no usable image .* in any class folder"),
+        (lambda root: [(root / name).mkdir(parents=True) for name in "ab"], "no usable image .* in any class folder"),
         (lambda root: None, "is not a folder"),
     ],
 )
@@ -103,8 +124,9 @@ def test_a_folder_without_images_is_one_error(tmp_path, make, message):
 
 
 def test_train_and_test_must_have_the_same_classes(tmp_path):
-    write_class(tmp_path / "data" / "train" / "a", 2, seed=1)
-    write_class(tmp_path / "data" / "test" / "b", 2, seed=1)
+    for part, names in (("train", "ac"), ("test", "bc")):
+        for name in names:
+            write_class(tmp_path / "data" / part / name, 2, seed=1)
     with pytest.raises(MnistTfError, match="train/ and test/ must have the same class folders"):
         folder.load(tmp_path / "data")
 
@@ -131,11 +153,12 @@ def test_the_cache_serves_a_second_load_and_a_changed_file_invalidates_it(tmp_pa
 
 def test_an_unwritable_cache_is_a_note_not_a_failure(tmp_path, monkeypatch):
     write_class(tmp_path / "data" / "x", 2, seed=1)
+    write_class(tmp_path / "data" / "y", 2, seed=2)
     (tmp_path / "file").write_text("")
     monkeypatch.setenv(folder.CACHE_DIR_ENV, str(tmp_path / "file" / "cache"))  # under a file: cannot exist
     lines = []
     loaded = folder.load(tmp_path / "data", note=lines.append)
-    assert len(loaded.train[0]) + len(loaded.test[0]) == 2
+    assert len(loaded.train[0]) + len(loaded.test[0]) == 4
     assert lines and lines[0].startswith("note: could not cache the decoded images")
 
 

@@ -55,6 +55,8 @@ def load(directory: str | os.PathLike, note: Callable[[str], None] = print) -> L
     root = _root(Path(directory))
     split = _is_split(root)
     names = class_names(root)
+    if len(names) < 2:  # nothing to tell apart: refused before any image is read
+        raise MnistTfError(f"{root}: one class folder ({names[0]}); a classifier needs two or more, one per class")
     if split and _classes(root / "test") != names:
         raise MnistTfError(
             f"{root}: train/ and test/ must have the same class folders, got {', '.join(names)} and "
@@ -80,6 +82,11 @@ def load(directory: str | os.PathLike, note: Callable[[str], None] = print) -> L
         train, test = ((decoded[s]["images"], decoded[s]["labels"]) for s in SPLITS)
     else:
         train, test = _split(decoded["all"]["images"], decoded["all"]["labels"])
+        if not len(test[1]):
+            raise MnistTfError(
+                f"{root}: too few images to hold out a test split (a class gives one of two or more); add images, "
+                "or give train/ and test/ folders"
+            )
     return Loaded(names, train, test, len(skipped), cached)
 
 
@@ -124,8 +131,14 @@ def _fingerprint(root: Path, files: dict[str, list[tuple[str, int]]]) -> str:
         directory = _part_dir(root, part)
         for relative, label in part_files:
             stat = (directory / relative).stat()
-            digest.update(f"{part}/{relative}\0{label}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+            line = f"{part}/{relative}\0{label}\0{stat.st_size}\0{stat.st_mtime_ns}\n"
+            digest.update(line.encode(errors="surrogateescape"))  # a file name's bytes, UTF-8 or not
     return digest.hexdigest()
+
+
+def _shown(path: Path) -> str:
+    """`path` as a line can print it: bytes that are not UTF-8 (a file name can hold any) as U+FFFD."""
+    return os.fsencode(path).decode(errors="replace")
 
 
 def _decode(directory: Path, files: list[tuple[str, int]]) -> dict[str, np.ndarray]:
@@ -137,7 +150,7 @@ def _decode(directory: Path, files: list[tuple[str, int]]) -> dict[str, np.ndarr
             images.append(preprocess.preprocess_file(path.read_bytes()))
             labels.append(label)
         except (MnistTfError, OSError) as e:
-            skipped.append(f"skipped {path}: {e.strerror if isinstance(e, OSError) else e}")
+            skipped.append(f"skipped {_shown(path)}: {e.strerror if isinstance(e, OSError) else e}")
     return {
         "images": np.array(images, np.uint8).reshape(-1, 28, 28, 1),
         "labels": np.array(labels, np.int64),

@@ -190,7 +190,7 @@ def _checkpoint(prefix: Path) -> Classifier:
     model = build.model(config, image_shape, len(class_names))
     try:
         tf.train.Checkpoint(model=model).restore(os.fspath(prefix)).expect_partial().assert_existing_objects_matched()
-    except (AssertionError, ValueError, tf.errors.OpError) as e:
+    except (AssertionError, ValueError, IndexError, tf.errors.OpError) as e:  # truncated data: IndexError
         raise MnistTfError(f"{prefix}: cannot read the checkpoint ({first_line(e)})") from None
     return _keras("checkpoint", model, config, class_names, str(prefix))
 

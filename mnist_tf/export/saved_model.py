@@ -63,7 +63,7 @@ def load(path: str | os.PathLike) -> tuple[Path, Any]:
     path = latest_version(path)
     try:
         return path, tf.saved_model.load(os.fspath(path))
-    except (OSError, ValueError, tf.errors.OpError) as e:
+    except (OSError, ValueError, IndexError, tf.errors.OpError) as e:  # a truncated variables file: IndexError
         raise MnistTfError(f"cannot load the SavedModel at {path}: {first_line(e)}") from None
 
 
