@@ -75,7 +75,9 @@ class Config:
     )
     tfds_data_dir: str | None = _setting(None, "tensorflow-datasets cache folder (default: tfds's own).")
     model_dir: str | None = _setting(
-        None, "Checkpoints, TensorBoard logs, results.json. Default: runs/<name>/<time>, named when the run starts."
+        None,
+        "Checkpoints, TensorBoard logs, results.json. Default: runs/<name>/<time>, named when the run starts (with "
+        "-2, -3 ... when other runs started in the same second).",
     )
     export_dir: str | None = _setting(
         "saved_models", "SavedModels go to <export_dir>/<name>/<version>; empty: no export."

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from pathlib import Path
 
 import tensorflow as tf
 
@@ -40,6 +41,7 @@ class Plan:
 
 def prepare(config: Config, note: Callable[[str], None] = print) -> Plan:
     """The plan of `config`'s run; `note` gets the data's lines (a folder's skipped files and its cache)."""
+    named = config.model_dir is None  # the run's folder is runs/<name>/<time>, named by resolve
     config = config.resolve()
     # First: the multi-worker and TPU strategies configure the runtime, which must precede other TF work.
     strategy = distribute.make_strategy(config.strategy, config.num_gpus, config.tpu)
@@ -55,4 +57,21 @@ def prepare(config: Config, note: Callable[[str], None] = print) -> Plan:
         raise MnistTfError(
             f"--profile_steps={config.profile_steps[1]} is past the run's last step, {config.epochs * steps_per_epoch}"
         )
+    if named and config.strategy != "multi_worker":  # (workers must agree on one folder: they are given it)
+        config = dataclasses.replace(config, model_dir=_new_folder(config.model_dir))
     return Plan(config, strategy, precision, splits, per_replica_batch, steps_per_epoch)
+
+
+def _new_folder(path: str) -> str:
+    """`path`, made here, or `path-2`, `path-3` ... when runs started in the same second took it (made atomically:
+    each run gets a folder of its own). Last in `prepare`: a run refused before it leaves no empty folder."""
+    candidate, number = path, 1
+    while True:
+        try:
+            Path(candidate).mkdir(parents=True)
+            return candidate
+        except FileExistsError:
+            number += 1
+            candidate = f"{path}-{number}"
+        except OSError as e:
+            raise MnistTfError(f"cannot create the run's folder {candidate}: {e.strerror}") from None

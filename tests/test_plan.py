@@ -41,6 +41,17 @@ def test_a_folders_share_of_not_digit_images_is_decided_once_its_classes_are_rea
     assert plan.config.not_digits == expected
 
 
+def test_runs_started_in_the_same_second_get_folders_of_their_own(idx_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("time.strftime", lambda form: "20261205-041900")  # the same second for both
+    config = Config(model="mlp", data_dir=str(idx_dir), validation_size=200)
+    first, second = (prepare(config, note=print).config.model_dir for _ in range(2))
+    assert (first, second) == ("runs/mlp/20261205-041900", "runs/mlp/20261205-041900-2")
+    assert (tmp_path / first).is_dir() and (tmp_path / second).is_dir()
+    given = prepare(dataclasses.replace(config, model_dir="mine"), note=print).config.model_dir
+    assert given == "mine" and not (tmp_path / "mine").exists()  # a folder the user names is made by the run
+
+
 def test_train_py_resolves_its_config_once(idx_dir, tmp_path, monkeypatch):
     resolved = []
     resolve = Config.resolve
