@@ -5,14 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from conftest import REPO
 
 from mnist_tf.data import preprocess
 
-pytestmark = pytest.mark.slow  # starts a Python process
 
-
+@pytest.mark.slow  # starts a Python process
 def test_writes_stroke_digits_of_every_style_in_both_polarities(tmp_path):
     done = subprocess.run(
         [sys.executable, REPO / "scripts" / "render_digits.py", f"--output_dir={tmp_path / 'out'}",
@@ -25,3 +25,16 @@ def test_writes_stroke_digits_of_every_style_in_both_polarities(tmp_path):
     assert sum(f.name.endswith("-dark.png") for f in files) == 90
     for file in files[::17]:
         preprocess.check_decodable(file.read_bytes())
+
+
+def test_the_digits_are_named_by_their_digit_and_drawn_dark_on_white():
+    from mnist_tf.data import rendered
+
+    fonts = "/usr/share/fonts/truetype/dejavu"
+    drawn = list(rendered.digits(np.random.default_rng(0), fonts))
+    expected = 10 * len(rendered.STROKE_WIDTHS) * len(rendered.SLANTS) + 10 * len(rendered.font_files(fonts))
+    assert len(drawn) == expected and len({name for name, _ in drawn}) == len(drawn)
+    for name, image in drawn[::7]:
+        pixels = np.asarray(image)
+        assert name[0] in "0123456789" and name.split("_")[1] in ("strokes", "fonts")
+        assert image.size == (rendered.CANVAS, rendered.CANVAS) and pixels.max() == 255 and pixels.min() < 64
