@@ -39,8 +39,9 @@ class Plan:
         return distribute.is_chief(self.strategy)
 
 
-def prepare(config: Config, note: Callable[[str], None] = print) -> Plan:
-    """The plan of `config`'s run; `note` gets the data's lines (a folder's skipped files and its cache)."""
+def prepare(config: Config, note: Callable[[str], None] = print, new_run: bool = True) -> Plan:
+    """The plan of `config`'s run; `note` gets the data's lines (a folder's skipped files and its cache). A
+    `new_run` makes its default folder; a tool that only reads the plan (scripts/profile_step.py) makes none."""
     named = config.model_dir is None  # the run's folder is runs/<name>/<time>, named by resolve
     config = config.resolve()
     # First: the multi-worker and TPU strategies configure the runtime, which must precede other TF work.
@@ -57,7 +58,7 @@ def prepare(config: Config, note: Callable[[str], None] = print) -> Plan:
         raise MnistTfError(
             f"--profile_steps={config.profile_steps[1]} is past the run's last step, {config.epochs * steps_per_epoch}"
         )
-    if named and config.strategy != "multi_worker":  # (workers must agree on one folder: they are given it)
+    if new_run and named and config.strategy != "multi_worker":  # (workers must agree on one folder: they are given it)
         config = dataclasses.replace(config, model_dir=_new_folder(config.model_dir))
     return Plan(config, strategy, precision, splits, per_replica_batch, steps_per_epoch)
 

@@ -22,7 +22,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv: list[str]) -> None:
-    plan = prepare(common.training_config())
+    plan = prepare(common.training_config(), new_run=False)  # profiles, writes no run
     config, train = plan.config, plan.splits.train
     trainer = Trainer.from_config(config, plan.strategy, train, total_steps=10_000)
     batches = iter(pipeline.train_dataset(train, config.batch_size, config.seed))

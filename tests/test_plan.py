@@ -48,6 +48,7 @@ def test_runs_started_in_the_same_second_get_folders_of_their_own(idx_dir, tmp_p
     first, second = (prepare(config, note=print).config.model_dir for _ in range(2))
     assert (first, second) == ("runs/mlp/20261205-041900", "runs/mlp/20261205-041900-2")
     assert (tmp_path / first).is_dir() and (tmp_path / second).is_dir()
+    assert prepare(config, note=print, new_run=False).config.model_dir == first  # named, but not made again
     given = prepare(dataclasses.replace(config, model_dir="mine"), note=print).config.model_dir
     assert given == "mine" and not (tmp_path / "mine").exists()  # a folder the user names is made by the run
 
