@@ -14,7 +14,7 @@ import math
 import time
 import types
 import typing
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from mnist_tf import distribute
@@ -251,6 +251,11 @@ class Config:
         "On a NaN/Inf loss: stop (exit non-zero, keeping the last good checkpoint) or skip the step's update.",
         choices=("stop", "skip"),
     )
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Config:
+        """A Config from its JSON form (a run's config.json, an export's metadata): lists back to tuples."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
     @property
     def name(self) -> str:

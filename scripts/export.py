@@ -12,22 +12,18 @@ of its members' probabilities, through the same two signatures (mnist_tf/export/
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import common
-import keras
 from absl import flags
 
-from mnist_tf.data import sources
 from mnist_tf.errors import MnistTfError
-from mnist_tf.export import ensemble, litert, publish
-from mnist_tf.not_a_digit import decision
+from mnist_tf.export import classifier, publish
 
 flags.DEFINE_list(
     "model_dir",
     None,
-    "The training run to export (its config.json and checkpoints/); several, comma-separated: their ensemble.",
+    "The training run (or one of its checkpoints) to export; several, comma-separated: their ensemble.",
 )
 flags.DEFINE_string("export_dir", "saved_models", "Writes <export_dir>/<name>/<version>/.")
 flags.DEFINE_string(
@@ -46,36 +42,9 @@ FLAGS = flags.FLAGS
 
 
 def main(argv: list[str]) -> None:
-    models, configs, checkpoints = ensemble.load_runs(FLAGS.model_dir)
-    config = configs[0]  # an ensemble's members share the data set: evaluation and LiteRT read it from here
-    if len(models) == 1:
-        model, name, source = models[0], config.name, checkpoints[0]
-        metadata = {"config": dataclasses.asdict(config), "checkpoint": checkpoints[0]}
-    else:
-        model, name = ensemble.ensemble_model(models), f"{config.name}_ensemble"
-        source = "the ensemble of " + ", ".join(checkpoints)
-        members = [
-            {"config": dataclasses.asdict(c), "checkpoint": p} for c, p in zip(configs, checkpoints, strict=True)
-        ]
-        metadata = {"config": dataclasses.asdict(config), "ensemble": members}
-
-    def float_model() -> keras.Model:
-        float_models = [litert.float32_copy(m, c) for m, c in zip(models, configs, strict=True)]
-        return float_models[0] if len(models) == 1 else ensemble.ensemble_model(float_models)
-
-    splits = sources.load_for(config)
-    published = publish.publish(
-        model,
-        config,
-        Path(FLAGS.export_dir) / (FLAGS.name or name),
-        metadata=metadata,
-        decision=decision.fit_model(model, splits, config.digit_acceptance),
-        class_names=splits.class_names,
-        version=FLAGS.version,
-        with_litert=config.litert if FLAGS.litert is None else FLAGS.litert,
-        float_model=float_model,
-        splits=lambda: splits,
-        note=print,
+    runs = [classifier.load(path) for path in FLAGS.model_dir]
+    published, source = publish.publish_runs(
+        runs, Path(FLAGS.export_dir), name=FLAGS.name, version=FLAGS.version, with_litert=FLAGS.litert, note=print
     )
     if published.saved_model is None:
         raise MnistTfError(published.error)

@@ -20,7 +20,7 @@ from mnist_tf import distribute, run
 from mnist_tf.config import Config
 from mnist_tf.data import pipeline, sources
 from mnist_tf.errors import MnistTfError
-from mnist_tf.export import from_run
+from mnist_tf.export import classifier
 from mnist_tf.training import build
 from mnist_tf.training.trainer import Trainer
 
@@ -57,7 +57,7 @@ def test_evaluation_counts_every_example_once_when_batches_do_not_divide_it(tiny
     config = dataclasses.replace(tiny_config, strategy="mirrored", eval_batch_size=128, epochs=1, export_dir=None)
     results, _ = quiet_run(config)
     test = sources.load(data_dir=tiny_config.data_dir).test
-    model, _, _ = from_run.load_model(tiny_config.model_dir)  # the tested weights, as the export gets them
+    model = classifier.load(tiny_config.model_dir).model  # the tested weights, as the export gets them
     logits = model(pipeline.normalize_images(test.images), training=False)
     assert results["test_accuracy"] == pytest.approx(np.mean(logits.numpy().argmax(1) == test.labels), abs=1e-6)
     cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(test.labels, logits).numpy()

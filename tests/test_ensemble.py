@@ -15,7 +15,7 @@ from script_runs import run_script
 from mnist_tf.config import Config
 from mnist_tf.data import sources
 from mnist_tf.errors import MnistTfError
-from mnist_tf.export import ensemble, from_run, litert, saved_model
+from mnist_tf.export import classifier, ensemble, litert, saved_model
 from mnist_tf.not_a_digit import decision
 from mnist_tf.training import build
 
@@ -83,7 +83,7 @@ def test_export_script_exports_an_ensemble_that_serves_both_signatures_and_conve
 def test_evaluate_reports_each_member_and_the_ensemble(runs, tmp_path):
     exported = []
     for i, run in enumerate(runs):
-        model, _, _ = from_run.load_model(run["flags"]["model_dir"])
+        model = classifier.load(run["flags"]["model_dir"]).model
         metadata = {"config": run["flags"]}  # where evaluate.py finds the data set
         exported.append(str(saved_model.export_saved_model(model, tmp_path / f"member{i}", metadata=metadata)))
     done = run_script(
@@ -110,5 +110,5 @@ def test_evaluate_reports_each_member_and_the_ensemble(runs, tmp_path):
 
 def member_probabilities(runs: list[dict], images: np.ndarray) -> np.ndarray:
     """[members, images, 10]: each run's checkpoint, as its SavedModel would answer."""
-    models = [from_run.load_model(run["flags"]["model_dir"])[0] for run in runs]
+    models = [classifier.load(run["flags"]["model_dir"]).model for run in runs]
     return np.stack([saved_model.predict(model, tf.constant(images))["probabilities"].numpy() for model in models])

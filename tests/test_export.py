@@ -21,7 +21,7 @@ from script_runs import run_script
 from mnist_tf.config import Config
 from mnist_tf.data import preprocess
 from mnist_tf.errors import MnistTfError
-from mnist_tf.export import from_run, saved_model, warmup
+from mnist_tf.export import classifier, saved_model, warmup
 from mnist_tf.not_a_digit.decision import Decision
 from mnist_tf.training import build, run_state
 
@@ -73,7 +73,7 @@ def test_a_fresh_tensorflow_process_serves_both_signatures_like_the_trained_mode
     subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
     out = np.load(tmp_path / "out.npz")
 
-    model, _, _ = from_run.load_model(exported_run["flags"]["model_dir"])
+    model = classifier.load(exported_run["flags"]["model_dir"]).model
     chosen = Decision.from_dict(exported_run["decision"])  # the export's calibration
     expected = saved_model.predict(model, images[..., np.newaxis], chosen)["probabilities"].numpy()
     np.testing.assert_allclose(out["rank3_probabilities"], expected, rtol=1e-5, atol=1e-6)
@@ -180,7 +180,7 @@ def test_hand_encoded_prediction_logs_are_byte_for_byte_what_tf_serving_writes(s
 def test_exports_without_tensorflow_serving_api(exported_run, tmp_path, monkeypatch):
     """As on Colab, where installing the package would replace the TPU build of TensorFlow."""
     monkeypatch.setitem(sys.modules, "tensorflow_serving", None)  # any import of it now fails
-    model, _, _ = from_run.load_model(exported_run["flags"]["model_dir"])
+    model = classifier.load(exported_run["flags"]["model_dir"]).model
     path = saved_model.export_saved_model(model, tmp_path / "mlp")
     records = list(tf.data.TFRecordDataset(str(path / "assets.extra" / saved_model.WARMUP_FILE)))
     assert len(records) == 4
@@ -214,7 +214,7 @@ def test_the_readme_rest_request_bodies_get_the_digit_they_show(exported_run, mo
 
 
 def test_a_failed_export_leaves_earlier_versions_and_no_debris(exported_run, tmp_path, monkeypatch):
-    model, _, _ = from_run.load_model(exported_run["flags"]["model_dir"])
+    model = classifier.load(exported_run["flags"]["model_dir"]).model
     base = tmp_path / "mlp"
     first = saved_model.export_saved_model(model, base)
 
@@ -234,8 +234,8 @@ def test_a_crash_mid_export_leaves_no_new_version(exported_run, tmp_path):
     base = tmp_path / "mlp"
     script = textwrap.dedent(f"""
         import os, signal
-        from mnist_tf.export import from_run, saved_model, warmup
-        model, _, _ = from_run.load_model({exported_run["flags"]["model_dir"]!r})
+        from mnist_tf.export import classifier, saved_model, warmup
+        model = classifier.load({exported_run["flags"]["model_dir"]!r}).model
         saved_model.export_saved_model(model, {str(base)!r})
         warmup.write_requests = lambda *_: os.kill(os.getpid(), signal.SIGKILL)
         saved_model.export_saved_model(model, {str(base)!r})
@@ -253,10 +253,12 @@ def test_export_script_writes_the_next_or_the_given_version(exported_run, tmp_pa
     first = run_script("export", *flags)
     assert first.returncode == 0, first.stderr
     assert first.stdout.strip().endswith(f"to {tmp_path}/mlp/1")
-    assert run_script("export", *flags, "--version=7", "--name=digits").returncode == 0
+    checkpoint = run_state.latest(model_dir)  # a run's checkpoint exports as its run does
+    given = [f"--model_dir={checkpoint}", f"--export_dir={tmp_path}", "--nolitert", "--version=7", "--name=digits"]
+    assert run_script("export", *given).returncode == 0
     assert saved_model.latest_version(tmp_path / "digits") == tmp_path / "digits" / "7"
     metadata = json.loads((tmp_path / "digits" / "7" / "assets.extra" / saved_model.METADATA_FILE).read_text())
-    assert metadata["checkpoint"] == run_state.latest(model_dir)
+    assert metadata["checkpoint"] == checkpoint
 
     again = run_script("export", *flags, "--version=7", "--name=digits")
     assert again.returncode == 1
@@ -268,8 +270,9 @@ def test_export_script_writes_the_next_or_the_given_version(exported_run, tmp_pa
 @pytest.mark.parametrize(
     "model_dir, message",
     [
-        ("missing", "config.json not found: --model_dir must be a training run's directory"),
+        ("missing", "missing: no such file or folder"),
         ("empty", "no checkpoint in"),
+        ("export", "not a training run or one of its checkpoints: only those are exported"),
     ],
 )
 @pytest.mark.slow
@@ -279,7 +282,8 @@ def test_export_script_reports_a_run_it_cannot_export(exported_run, tmp_path, mo
         (tmp_path / "empty" / run_state.CONFIG_FILE).write_text(
             (Path(exported_run["flags"]["model_dir"]) / run_state.CONFIG_FILE).read_text()
         )
-    result = run_script("export", f"--model_dir={tmp_path / model_dir}")
+    path = exported_run["export_dir"] if model_dir == "export" else tmp_path / model_dir  # a SavedModel is no run
+    result = run_script("export", f"--model_dir={path}")
     assert result.returncode == 1
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("error: ") and message in line

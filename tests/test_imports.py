@@ -21,7 +21,7 @@ STAGES = (
     ("not_a_digit",),
     ("training",),
     ("export",),
-    ("results", "run"),
+    ("results", "run", "evaluate"),
     ("benchmark",),
 )
 STAGE_OF = {name: index for index, names in enumerate(STAGES) for name in names}

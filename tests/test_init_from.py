@@ -15,12 +15,12 @@ from conftest import quiet_run, tiny_lenet_in
 
 from mnist_tf import run
 from mnist_tf.errors import MnistTfError
-from mnist_tf.export import classifier, from_run
+from mnist_tf.export import classifier
 from mnist_tf.training import build
 
 
 def trained(exported_run) -> dict[str, np.ndarray]:
-    model, _, _ = from_run.load_model(exported_run["flags"]["model_dir"])
+    model = classifier.load(exported_run["flags"]["model_dir"]).model
     return {v.path: v.numpy() for v in model.trainable_variables}
 
 

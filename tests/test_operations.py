@@ -18,7 +18,7 @@ from conftest import REPO, TRAIN, quiet_run
 from script_runs import run_script
 
 from mnist_tf.errors import MnistTfError
-from mnist_tf.export import from_run, saved_model
+from mnist_tf.export import classifier, saved_model
 from mnist_tf.training import run_lock, run_state
 from mnist_tf.training.run_state import AGREE_EVERY_STEPS, CheckpointClock
 
@@ -68,7 +68,7 @@ def test_a_lock_left_by_a_killed_run_is_taken_over_with_a_note(tiny_config):
 @pytest.mark.slow  # writes a SavedModel
 def test_an_exporter_whose_version_was_taken_meanwhile_takes_the_next(exported_run, tmp_path, monkeypatch):
     """What two concurrent exporters do: both read the same next version; the second rename finds it taken."""
-    model, _, _ = from_run.load_model(Path(exported_run["export_dir"]).parent.parent.parent / "run")
+    model = classifier.load(Path(exported_run["export_dir"]).parent.parent.parent / "run").model
     base = tmp_path / "models"
     first = saved_model.export_saved_model(model, base)
     monkeypatch.setattr(saved_model, "next_version", lambda base: 1)  # the stale view of a racing exporter

@@ -20,7 +20,7 @@ from conftest import REPO, TRAIN, blank_split, once, quiet_run, session_root, ti
 from mnist_tf import distribute, run
 from mnist_tf.config import Config
 from mnist_tf.errors import MnistTfError
-from mnist_tf.export import from_run, saved_model
+from mnist_tf.export import classifier, saved_model
 from mnist_tf.reporting.console import ConsoleReporter
 from mnist_tf.results import weights_digest
 from mnist_tf.training.interruption import Interrupted
@@ -270,7 +270,7 @@ def test_skip_policy_keeps_a_diverging_run_going_with_finite_weights_and_counts_
     skipped = results["skipped_steps"]
     assert 10 < skipped < 20  # of the epoch's 20 steps
     assert f"| skipped {skipped} steps (NaN/Inf)" in output
-    model, _, _ = from_run.load_model(config.model_dir)
+    model = classifier.load(config.model_dir).model
     assert all(np.isfinite(w.numpy()).all() for w in model.weights)
 
 
@@ -336,7 +336,7 @@ def test_export_and_evaluation_of_a_run_fall_back_past_a_damaged_checkpoint_alik
     checkpoints, _ = run_with_a_damaged_newest_checkpoint(config, "index")
     stderr = io.StringIO()
     with contextlib.redirect_stderr(stderr):
-        _, _, used = from_run.load_model(config.model_dir)  # what scripts/export.py and evaluate.py load
+        used = classifier.load(config.model_dir).source  # what scripts/export.py and evaluate.py load
     assert used == f"{checkpoints}/ckpt-30"
     (line,) = stderr.getvalue().splitlines()  # one line
     assert line.startswith(f"note: {checkpoints}/ckpt-40 cannot be read (")
@@ -416,7 +416,8 @@ def fill(disk, leave_bytes):
 
 def assert_intact(config, digest, export_dir):
     """The run's checkpoint and its export still load, and the checkpoint holds the weights that were saved."""
-    model, _, path = from_run.load_model(config.model_dir)
+    opened = classifier.load(config.model_dir)
+    model, path = opened.model, opened.source
     assert path.endswith("ckpt-20") and weights_digest(model) == digest
     version, loaded = saved_model.load(export_dir)
     assert version == Path(export_dir) and "serving_default" in loaded.signatures
@@ -431,7 +432,7 @@ def test_a_full_disk_fails_the_save_in_one_line_and_keeps_the_checkpoint_and_exp
     with pytest.raises(MnistTfError, match=r"^could not save a checkpoint in .*No space left on device\); the ear"):
         quiet_run(dataclasses.replace(config, epochs=2))
     assert not list(Path(config.model_dir, "checkpoints").glob("*_temp*"))
-    model, _, _ = from_run.load_model(config.model_dir)
+    model = classifier.load(config.model_dir).model
     with pytest.raises(MnistTfError, match=r"^could not export the SavedModel to .*/2: .*No space left on device"):
         saved_model.export_saved_model(model, Path(config.export_dir) / "mlp")
     (tiny_disk / "filler").unlink()
@@ -445,7 +446,7 @@ def test_a_read_only_model_dir_fails_before_training_and_keeps_everything(tiny_c
     with read_only(Path(config.model_dir)), read_only(Path(config.export_dir)):
         with pytest.raises(MnistTfError, match=r"^could not write .*/run/run.lock: (Read-only file system|Perm)"):
             quiet_run(dataclasses.replace(config, epochs=2))
-        model, _, _ = from_run.load_model(config.model_dir)
+        model = classifier.load(config.model_dir).model
         with pytest.raises(MnistTfError, match=r"^could not export the SavedModel to .*/2: (Read-only|Permission)"):
             saved_model.export_saved_model(model, Path(config.export_dir) / "mlp")
     assert_intact(config, first["weights_sha256"], first["export_dir"])

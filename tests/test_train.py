@@ -13,7 +13,7 @@ from conftest import checkpoint_weights, quiet_run, requires_module, shared_outp
 from mnist_tf import recipes, run
 from mnist_tf.data import idx, pipeline, sources
 from mnist_tf.errors import MnistTfError
-from mnist_tf.export import from_run
+from mnist_tf.export import classifier
 from mnist_tf.nn.optimizers import OPTIMIZERS
 from mnist_tf.reporting.console import ConsoleReporter
 from mnist_tf.results import weights_digest
@@ -226,7 +226,8 @@ def test_early_stopping_stops_when_validation_stops_improving_and_keeps_the_best
     assert weights_digest(best) == results["weights_sha256"]
 
     # scripts/export.py and evaluate.py rebuild the same model from the run's checkpoints.
-    rebuilt, _, path = from_run.load_model(config.model_dir)
+    opened = classifier.load(config.model_dir)
+    rebuilt, path = opened.model, opened.source
     assert "/checkpoints/best/" in path and weights_digest(rebuilt) == results["weights_sha256"]
 
     # Run again: it resumes from the last checkpoint, sees it has stopped, and ends with the same best weights.

@@ -23,7 +23,7 @@ import tensorflow as tf
 from mnist_tf.config import Config
 from mnist_tf.data import preprocess, sources
 from mnist_tf.errors import MnistTfError, assertion_message, first_line
-from mnist_tf.export import from_run, litert, saved_model
+from mnist_tf.export import litert, saved_model
 from mnist_tf.not_a_digit import decision
 from mnist_tf.not_a_digit.decision import Decision
 from mnist_tf.training import build, run_state
@@ -149,7 +149,7 @@ def _saved_model_weights(
     if all("/" in name for name in names):
         return {name: v.numpy() for name, v in zip(names, variables, strict=True)}
     try:
-        config = Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in metadata["config"].items()})
+        config = Config.from_dict(metadata["config"])
         model = build.model(config.resolve(), metadata["image_shape"], len(metadata["class_names"]))
     except (KeyError, TypeError, MnistTfError) as e:
         raise MnistTfError(f"{version_dir}: its metadata does not say what model it is ({e})") from None
@@ -176,9 +176,12 @@ def _litert(path: Path) -> Classifier:
 
 
 def _run(model_dir: Path) -> Classifier:
-    """A run's model with the weights it was tested with (`run_state.restore_model`)."""
-    model, config, checkpoint = from_run.load_model(model_dir)
-    return _keras("run", model, config, run_state.read_config(model_dir)[2], checkpoint)
+    """A run's model with the weights it was tested with: early stopping's best epoch, as training itself tests and
+    exports it, else the newest checkpoint that reads (a damaged one is set aside, with one line saying so)."""
+    config, image_shape, class_names = run_state.read_config(model_dir)
+    model = build.model(config, image_shape, len(class_names))
+    checkpoint = run_state.restore_model(model, model_dir, config)
+    return _keras("run", model, config, class_names, checkpoint)
 
 
 def _checkpoint(prefix: Path) -> Classifier:

@@ -7,14 +7,11 @@ unchanged: its "logits" are the log of the members' mean probability, whose soft
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 import keras
 
-from mnist_tf.config import Config
 from mnist_tf.errors import MnistTfError
-from mnist_tf.export import from_run
 
 _SMALLEST_PROBABILITY = 1e-30  # log(0) would be -inf: a probability this small is "never" all the same
 
@@ -31,13 +28,3 @@ def ensemble_model(members: Sequence[keras.Model], name: str = "ensemble") -> ke
     ]
     mean = keras.ops.mean(keras.ops.stack(probabilities), axis=0)
     return keras.Model(images, keras.ops.log(keras.ops.maximum(mean, _SMALLEST_PROBABILITY)), name=name)
-
-
-def load_runs(model_dirs: Sequence[str | os.PathLike]) -> tuple[list[keras.Model], list[Config], list[str]]:
-    """The models, configs and checkpoints of training runs (one, or the members of an ensemble: one data set)."""
-    loaded = [from_run.load_model(model_dir) for model_dir in model_dirs]
-    datasets = {config.dataset for _, config, _ in loaded}
-    if len(datasets) != 1:
-        raise MnistTfError(f"the runs of an ensemble must be trained on one data set, got {sorted(datasets)}")
-    models, configs, checkpoints = (list(column) for column in zip(*loaded, strict=True))
-    return models, configs, checkpoints

@@ -1,23 +1,27 @@
 """A trained model out to its users: a new SavedModel version, then that version's verified LiteRT files.
 
-The one export path of both the end of training (`mnist_tf.run`) and `scripts/export.py`. A failure is returned
-as one line, never raised, so that a run that trained for hours still records its results before it says so.
+The one export path of both the end of training (`mnist_tf.run`) and `scripts/export.py` (`publish_runs`: runs or
+checkpoints opened by `classifier.load`, one or their ensemble). A failure is returned as one line, never raised,
+so that a run that trained for hours still records its results before it says so.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib.util
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import keras
 
 from mnist_tf.config import Config
+from mnist_tf.data import sources
 from mnist_tf.data.sources import Splits
 from mnist_tf.errors import MnistTfError, first_line
-from mnist_tf.export import litert, saved_model
+from mnist_tf.export import ensemble, litert, saved_model
+from mnist_tf.export.classifier import Classifier
+from mnist_tf.not_a_digit import decision as decision_lib
 from mnist_tf.not_a_digit.decision import Decision
 
 
@@ -74,6 +78,54 @@ def publish(
         return Published(path, exported, None)
     except Exception as e:  # as for the SavedModel: the SavedModel stays, and the line says how to retry
         return Published(path, None, f"LiteRT: {_why(e)}")
+
+
+def publish_runs(
+    runs: Sequence[Classifier],
+    export_dir: Path,
+    *,
+    name: str | None,
+    version: int | None,
+    with_litert: bool | None,
+    note: Callable[[str], None],
+) -> tuple[Published, str]:
+    """Trained runs or checkpoints (`classifier.load`) published as a run publishes itself: one as itself under its
+    name, several as their ensemble under `<name>_ensemble` (`name` overrides either). With `with_litert` None, as
+    the (first) run's --litert. Returns what was published and what it was made from."""
+    not_runs = [run.source for run in runs if run.model is None]
+    if not_runs:
+        raise MnistTfError(f"{not_runs[0]}: not a training run or one of its checkpoints: only those are exported")
+    configs = [Config.from_dict(run.config) for run in runs]
+    if len({(c.dataset, run.class_names) for c, run in zip(configs, runs, strict=True)}) != 1:
+        raise MnistTfError("the runs of an ensemble must be trained on one data set, with the same classes")
+    config, models = configs[0], [run.model for run in runs]  # evaluation and LiteRT read the data from here
+    if len(runs) == 1:
+        model, default_name, source = models[0], config.name, runs[0].source
+        metadata = {"config": runs[0].config, "checkpoint": source}
+    else:
+        model, default_name = ensemble.ensemble_model(models), f"{config.name}_ensemble"
+        source = "the ensemble of " + ", ".join(run.source for run in runs)
+        metadata = {"config": runs[0].config, "ensemble": [{"config": r.config, "checkpoint": r.source} for r in runs]}
+
+    def float_model() -> keras.Model:
+        float_models = [litert.float32_copy(m, c) for m, c in zip(models, configs, strict=True)]
+        return float_models[0] if len(runs) == 1 else ensemble.ensemble_model(float_models)
+
+    splits = sources.load_for(config)
+    published = publish(
+        model,
+        config,
+        export_dir / (name or default_name),
+        metadata=metadata,
+        decision=decision_lib.fit_model(model, splits, config.digit_acceptance),
+        class_names=splits.class_names,
+        version=version,
+        with_litert=config.litert if with_litert is None else with_litert,
+        float_model=float_model,
+        splits=lambda: splits,
+        note=note,
+    )
+    return published, source
 
 
 def _litert_installed(note: Callable[[str], None]) -> bool:

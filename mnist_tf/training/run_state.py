@@ -25,7 +25,6 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import keras
 import tensorflow as tf
@@ -109,9 +108,8 @@ def read_config(model_dir: str | os.PathLike) -> tuple[Config, tuple[int, ...], 
     path = Path(model_dir) / CONFIG_FILE
     try:
         record = json.loads(path.read_text())
-        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in record["config"].items()}
         class_names = tuple(record.get("class_names", DIGITS))
-        return Config(**values).resolve(), tuple(record["image_shape"]), class_names
+        return Config.from_dict(record["config"]).resolve(), tuple(record["image_shape"]), class_names
     except FileNotFoundError:
         raise MnistTfError(f"{path} not found: --model_dir must be a training run's directory") from None
     except (OSError, ValueError, KeyError, TypeError) as e:
