@@ -175,6 +175,15 @@ class Config:
         zero_means="off",
         hparam=True,
     )
+    captures: float | None = _setting(
+        None,
+        "Training digits redrawn as people capture them (pen, paper, light, framing, camera: "
+        "mnist_tf/data/captures.py), preprocessed as a user's file is, and added to the training set as a share of "
+        "it (0: off). Default: 0.075 for the handwritten digits (as --not_digits), 0 for other data.",
+        lower_bound=0.0,
+        zero_means="off",
+        hparam=True,
+    )
     not_digit_weight: float = _setting(
         0.5, "Weight of the not-digit images' loss against the digits' (with --not_digits).", lower_bound=0.0
     )
@@ -269,7 +278,9 @@ class Config:
         defaults = {"filters": (), "kernel_sizes": (), "conv_dropout": 0.0, **models.settings(self.model)}
         dataset = sources.DATASETS[self.dataset]
         # A folder's classes are known once it is read: plan.prepare decides its share then (no I/O here).
-        not_digits = self.not_digits if self.source == "folder" else self.not_digits_for(dataset.class_names)
+        folder = self.source == "folder"
+        not_digits = self.not_digits if folder else self.not_digits_for(dataset.class_names)
+        captures = self.captures if folder else self.captures_for(dataset.class_names)
         validation_size = 0 if self.source == "folder" else dataset.validation_size
         resolved = dataclasses.replace(
             self,
@@ -278,6 +289,7 @@ class Config:
             augment=bool(defaults["filters"]) if self.augment is None else self.augment,  # convolutions: shapes
             augmentation=self.augmentation or dataset.augmentation,
             not_digits=not_digits,
+            captures=captures,
             conv_dropout=defaults["conv_dropout"] if self.conv_dropout is None else self.conv_dropout,
             filters=tuple(defaults["filters"] if self.filters is None else self.filters),
             kernel_sizes=tuple(defaults["kernel_sizes"] if self.kernel_sizes is None else self.kernel_sizes),
@@ -290,10 +302,17 @@ class Config:
     def not_digits_for(self, class_names: tuple[str, ...]) -> float:
         """--not_digits, or its default for data of `class_names`: a share of not-digit images for the digits of
         handwriting, none for other classes (not a digit is not a shoe)."""
-        if self.not_digits is not None:
-            return self.not_digits
+        return self._for_handwritten_digits(self.not_digits, 0.125, class_names)
+
+    def captures_for(self, class_names: tuple[str, ...]) -> float:
+        """--captures, or its default for data of `class_names`: digits as people capture them, for handwriting."""
+        return self._for_handwritten_digits(self.captures, 0.075, class_names)
+
+    def _for_handwritten_digits(self, value: float | None, default: float, class_names: tuple[str, ...]) -> float:
+        if value is not None:
+            return value
         digits = sources.DATASETS[self.dataset].handwritten_digits and class_names == sources.DIGITS
-        return 0.125 if digits else 0.0
+        return default if digits else 0.0
 
     def _validate(self) -> None:
         for setting in SETTINGS.values():
@@ -319,8 +338,10 @@ class Config:
             raise MnistTfError(f"--label_smoothing applies to --loss=cross_entropy, not {self.loss}")
         if not (math.isfinite(self.augment_strength) and self.augment_strength >= 0):
             raise MnistTfError(f"--augment_strength must be 0 or more, got {self.augment_strength}")
-        if self.not_digits is not None and not (math.isfinite(self.not_digits) and 0 <= self.not_digits <= 1):
-            raise MnistTfError(f"--not_digits must be in [0, 1], got {self.not_digits}")
+        for name in ("not_digits", "captures"):
+            share = getattr(self, name)
+            if share is not None and not (math.isfinite(share) and 0 <= share <= 1):
+                raise MnistTfError(f"--{name} must be in [0, 1], got {share}")
         if not (math.isfinite(self.not_digit_weight) and self.not_digit_weight >= 0):
             raise MnistTfError(f"--not_digit_weight must be 0 or more, got {self.not_digit_weight}")
         if not 0.5 <= self.digit_acceptance <= 1:

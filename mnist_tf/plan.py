@@ -7,6 +7,7 @@ other TensorFlow work); every stage after it reads the `Plan` and decides nothin
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import tensorflow as tf
 
 from mnist_tf import distribute
 from mnist_tf.config import Config
-from mnist_tf.data import pipeline, sources
+from mnist_tf.data import captures, pipeline, sources
 from mnist_tf.errors import MnistTfError
 
 
@@ -51,8 +52,16 @@ def prepare(config: Config, note: Callable[[str], None] = print, new_run: bool =
     distribute.per_replica_batch_size("eval_batch_size", config.eval_batch_size, strategy)
     splits = sources.load_for(config, note)
     config = dataclasses.replace(
-        config, dtype=precision.dtype, not_digits=config.not_digits_for(splits.class_names)
+        config,
+        dtype=precision.dtype,
+        not_digits=config.not_digits_for(splits.class_names),
+        captures=config.captures_for(splits.class_names),
     )  # from here on, what the run computes in, and trains on
+    if config.captures:
+        started, written = time.perf_counter(), len(splits.train)
+        splits = captures.added(splits, config.captures, config.seed)
+        seconds = time.perf_counter() - started
+        note(f"captures: {len(splits.train) - written:,} training digits as people capture them ({seconds:.0f} s)")
     steps_per_epoch = pipeline.steps_per_epoch(splits.train, config.batch_size)
     if config.profile_steps and config.profile_steps[1] > config.epochs * steps_per_epoch:
         raise MnistTfError(

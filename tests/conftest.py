@@ -179,6 +179,7 @@ def tiny_config_in(idx_dir: Path, root: Path) -> Config:
         litert=False,  # seconds per export; tests/test_litert.py turns it on
         augment=False,  # the generated digits are random patterns, not shapes a distortion preserves
         not_digits=0.0,  # seconds per run to draw the bank; tests/test_not_digits.py turns it on
+        captures=0.0,  # the generated digits are patterns, not shapes to write; tests/test_captures.py turns it on
     )
 
 
@@ -239,6 +240,27 @@ def mnist_mlp_config(root: Path) -> Config:
     )
 
 
+def people_lenet_config(root: Path) -> Config:
+    """The default LeNet for two epochs on the real MNIST files, with its not-digit images and captured digits (in
+    float32: alike on every CPU): a model that tells a drawn house from a digit."""
+    from mnist_tf.config import Config
+
+    return Config(
+        model="lenet",
+        data_dir=str(REAL_MNIST),
+        model_dir=str(root / "run"),
+        export_dir=str(root / "saved_models"),
+        epochs=2,
+        dtype="float32",
+    )
+
+
+@pytest.fixture(scope="session")
+def people_lenet(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """`people_lenet_config`'s results, trained once."""
+    return shared_run(tmp_path_factory, "people_lenet", people_lenet_config)
+
+
 @pytest.fixture(scope="session")
 def mnist_saved_model(tmp_path_factory: pytest.TempPathFactory) -> str:
     """`mnist_mlp_config`'s export, trained once."""
@@ -266,6 +288,7 @@ TWO_WORKER_FLAGS = [
     # Each worker would draw the not-digit bank (seconds); their draw's split over replicas is tested in process
     # (tests/test_not_digits.py).
     "--not_digits=0",
+    "--captures=0",
 ]
 
 

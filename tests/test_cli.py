@@ -133,10 +133,10 @@ def _idx_labels(raw):
         (["--profile_steps=a,3"], "--profile_steps takes comma-separated positive integers"),
         (["--profile_steps=5", "IDX"], "error: --profile_steps is FIRST,LAST global steps with 1 <= FIRST <= LAST"),
         (["--profile_steps=9,3", "IDX"], "error: --profile_steps is FIRST,LAST global steps"),
-        # 1,000 training images in batches of 128: 7 steps per epoch, 56 in 8 epochs.
+        # 1,000 training images and 75 captured (--captures) in batches of 128: 8 steps per epoch, 64 in 8 epochs.
         (
-            ["--profile_steps=50,57", "--validation_size=200", "--epochs=8", "--batch_size=128", "IDX"],
-            "error: --profile_steps=57 is past the run's last step, 56",
+            ["--profile_steps=50,65", "--validation_size=200", "--epochs=8", "--batch_size=128", "IDX"],
+            "error: --profile_steps=65 is past the run's last step, 64",
         ),
         (["--num_gpus=1", "IDX"], "error: --num_gpus applies to --strategy=one_device or mirrored"),
         (

@@ -37,7 +37,7 @@ def test_notebook_trains_and_serves_on_the_cpu_when_no_tpu_is_attached(idx_dir, 
             f"MODEL_DIR = {str(tmp_path / 'run')!r}",
             f"EXPORT_DIR = {str(tmp_path / 'saved_models')!r}",
             'EXTRA_FLAGS = ["--filters=4,8", "--hidden_units=32", "--batch_size=50", "--validation_size=200", '
-            '"--nolitert", "--not_digits=0"]',
+            '"--nolitert", "--not_digits=0", "--captures=0"]',
         ]
     )
     sources = []

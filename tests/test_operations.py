@@ -102,7 +102,7 @@ def test_two_real_runs_on_one_model_dir_the_second_is_refused_the_first_exports(
     model_dir = Path(tiny_config.model_dir)
     flags = [f"--data_dir={idx_dir}", f"--model_dir={model_dir}", f"--export_dir={tiny_config.export_dir}"]
     flags += ["--model=mlp", "--hidden_units=32", "--batch_size=10", "--epochs=3", "--validation_size=100"]
-    flags += ["--not_digits=0", "--nolitert"]  # seconds per run that this test does not need
+    flags += ["--not_digits=0", "--captures=0", "--nolitert"]  # seconds per run that this test does not need
     first = subprocess.Popen([*TRAIN, *flags], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
     try:
         for line in first.stdout:  # training has begun: the lock is held
@@ -143,7 +143,14 @@ def test_the_retry_command_of_a_failed_export_exports_the_trained_model(tiny_con
     blocker.parent.mkdir(parents=True)
     blocker.write_text("not a folder")
     flags = [f"--data_dir={idx_dir}", f"--model_dir={tiny_config.model_dir}", f"--export_dir={tiny_config.export_dir}"]
-    flags += ["--model=mlp", "--hidden_units=16", "--epochs=1", "--validation_size=100", "--not_digits=0"]
+    flags += [
+        "--model=mlp",
+        "--hidden_units=16",
+        "--epochs=1",
+        "--validation_size=100",
+        "--not_digits=0",
+        "--captures=0",
+    ]
     trained = run_script("train", *flags, "--nolitert")
     assert trained.returncode == 1 and trained.stderr.count("\n") == 1, trained.stderr
     retry = shlex.split(trained.stderr.split("export it with: ")[1])

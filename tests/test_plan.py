@@ -19,11 +19,11 @@ def test_the_plan_holds_what_the_run_decided(idx_dir):
     plan = prepare(Config(model="mlp", data_dir=str(idx_dir), validation_size=200), note=print)
     assert plan.config.dtype in ("float32", "bfloat16") and plan.precision.dtype == plan.config.dtype  # not auto
     assert plan.config.not_digits == 0.125 and plan.config.hidden_units == (800, 800)  # MNIST's and the MLP's
-    assert (len(plan.splits.train), len(plan.splits.validation)) == (1000, 200)
-    assert (plan.steps_per_epoch, plan.total_steps, plan.per_replica_batch) == (3, 18, 256)
+    assert (len(plan.splits.train), len(plan.splits.validation)) == (1000 + 75, 200)  # and 7.5% captured
+    assert (plan.steps_per_epoch, plan.total_steps, plan.per_replica_batch) == (4, 24, 256)
     assert plan.chief
-    with pytest.raises(MnistTfError, match="--profile_steps=19 is past the run's last step, 18"):
-        prepare(dataclasses.replace(plan.config, profile_steps=(1, 19)))
+    with pytest.raises(MnistTfError, match="--profile_steps=25 is past the run's last step, 24"):
+        prepare(dataclasses.replace(plan.config, profile_steps=(1, 25)))
 
 
 def test_a_folders_share_of_not_digit_images_is_decided_once_its_classes_are_read(tmp_path):
@@ -58,7 +58,13 @@ def test_train_py_resolves_its_config_once(idx_dir, tmp_path, monkeypatch):
     resolve = Config.resolve
     monkeypatch.setattr(Config, "resolve", lambda self: resolved.append(self) or resolve(self))
     flags = ["--model=mlp", "--hidden_units=16", "--epochs=1", "--batch_size=50", "--validation_size=100"]
-    flags += [f"--data_dir={idx_dir}", f"--model_dir={tmp_path / 'run'}", "--export_dir=", "--not_digits=0"]
+    flags += [
+        f"--data_dir={idx_dir}",
+        f"--model_dir={tmp_path / 'run'}",
+        "--export_dir=",
+        "--not_digits=0",
+        "--captures=0",
+    ]
     done = run_script("train", *flags)
     assert done.returncode == 0, done.stderr
     assert len(resolved) == 1

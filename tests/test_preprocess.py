@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 from conftest import REAL_MNIST, requires_real_mnist
 from image_files import animated_gif, declaring_a_huge_size, saved, top_down_bmp
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from mnist_tf.data import idx, preprocess
 from mnist_tf.errors import MnistTfError
@@ -124,7 +124,9 @@ def test_mnist_test_digits_come_back_almost_unchanged():
     encoded = tf.constant([tf.io.encode_png(image[..., np.newaxis]).numpy() for image in images])
     out = preprocess.preprocess_batch(encoded).numpy().astype(np.int64)
     mean_abs_difference = np.abs(out - images).mean()
-    assert mean_abs_difference < 1.0  # of 255; measured 0.28
+    # Of 255: the noise floor takes the faintest fringe of antialiasing (below 20% of the strongest ink) away and
+    # stretches the rest; measured 5.2 (0.28 before the floor). MNIST validation reads as before (docs/not_a_digit.md).
+    assert mean_abs_difference < 6.5
 
 
 # Hostile inputs: formats that are not accepted, animations, batches too large, and the position of the bad image.
@@ -218,3 +220,25 @@ def test_a_served_model_refuses_more_images_than_a_call_may_take(exported_run):
 
 def test_an_empty_batch_is_an_empty_answer():
     assert preprocess.preprocess_batch(tf.constant([], tf.string)).shape == (0, 28, 28)
+
+
+def photographed_seven(shadow: bool) -> np.ndarray | bytes:
+    """A 7 in thick pen: its ink map (float [200, 160], 1 on 0), or a JPEG photo of it on grey paper with grain,
+    a light gradient and a shadow's soft edge across the middle of the page."""
+    image = Image.new("L", (160, 200), 255)
+    ImageDraw.Draw(image).line([(30, 40), (125, 40), (70, 170)], fill=0, width=12, joint="curve")
+    ink = 1 - np.asarray(image, np.float32) / 255
+    if not shadow:
+        return ink
+    ys, xs = np.mgrid[0:200, 0:160] / 200
+    light = 0.8 * (1 + 0.2 * xs - 0.15 * ys) * (1 - 0.45 / (1 + np.exp(-(xs - 0.45) / 0.03)))
+    photo = light * (1 - 0.8 * ink) + np.random.default_rng(0).normal(0, 0.03, ink.shape)
+    return saved(Image.fromarray((np.clip(photo, 0, 1) * 255).astype(np.uint8)), "JPEG", quality=60)
+
+
+def test_a_photo_with_a_shadow_comes_out_as_the_clean_drawing():
+    """The paper's level is estimated across the page: the shadow, the gradient and the grain fall away and the 7
+    is cropped and centred as drawn (the border's level alone took the shadow for ink: 23 of 255 apart)."""
+    clean = preprocess.to_mnist(tf.constant(photographed_seven(shadow=False))).numpy().astype(np.int64)
+    photo = preprocess.preprocess_file(photographed_seven(shadow=True)).astype(np.int64)
+    assert np.abs(clean - photo).mean() < 8  # of 255; measured 4.2

@@ -32,6 +32,7 @@ def test_the_reading_edition_ends_with_the_weights_of_train_py_with_its_extras_o
             dtype="float32",
             augment=False,
             not_digits=0.0,
+            captures=0.0,
             **sizes,
         )
     )

@@ -33,6 +33,7 @@ RUN_FLAGS = [
     "--hidden_units=32",
     "--epochs=12",
     "--not_digits=0",
+    "--captures=0",
     "--batch_size=10",
     "--validation_size=100",
     "--export_dir=",

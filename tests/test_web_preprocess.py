@@ -19,7 +19,7 @@ NODE = shutil.which("node")
 @pytest.mark.skipif(NODE is None, reason="node is not installed")
 def test_the_javascript_preprocessing_equals_preprocess_py(tmp_path):
     """Sizes that shrink and grow, both polarities, noise, blank images, flat shapes, ink touching the border,
-    enlarged pixel art."""
+    enlarged pixel art, photos of paper with light gradients, shadows and ruled lines."""
     rng = np.random.default_rng(0)
     images = [np.zeros((30, 30), np.float32), np.ones((5, 9), np.float32)]
     for i in range(120):
@@ -35,6 +35,14 @@ def test_the_javascript_preprocessing_equals_preprocess_py(tmp_path):
         art = np.kron(pixels, np.ones((scale, scale))).astype(np.float32) * np.float32(1 / 255)
         images.append(np.pad(art, ((7, 3), (20, 5))))
         images.append(1 - images[-1])
+    for _ in range(8):  # paper under uneven light and a shadow, ruled lines, a dark stroke, grain
+        height, width = rng.integers(20, 400, 2)
+        ys, xs = np.mgrid[0:height, 0:width] / max(height, width)
+        paper = rng.uniform(0.4, 1) * (1 + rng.uniform(-0.3, 0.3) * xs) * np.where(xs > rng.uniform(), 0.6, 1)
+        paper[:: rng.integers(5, 20)] *= 0.8
+        stroke = (np.abs(ys - rng.uniform(0.2, 0.8) - 0.5 * xs) < 0.05) & (xs < rng.uniform(0.3, 1))
+        photo = paper * np.where(stroke, rng.uniform(0, 0.5), 1) + rng.normal(0, 0.03, paper.shape)
+        images.append(np.clip(photo, 0, 1).astype(np.float32))
     with open(tmp_path / "images.bin", "wb") as file:
         for image in images:
             file.write(np.array(image.shape, np.int32).tobytes() + image.tobytes())

@@ -3,13 +3,17 @@
 // page feeds the model what `predict.py` and the SavedModel's image_bytes signature would. tests/test_web.py
 // proves the two equal on the same images.
 //
-// grayscale (transparency over white) -> light ink on a dark background (inverted when the border is light) ->
-// contrast stretched -> cropped to the ink -> resized into a 20x20 box keeping the aspect ratio (antialiased
-// bilinear, as tf.image.resize) -> placed in 28x28 with the ink's center of mass at pixel 14.
+// grayscale (transparency over white) -> the ink above its paper, light on dark, stretched (of two estimates of
+// the paper, the border's median or a closing/opening on a coarse grid with a noise floor, the one that leaves the
+// least ink) -> cropped to the ink -> resized into a 20x20 box keeping the aspect ratio (antialiased bilinear, as
+// tf.image.resize) -> placed in 28x28 with the ink's center of mass at pixel 14.
 
 const f = Math.fround;
 const INK_THRESHOLD = f(0.25);
 const EPSILON = f(1e-3);
+const PAPER_GRID = 4; // the paper's level is estimated on this many cells along the longer side,
+const PAPER_WINDOW = 3; // in windows of this many cells,
+const NOISE_FLOOR = f(0.2); // and ink below this share of the strongest is paper
 const LUMA = [f(0.299), f(0.587), f(0.114)]; // ITU-R BT.601, as tf.image.rgb_to_grayscale
 const BYTE_SCALE = f(1 / 255); // tf.image.convert_image_dtype from uint8
 
@@ -46,7 +50,20 @@ export function toMnist(gray, size = 28) {
   return Uint8Array.from(placed.data, (v) => roundHalfEven(f(v * 255)));
 }
 
+/** Of two estimates of the paper, the one that leaves the least ink (preprocess.py's _light_ink_on_dark). */
 function lightInkOnDark(gray) {
+  const border = aboveTheBorder(gray);
+  const paper = aboveThePaper(gray);
+  return inkPixels(paper) < inkPixels(border) ? paper : border;
+}
+
+function inkPixels(ink) {
+  let count = 0;
+  for (const v of ink.data) if (v >= INK_THRESHOLD) count++;
+  return count;
+}
+
+function aboveTheBorder(gray) {
   const { width, height } = gray;
   const border = [];
   for (let x = 0; x < width; x++) border.push(gray.at(0, x), gray.at(height - 1, x));
@@ -56,12 +73,58 @@ function lightInkOnDark(gray) {
   const light = background > 0.5;
   const ink = light ? gray.data.map((v) => f(1 - v)) : Float32Array.from(gray.data);
   if (light) background = f(1 - background);
-  let strongest = -Infinity;
-  for (const v of ink) strongest = Math.max(strongest, v);
-  const contrast = f(strongest - background);
-  const divisor = Math.max(contrast, EPSILON);
-  const stretched = ink.map((v) => (contrast > EPSILON ? clip(f(f(v - background) / divisor)) : 0));
-  return new Gray(stretched, width, height);
+  return stretched(
+    ink.map((v) => f(v - background)),
+    width,
+    height,
+  );
+}
+
+function aboveThePaper(gray) {
+  const { width, height } = gray;
+  const small = fitInBox(gray, PAPER_GRID);
+  const closing = resize(windowed(windowed(small, Math.max), Math.min), width, height);
+  const opening = resize(windowed(windowed(small, Math.min), Math.max), width, height);
+  const dark = closing.data.map((level, i) => Math.max(f(level - gray.data[i]), 0));
+  const light = opening.data.map((level, i) => Math.max(f(gray.data[i] - level), 0));
+  return stretched(largest(dark) >= largest(light) ? dark : light, width, height);
+}
+
+/** How far each pixel's ink rises above the paper, from the noise floor (0) to the strongest ink (1). */
+function stretched(above, width, height) {
+  const contrast = largest(above);
+  const floor = f(NOISE_FLOOR * contrast);
+  const divisor = Math.max(f(contrast - floor), EPSILON);
+  return new Gray(
+    above.map((v) => (contrast > EPSILON ? clip(f(f(v - floor) / divisor)) : 0)),
+    width,
+    height,
+  );
+}
+
+/** `pool` (Math.max or Math.min) over the PAPER_WINDOW x PAPER_WINDOW cells around each cell, inside the image. */
+function windowed(gray, pool) {
+  const reach = Math.floor((PAPER_WINDOW - 1) / 2);
+  const data = new Float32Array(gray.width * gray.height);
+  for (let y = 0; y < gray.height; y++) {
+    for (let x = 0; x < gray.width; x++) {
+      let value = gray.at(y, x);
+      for (let dy = -reach; dy <= reach; dy++) {
+        for (let dx = -reach; dx <= reach; dx++) {
+          const [yy, xx] = [y + dy, x + dx];
+          if (yy >= 0 && yy < gray.height && xx >= 0 && xx < gray.width) value = pool(value, gray.at(yy, xx));
+        }
+      }
+      data[y * gray.width + x] = value;
+    }
+  }
+  return new Gray(data, gray.width, gray.height);
+}
+
+function largest(values) {
+  let most = -Infinity;
+  for (const v of values) most = Math.max(most, v);
+  return most;
 }
 
 function cropToInk(ink) {
@@ -90,19 +153,22 @@ function cropToInk(ink) {
 function fitInBox(digit, box) {
   const longest = Math.max(digit.width, digit.height);
   const newSize = (n) => Math.max(1, roundHalfEven(f(f(n * box) / longest)));
-  const width = newSize(digit.width);
-  const height = newSize(digit.height);
-  // tf.image.resize(..., antialias=True) is scale_and_translate with a triangle kernel: rows, then columns.
-  const columns = resampleSpans(digit.width, width);
-  const rows = resampleSpans(digit.height, height);
-  const between = new Float32Array(height * digit.width);
+  const resized = resize(digit, newSize(digit.width), newSize(digit.height));
+  return new Gray(resized.data.map(clip), resized.width, resized.height);
+}
+
+/** tf.image.resize(..., antialias=True): scale_and_translate with a triangle kernel, rows, then columns. */
+function resize(image, width, height) {
+  const columns = resampleSpans(image.width, width);
+  const rows = resampleSpans(image.height, height);
+  const between = new Float32Array(height * image.width);
   for (let y = 0; y < height; y++) {
-    for (let x = 0; x < digit.width; x++) {
+    for (let x = 0; x < image.width; x++) {
       let sum = 0;
       rows[y].weights.forEach((w, k) => {
-        sum = f(sum + f(w * digit.at(rows[y].start + k, x)));
+        sum = f(sum + f(w * image.at(rows[y].start + k, x)));
       });
-      between[y * digit.width + x] = sum;
+      between[y * image.width + x] = sum;
     }
   }
   const data = new Float32Array(height * width);
@@ -110,9 +176,9 @@ function fitInBox(digit, box) {
     for (let x = 0; x < width; x++) {
       let sum = 0;
       columns[x].weights.forEach((w, k) => {
-        sum = f(sum + f(w * between[y * digit.width + columns[x].start + k]));
+        sum = f(sum + f(w * between[y * image.width + columns[x].start + k]));
       });
-      data[y * width + x] = clip(sum);
+      data[y * width + x] = sum;
     }
   }
   return new Gray(data, width, height);

@@ -4,9 +4,10 @@ One implementation serves the SavedModel's `image_bytes` signature and, through 
 server and the command line can never disagree. The steps follow how MNIST itself was made (LeCun et al.):
 
   check the batch (accepted formats, declared sizes) -> decode PNG/JPEG/BMP, or a GIF's first frame -> grayscale
-  (transparency composited over white) -> light ink on a dark background (inverted when the border is light) ->
-  contrast stretched from the background level to the strongest ink -> cropped to the ink -> resized to fit a
-  20x20 box, keeping the aspect ratio -> placed in 28x28 with the ink's center of mass at the center.
+  (transparency composited over white) -> the ink above its paper, light on dark, stretched (of two estimates of
+  the paper, the border's median or its level across the image, where uneven light, shadows and grain fall away,
+  the one that leaves the least ink) -> cropped to the ink -> resized to fit a 20x20 box, keeping the aspect ratio
+  -> placed in 28x28 with the ink's center of mass at the center.
 
 Every step is shape-agnostic graph code: images of any size and channel count go through one traced function.
 """
@@ -31,6 +32,11 @@ TOO_LARGE = f"the image declares more than {MAX_PIXELS:,} pixels"
 MAX_BATCH = 256  # images per call of the image_bytes signature
 TOO_MANY = f"at most {MAX_BATCH} images per call"
 _INK_THRESHOLD = 0.25  # of the strongest ink, after the contrast stretch: what counts as the digit when cropping
+# The paper's level is estimated on the image shrunk to _PAPER_GRID cells on its longer side, where a stroke is
+# thinner than _PAPER_WINDOW cells: wide enough that a marker's strokes in a tight crop are never taken for paper.
+_PAPER_GRID = 4
+_PAPER_WINDOW = 3
+_NOISE_FLOOR = 0.2  # of the strongest ink: grain, JPEG ringing and faint ruled lines below it are paper
 _LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as `tf.image.rgb_to_grayscale`
 _POSITION = ": image {} of the batch, from 0"  # how an in-graph error names the image at fault
 
@@ -245,15 +251,66 @@ _preprocess_one = tf.function(preprocess_batch, input_signature=[tf.TensorSpec([
 
 
 def _light_ink_on_dark(gray: tf.Tensor) -> tf.Tensor:
-    """Inverts an image whose border (the paper) is light; stretches background..strongest ink to 0..1."""
+    """The ink above its paper, light on dark, stretched from a noise floor (0) to the strongest ink (1): of two
+    estimates of the paper, the one that leaves the least ink (a digit is a few strokes; paper taken for ink is a
+    lot of it).
+
+    The border's level (`_above_the_border`) is right for clean drawings and tight crops; the level estimated
+    across the image (`_above_the_paper`) for uneven light, shadows and grainy paper.
+    """
+    border, paper = _above_the_border(gray), _above_the_paper(gray)
+    return tf.where(_ink_pixels(paper) < _ink_pixels(border), paper, border)
+
+
+def _ink_pixels(ink: tf.Tensor) -> tf.Tensor:
+    return tf.math.count_nonzero(ink >= _INK_THRESHOLD)
+
+
+def _above_the_border(gray: tf.Tensor) -> tf.Tensor:
+    """The ink above the border's median (the paper; inverted when it is light)."""
     border = tf.concat([gray[0, :], gray[-1, :], gray[:, 0], gray[:, -1]], axis=0)
-    background = _median(border)
+    background = tf.sort(border)[tf.size(border) // 2]
     light_background = background > 0.5
     ink = tf.where(light_background, 1.0 - gray, gray)
-    background = tf.where(light_background, 1.0 - background, background)
-    contrast = tf.reduce_max(ink) - background
-    stretched = tf.clip_by_value((ink - background) / tf.maximum(contrast, 1e-3), 0.0, 1.0)
+    return _stretched(ink - tf.where(light_background, 1.0 - background, background))
+
+
+def _above_the_paper(gray: tf.Tensor) -> tf.Tensor:
+    """The ink above the paper's level across the image.
+
+    The paper's level is the image's morphological closing (for dark ink) or opening (for light ink) on a coarse
+    grid, brought back to full size: it follows uneven light and shadows, and no stroke fits in its window. The
+    ink's polarity is the one whose strokes stand out more above that level.
+    """
+    height, width = tf.shape(gray)[0], tf.shape(gray)[1]
+    small = _fit_in_box(gray, _PAPER_GRID)
+    closing = _window(_window(small, tf.nn.max_pool2d), _min_pool2d)  # the paper under dark ink
+    opening = _window(_window(small, _min_pool2d), tf.nn.max_pool2d)  # the paper under light ink
+    levels = _resize(tf.stack([closing, opening], axis=-1), height, width)
+    dark, light = tf.nn.relu(levels[..., 0] - gray), tf.nn.relu(gray - levels[..., 1])
+    return _stretched(tf.where(tf.reduce_max(dark) >= tf.reduce_max(light), dark, light))
+
+
+def _stretched(above: tf.Tensor) -> tf.Tensor:
+    """How far each pixel's ink rises above the paper, from the noise floor (0) to the strongest ink (1)."""
+    contrast = tf.reduce_max(above)
+    floor = _NOISE_FLOOR * contrast
+    stretched = tf.clip_by_value((above - floor) / tf.maximum(contrast - floor, 1e-3), 0.0, 1.0)
     return tf.where(contrast > 1e-3, stretched, 0.0)
+
+
+def _window(image: tf.Tensor, pool: Callable[..., tf.Tensor]) -> tf.Tensor:
+    """`pool` (max or min) over the _PAPER_WINDOW x _PAPER_WINDOW cells around each cell, inside the image."""
+    return pool(image[tf.newaxis, ..., tf.newaxis], _PAPER_WINDOW, 1, "SAME")[0, ..., 0]
+
+
+def _min_pool2d(images: tf.Tensor, *args: object) -> tf.Tensor:
+    return -tf.nn.max_pool2d(-images, *args)
+
+
+def _resize(image: tf.Tensor, height: tf.Tensor, width: tf.Tensor) -> tf.Tensor:
+    """[h, w, channels] -> [height, width, channels], antialiased bilinear (as `_fit_in_box`; the page's too)."""
+    return tf.image.resize(image, tf.stack([height, width]), method="bilinear", antialias=True)
 
 
 def _crop_to_ink(ink: tf.Tensor) -> tf.Tensor:
@@ -271,8 +328,7 @@ def _fit_in_box(digit: tf.Tensor, box: int) -> tf.Tensor:
     """Resizes so the longer side is `box` pixels, keeping the aspect ratio (antialiased when shrinking)."""
     shape = tf.cast(tf.shape(digit), tf.float32)
     new_size = tf.maximum(1, tf.cast(tf.round(shape * box / tf.reduce_max(shape)), tf.int32))
-    resized = tf.image.resize(digit[..., tf.newaxis], new_size, method="bilinear", antialias=True)[..., 0]
-    return tf.clip_by_value(resized, 0.0, 1.0)
+    return tf.clip_by_value(_resize(digit[..., tf.newaxis], new_size[0], new_size[1])[..., 0], 0.0, 1.0)
 
 
 def _place_by_center_of_mass(digit: tf.Tensor, size: int) -> tf.Tensor:
@@ -281,10 +337,6 @@ def _place_by_center_of_mass(digit: tf.Tensor, size: int) -> tf.Tensor:
     height, width = tf.shape(digit)[0], tf.shape(digit)[1]
     placed = tf.pad(digit, [[top, size - height - top], [left, size - width - left]])
     return tf.ensure_shape(placed, [size, size])
-
-
-def _median(values: tf.Tensor) -> tf.Tensor:
-    return tf.sort(values)[tf.size(values) // 2]
 
 
 def _centering_offset(mass: tf.Tensor, size: int) -> tf.Tensor:

@@ -11,6 +11,9 @@ Training shows the model a bank of them (outlier exposure, Hendrycks et al. 2019
   paper      blank, smudged, textured or lined paper with nothing written on it
   noise      uniform and Gaussian pixel noise, and empty images
   pairs      two digits side by side or written over each other
+  doodles    line drawings as people make them: houses, fences, faces, suns, flowers, stick figures, cars, fruit,
+             animals, keys, hearts, and compositions of boxes, zigzags and spirals (never a lone loop: a 0)
+  operators  handwritten + - x ÷ = < > % arrows, ticks and crosses, underlines, slashes far from upright, dots
 
 Everything is drawn from a numpy Generator: a bank is a function of its seed (and of the fonts installed).
 """
@@ -183,6 +186,206 @@ def pairs(rng: np.random.Generator, count: int, digits: np.ndarray) -> np.ndarra
     return np.where((rng.random(count) < 0.5)[:, None, None], side_by_side, over)
 
 
+def _hand(rng: np.random.Generator, points: np.ndarray, wobble: float) -> list[tuple[float, float]]:
+    """A stroke through `points` as a hand draws it: each point off by up to `wobble` pixels, then smoothed."""
+    return [tuple(p) for p in smooth(points + rng.normal(0, wobble, points.shape))]
+
+
+def _v(x: float, y: float) -> np.ndarray:
+    return np.array([x, y])
+
+
+def _loop(center: np.ndarray, radii: np.ndarray, corners: int = 12, start: float = 0.0) -> np.ndarray:
+    angles = start + np.linspace(0, 2 * np.pi, corners + 1)
+    return center + np.stack([np.cos(angles), np.sin(angles)], -1) * radii
+
+
+def _doodle_parts(rng: np.random.Generator, kind: int) -> list[np.ndarray]:
+    """The strokes of one doodle, in a 64-pixel canvas (kind: 0 house, 1 fence, 2 face, 3 sun, 4 flower,
+    5 stick figure, 6 car, 7 a composition of boxes, zigzags and spirals, 8 fruit, 9 animal, 10 key, 11 heart)."""
+    c, r = rng.uniform(26, 38, 2), rng.uniform(14, 24)
+    if kind == 0:  # a box, a roof, a door
+        x0, x1, y0, y1 = c[0] - r, c[0] + r, c[1] - r * 0.3, c[1] + r
+        door = c[0] + rng.uniform(-0.5, 0.3) * r
+        return [
+            np.array([(x0, y0), (x0, y1), (x1, y1), (x1, y0), (x0, y0)]),
+            np.array([(x0 - 3, y0), (c[0], y0 - r * rng.uniform(0.6, 1.0)), (x1 + 3, y0)]),
+            np.array([(door, y1), (door, y1 - r * 0.6), (door + r * 0.35, y1 - r * 0.6), (door + r * 0.35, y1)]),
+        ]
+    if kind == 1:  # a fence or a ladder: posts and rails
+        posts = np.linspace(c[0] - r, c[0] + r, int(rng.integers(3, 6)))
+        rails = c[1] + np.array([-0.5, 0.4]) * r
+        return [np.array([(x, c[1] - r), (x, c[1] + r)]) for x in posts] + [
+            np.array([(c[0] - r - 4, y), (c[0] + r + 4, y)]) for y in rails
+        ]
+    if kind == 2:  # a face: head, two eyes, a mouth
+        eye = r * 0.35
+        return [
+            _loop(c, np.array([r, r * rng.uniform(0.9, 1.2)]), 12),
+            _loop(c + _v(-eye, -eye), np.array([2.0, 2.0]), 6),
+            _loop(c + _v(eye, -eye), np.array([2.0, 2.0]), 6),
+            np.array([(c[0] - eye, c[1] + eye * 0.8), (c[0], c[1] + eye * 1.3), (c[0] + eye, c[1] + eye * 0.8)]),
+        ]
+    if kind == 3:  # a sun: a disc and its rays
+        inner = r * 0.45
+        rays = [
+            np.array([c + inner * 1.3 * d, c + r * 1.15 * d])
+            for a in rng.uniform(0, 1) + np.linspace(0, 2 * np.pi, int(rng.integers(6, 11)), endpoint=False)
+            for d in [np.array([np.cos(a), np.sin(a)])]
+        ]
+        return [_loop(c, np.array([inner, inner]), 10), *rays]
+    if kind == 4:  # a flower: petals round a centre, on a stem
+        head = c - _v(0, r * 0.4)
+        petals = [
+            _loop(head + r * 0.45 * np.array([np.cos(a), np.sin(a)]), np.array([r * 0.25, r * 0.25]), 6)
+            for a in np.linspace(0, 2 * np.pi, int(rng.integers(5, 8)), endpoint=False)
+        ]
+        return [*petals, np.array([head + _v(0, r * 0.5), c + _v(rng.uniform(-4, 4), r)])]
+    if kind == 5:  # a stick figure
+        head, hip = c - _v(0, r * 0.7), c + _v(0, r * 0.3)
+        return [
+            _loop(head, np.array([r * 0.25, r * 0.25]), 8),
+            np.array([head + _v(0, r * 0.25), hip]),
+            np.array([c + _v(-r * 0.6, -r * 0.2), c + _v(0, -r * 0.3), c + _v(r * 0.6, -r * 0.2)]),
+            np.array([hip + _v(-r * 0.4, r * 0.7), hip, hip + _v(r * 0.4, r * 0.7)]),
+        ]
+    if kind == 6:  # a car: a body, a cabin, two wheels
+        x0, x1, y0, y1 = c[0] - r, c[0] + r, c[1] - r * 0.1, c[1] + r * 0.35
+        wheel = np.array([r * 0.22, r * 0.22])
+        return [
+            np.array(
+                [
+                    (x0, y1),
+                    (x0, y0),
+                    (c[0] - r * 0.5, y0),
+                    (c[0] - r * 0.3, y0 - r * 0.4),
+                    (c[0] + r * 0.4, y0 - r * 0.4),
+                    (c[0] + r * 0.6, y0),
+                    (x1, y0),
+                    (x1, y1),
+                    (x0, y1),
+                ]
+            ),
+            _loop(np.array([c[0] - r * 0.55, y1]), wheel, 8),
+            _loop(np.array([c[0] + r * 0.55, y1]), wheel, 8),
+        ]
+    if kind == 8:  # a fruit: round or pear-shaped, a stem, a leaf
+        body = _loop(c, np.array([r, r * rng.uniform(0.9, 1.3)]), 12, start=np.pi / 2)
+        stem = np.array([c - _v(0, r * 0.9), c - _v(rng.uniform(-4, 4), r * 1.7)])
+        leaf = _loop(c - _v(-r * 0.55, r * 1.45), np.array([r * 0.55, r * 0.25]), 8)
+        return [body, stem, leaf]
+    if kind == 9:  # an animal: a body, four legs, a head, a tail
+        body = _loop(c, np.array([r, r * 0.5]), 12)
+        legs = [np.array([c + _v(x, r * 0.4), c + _v(x, r * 1.1)]) for x in np.linspace(-0.7, 0.7, 4) * r]
+        head = _loop(c + _v(r * 1.2, -r * 0.6), np.array([r * 0.4, r * 0.35]), 8)
+        tail = np.array([c - _v(r, 0), c - _v(r * 1.5, r * rng.uniform(0.2, 0.8))])
+        return [body, *legs, head, tail]
+    if kind == 10:  # a key: a ring, a shaft, its teeth
+        ring = _loop(c - _v(r * 0.6, 0), np.array([r * 0.4, r * 0.4]), 10)
+        shaft = np.array([c - _v(r * 0.2, 0), c + _v(r, 0)])
+        teeth = np.array([c + _v(r * 0.5, 0), c + _v(r * 0.5, r * 0.4), c + _v(r * 0.75, r * 0.4), c + _v(r * 0.75, 0)])
+        return [ring, shaft, teeth]
+    if kind == 11:  # a heart
+        t = np.linspace(0, 2 * np.pi, 16)
+        outline = np.stack([16 * np.sin(t) ** 3, -(13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t))], -1)
+        return [c + outline * r / 16]
+    parts = []  # a composition of three to five parts spread over the canvas
+    for _ in range(int(rng.integers(3, 6))):
+        at, size = rng.uniform(12, 52, 2), rng.uniform(6, 16)
+        shape = rng.integers(1, 4)  # no loops: two of them make an 8, one a 0
+        if shape == 1:
+            parts.append(np.array([at, at + _v(size, 0), at + _v(size, size), at + _v(0, size), at]))
+        elif shape == 2:
+            parts.append(np.stack([at[0] + np.linspace(0, 2 * size, 6), at[1] + np.tile([0, size * 0.6], 3)], -1))
+        else:
+            turns = np.linspace(0, 4 * np.pi, 16)
+            parts.append(at + np.stack([np.cos(turns), np.sin(turns)], -1) * np.linspace(1, size, 16)[:, None])
+    return parts
+
+
+def doodles(rng: np.random.Generator, count: int) -> np.ndarray:
+    """Line drawings of things, as drawn with a mouse, a finger or a pen (`_doodle_parts`)."""
+    images = []
+    for _ in range(count):
+        canvas = Image.new("L", (_CANVAS, _CANVAS))
+        draw = ImageDraw.Draw(canvas)
+        width, wobble = int(rng.integers(2, 7)), rng.uniform(0.2, 1.5)
+        for part in _doodle_parts(rng, int(rng.integers(12))):
+            draw.line(_hand(rng, part, wobble), fill=255, width=width, joint="curve")
+        images.append(np.asarray(canvas, np.float32) / 255)
+    return np.stack(images)
+
+
+def _operator_parts(rng: np.random.Generator, kind: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(strokes, dots) of one handwritten operator in a 64-pixel canvas (kind: 0 plus, 1 minus, 2 times,
+    3 divided by, 4 equals, 5 less or greater, 6 percent, 7 arrow, 8 tick, 9 slash, 10 dot, 11 underline)."""
+    c, r = rng.uniform(28, 36, 2), rng.uniform(12, 22)
+    tilt = rng.uniform(-0.25, 0.25)  # radians
+
+    def bar(at: np.ndarray, angle: float, length: float) -> np.ndarray:
+        d = np.array([np.cos(angle), np.sin(angle)]) * length
+        return np.array([at - d, at + d])
+
+    if kind == 0:
+        return [bar(c, tilt, r), bar(c + rng.uniform(-3, 3, 2), np.pi / 2 + tilt, r * rng.uniform(0.8, 1.1))], []
+    if kind == 1:
+        return [bar(c, tilt * 0.5, r)], []
+    if kind == 2:
+        return [bar(c, np.pi / 4 + tilt, r), bar(c, -np.pi / 4 + tilt, r)], []
+    if kind == 3:
+        gap = r * rng.uniform(0.5, 0.8)
+        return [bar(c, tilt * 0.5, r)], [c - _v(0, gap), c + _v(0, gap)]
+    if kind == 4:
+        gap = r * rng.uniform(0.25, 0.45)
+        return [bar(c - _v(0, gap), tilt * 0.4, r), bar(c + _v(0, gap), tilt * 0.4, r * rng.uniform(0.8, 1.1))], []
+    if kind == 5:
+        side = rng.choice([-1, 1])
+        return [np.array([c + _v(side * r, -r * 0.8), c - _v(side * r * 0.8, 0), c + _v(side * r, r * 0.8)])], []
+    if kind == 6:
+        slash = bar(c, -np.pi / 3 + tilt * 0.5, r)
+        return [
+            slash,
+            _loop(c + _v(-r * 0.55, -r * 0.6), np.array([r * 0.22, r * 0.22]), 8),
+            _loop(c + _v(r * 0.55, r * 0.6), np.array([r * 0.22, r * 0.22]), 8),
+        ], []
+    if kind == 7:  # never upright: an upright arrow is a flagged 1
+        angle = rng.choice([0, np.pi]) + rng.uniform(-np.pi / 3, np.pi / 3)
+        d = np.array([np.cos(angle), np.sin(angle)])
+        tip, head = c + d * r, r * 0.4
+        return [
+            np.array([c - d * r, tip]),
+            np.array([tip - head * (d + 0.7 * d[::-1] * (1, -1)), tip, tip - head * (d - 0.7 * d[::-1] * (1, -1))]),
+        ], []
+    if kind == 8:
+        return [np.array([c + _v(-r, 0), c + _v(-r * 0.4, r * 0.6), c + _v(r, -r * 0.9)])], []
+    if kind == 9:  # far from upright: an upright stroke is a 1
+        return [bar(c, rng.choice([-1, 1]) * rng.uniform(0.35, 0.75), r)], []
+    if kind == 10:
+        return [], [c]
+    return [
+        np.stack(
+            [c[0] + np.linspace(-1.4 * r, 1.4 * r, 8), c[1] + rng.uniform(-1.5, 1.5, 8) * (rng.random() < 0.4) * 2], -1
+        )
+    ], []
+
+
+def operators(rng: np.random.Generator, count: int) -> np.ndarray:
+    """Handwritten operators, arrows, ticks, slashes, dots and underlines (`_operator_parts`)."""
+    images = []
+    for _ in range(count):
+        canvas = Image.new("L", (_CANVAS, _CANVAS))
+        draw = ImageDraw.Draw(canvas)
+        width, wobble = int(rng.integers(2, 8)), rng.uniform(0.2, 1.2)
+        strokes, dots = _operator_parts(rng, int(rng.integers(12)))
+        for stroke in strokes:
+            draw.line(_hand(rng, stroke, wobble), fill=255, width=width, joint="curve")
+        for dot in dots:
+            radius = width / 2 + rng.uniform(0.5, 2)
+            draw.ellipse([*(dot - radius), *(dot + radius)], fill=255)
+        images.append(np.asarray(canvas, np.float32) / 255)
+    return np.stack(images)
+
+
 def draw(
     bank: tf.Tensor, count: int, *, seed: int, step: tf.Tensor, distortion: augment.Distortion, portable: bool
 ) -> tf.Tensor:
@@ -234,6 +437,8 @@ def training_bank(
         paper,
         noise,
         functools.partial(pairs, digits=digits),
+        doodles,
+        operators,
     ]
     share = count // len(makers)
     parts = [

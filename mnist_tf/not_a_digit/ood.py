@@ -6,6 +6,11 @@ handwriting it must still accept. Each is drawn from a fixed seed, so every mode
   ambiguous    the same font's characters that people also write as digits (O, l, Z, S, b, q ...): counted apart
   noise        pixel noise, empty images, and photos of blank, smudged or lined paper
   handwriting  MNIST test digits photographed (`handwriting.photographed`): must be accepted, and read right
+  scans        MNIST test digits scanned from grey paper, cropped tight (`people.scanned`): must be accepted
+  photos       MNIST test digits on squared paper under a phone's uneven light (`people.photographed`): accepted
+  drawn        digits drawn in shapes MNIST seldom has: crossed 7s, flagged 1s, open 4s (`people.SHAPES`): accepted
+  doodles      line drawings of cats, fish, cups, houses ... (`people.DOODLES`)
+  symbols      handwritten + - x ÷ = / · < > % and arrows (`people.SYMBOLS`)
 """
 
 from __future__ import annotations
@@ -17,10 +22,10 @@ import numpy as np
 from mnist_tf.data import idx
 from mnist_tf.data.sources import Split
 from mnist_tf.errors import MnistTfError
-from mnist_tf.not_a_digit import handwriting, not_digits
+from mnist_tf.not_a_digit import handwriting, not_digits, people
 
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist
-SETS = ("fashion", "fonts", "ambiguous", "noise", "handwriting")
+SETS = ("fashion", "fonts", "ambiguous", "noise", "handwriting", "scans", "photos", "drawn", "doodles", "symbols")
 SIZE = 2000  # images per generated set
 _SEED = 20170  # fixed: every model is measured on the same images
 
@@ -59,6 +64,13 @@ def load(name: str, test: Split, fashion_dir: str = FASHION_DIR, fonts_dir: str 
     if name == "noise":
         kinds = [not_digits.noise(rng, SIZE // 2), not_digits.paper(rng, SIZE - SIZE // 2)]
         return OodSet(name, np.concatenate([not_digits.as_mnist(kind) for kind in kinds]), None)
-    chosen = rng.choice(len(test), min(SIZE, len(test)), replace=False)  # handwriting
-    photos = handwriting.photographed(test.images[chosen], rng)
-    return OodSet(name, handwriting.as_served(photos), test.labels[chosen])
+    if name in ("drawn", "doodles", "symbols"):
+        shapes = {"drawn": people.SHAPES, "doodles": people.DOODLES, "symbols": people.SYMBOLS}[name]
+        files, names = people.drawings(rng, shapes, SIZE // 2)
+        return OodSet(name, handwriting.as_served(files), np.array(names) if name == "drawn" else None)
+    chosen = rng.choice(len(test), min(SIZE, len(test)), replace=False)  # MNIST test digits, written again
+    if name == "handwriting":
+        files = handwriting.photographed(test.images[chosen], rng)
+    else:
+        files = [people.CAPTURES[name](image.reshape(28, 28), rng) for image in test.images[chosen]]
+    return OodSet(name, handwriting.as_served(files), test.labels[chosen])

@@ -54,6 +54,8 @@ def header(config: Config, start: RunStart) -> list[str]:
     augment = f" · augmented (strength {config.augment_strength:g})" if config.augment else ""
     if config.not_digits:
         augment += f" · not-digit images {config.not_digits:.1%} of each batch (weight {config.not_digit_weight:g})"
+    if config.captures:
+        augment += f" · captured digits {config.captures:.1%} of the training set"
     lines = [
         f"mnist_tf: {config.model} ({config.layers} layers) on {config.dataset} from {splits.source}{recipe}",
         f"data: train {len(splits.train):,}{validation} · test {len(splits.test):,} images",
