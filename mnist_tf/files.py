@@ -10,6 +10,9 @@ from typing import Any
 
 from mnist_tf.errors import MnistTfError
 
+_UMASK = os.umask(0o022)  # the process's umask: it can only be read by setting it, so it is set back at once,
+os.umask(_UMASK)  # on import, before any thread that writes files
+
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
     """Writes `data` as indented JSON to `path`, atomically (see `write_text_atomic`)."""
@@ -17,7 +20,8 @@ def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Writes `text` to a temporary file beside `path`, fsyncs it, then renames it over `path`.
+    """Writes `text` to a temporary file beside `path`, fsyncs it, then renames it over `path`; with the mode any
+    other file gets (0666 less the umask: mkstemp's own 0600 would hide results.json from a group that reads runs).
 
     A failed write (read-only or full disk) is a MnistTfError and leaves any earlier `path` as it was.
     """
@@ -28,6 +32,7 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     except OSError as e:
         raise MnistTfError(f"could not write {path}: {e.strerror}") from None
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()

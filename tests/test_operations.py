@@ -17,6 +17,7 @@ import tensorflow as tf
 from conftest import REPO, TRAIN, quiet_run
 from script_runs import run_script
 
+from mnist_tf import files
 from mnist_tf.errors import MnistTfError
 from mnist_tf.export import classifier, saved_model
 from mnist_tf.training import run_lock, run_state
@@ -202,3 +203,16 @@ def test_clock_checkpoints_are_saved_mid_epoch_and_kept_few(tiny_config):
     quiet_run(config)
     kept = sorted(int(p.stem.split("-")[1]) for p in (Path(config.model_dir) / "checkpoints").glob("ckpt-*.index"))
     assert kept == [28, 35, 40]  # 7, 14, 20 (epoch end), 21, 28, 35, 40: the last three
+
+
+def test_files_written_atomically_get_the_mode_every_other_file_gets(exported_run, tmp_path):
+    """results.json, config.json and report.json are readable as the checkpoints beside them are (not mkstemp's
+    0600)."""
+    plain = tmp_path / "plain.txt"
+    plain.write_text("")
+    expected = plain.stat().st_mode & 0o777
+    written = tmp_path / "written.json"
+    files.write_json_atomic(written, {})
+    assert written.stat().st_mode & 0o777 == expected
+    run = Path(exported_run["flags"]["model_dir"])
+    assert {(run / name).stat().st_mode & 0o777 for name in ("results.json", "config.json")} == {expected}
