@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import REPO, TRAIN, blank_split, once, quiet_run, session_root, tiny_config_in
+from script_runs import run_script
 
 from mnist_tf import distribute, run
 from mnist_tf.config import Config
@@ -355,6 +356,11 @@ def test_a_run_whose_checkpoints_all_fail_to_read_is_refused_and_nothing_is_move
         (checkpoints / f"ckpt-{step}.index").write_bytes(b"")
     with pytest.raises(MnistTfError, match=r"ckpt-20 cannot be read \(.*\); pass --fresh to start over"):
         quiet_run(dataclasses.replace(config, epochs=2))
+    assert not (checkpoints / "damaged").exists()
+    for script in ("export", "evaluate"):  # a run read, not resumed: no --fresh to pass there
+        read = run_script(script, f"--model_dir={config.model_dir}")
+        assert read.returncode == 1 and "--fresh" not in read.stderr, read.stderr
+        assert read.stderr.startswith("error: ") and "ckpt-20 cannot be read" in read.stderr
     assert not (checkpoints / "damaged").exists()
     assert tf.train.latest_checkpoint(str(checkpoints)).endswith("ckpt-20")
 

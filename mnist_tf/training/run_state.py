@@ -243,10 +243,15 @@ def restore_model(model: keras.Model, model_dir: str | os.PathLike, config: Conf
     note = note or (lambda line: print(line, file=sys.stderr))
     checkpoint = tf.train.Checkpoint(model=model)
     best = tf.train.latest_checkpoint(os.fspath(best_directory(model_dir)))
-    if config.early_stopping_patience and best:
-        restore(checkpoint, best)
-        return best
-    path = resume(checkpoint, model_dir, note)
+    try:
+        if config.early_stopping_patience and best:
+            restore(checkpoint, best)
+            return best
+        path = resume(checkpoint, model_dir, note)
+    except MnistTfError as e:  # the run is read here, not resumed: --fresh is no way out
+        raise MnistTfError(
+            f"{str(e).removesuffix(f'; {_START_OVER}')}: the run in {model_dir} cannot be used"
+        ) from None
     if path is None:
         raise MnistTfError(f"no checkpoint in {directory(model_dir)}: the run has not saved one yet")
     return path
