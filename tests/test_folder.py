@@ -198,3 +198,30 @@ def test_a_folder_trains_and_its_class_names_travel_with_the_export(tmp_path, ti
     printed = run_script("predict", f"--saved_model={version}", "--top_k=3", "x.png", cwd=tmp_path)
     assert printed.returncode == 0, printed.stderr
     assert sorted(printed.stdout.split()[1::2]) == names  # every class by its name, none by its index
+
+
+def test_hidden_entries_nested_folders_and_links_are_each_counted_and_said(tmp_path, cache_dir, capsys):
+    """Nothing in the folder disappears without a word: a hidden class folder and hidden files are left out and
+    said, images in a folder inside a class are the class's, a broken link is skipped and counted, a link to an
+    image outside the folder is read and said."""
+    root = tmp_path / "digits"
+    for name in ("0", "1", "..x", "1/more", "0/.git"):
+        (root / name).mkdir(parents=True)
+    images = make_digits(8, seed=1)[0]
+    for index, where in enumerate(("0", "0", "1", "1/more", "..x", "0/.git", "0", "1")):
+        (root / where / f"{index}.png").write_bytes(tf.io.encode_png(images[index][..., np.newaxis]).numpy())
+    (root / "0" / ".DS_Store").write_bytes(b"\0")
+    outside = tmp_path / "elsewhere.png"
+    outside.write_bytes(tf.io.encode_png(images[0][..., np.newaxis]).numpy())
+    (root / "1" / "linked.png").symlink_to(outside)
+    (root / "1" / "broken.png").symlink_to(tmp_path / "gone.png")
+
+    loaded = folder.load(root, note=print)
+    lines = capsys.readouterr().out.splitlines()
+    assert loaded.class_names == ("0", "1")
+    assert len(loaded.train[1]) + len(loaded.test[1]) == 3 + 4  # 0: three; 1: two, the nested one, the link
+    assert loaded.skipped == 1 and any(line.startswith("skipped ") and "broken.png" in line for line in lines)
+    hidden = next(line for line in lines if "hidden entries" in line)
+    assert hidden.startswith("note: left out 3 hidden entries") and "..x" in hidden and "0/.git" in hidden
+    assert any(line.startswith("note: 1 files are links to outside") and "1/linked.png" in line for line in lines)
+    assert any(line.startswith("note: skipped 1 of 8 files") for line in lines)

@@ -7,9 +7,11 @@ Two layouts:
 
 Class names are the sub-folders' names: the digits 0-9 in their order, other names sorted. Every file goes through
 `preprocess.preprocess_file`, the image_bytes signature's own code, so the model trains on what it will be sent.
-A file that does not preprocess is skipped with one line naming it. The decoded arrays are cached (CACHE_DIR_ENV,
-default ~/.cache/mnist_tf/folders), keyed by the folder's path and checked against every file's name, size and
-modification time: a changed, added or removed file decodes the folder again.
+A file that does not preprocess is skipped with one line naming it, and counted. Folders inside a class folder are
+read too (their images are the class's); what starts with "." (hidden: `.DS_Store`, `._x.png`, `.git/`) is left out,
+counted and said; a link is followed, and said when it leads out of the folder. The decoded arrays are cached
+(CACHE_DIR_ENV, default ~/.cache/mnist_tf/folders), keyed by the folder's path and checked against every file's name,
+size and modification time: a changed, added or removed file decodes the folder again.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ CACHE_DIR_ENV = "MNIST_TF_CACHE_DIR"
 TEST_SHARE = 0.2
 SPLIT_SEED = 0
 SPLITS = ("train", "test")
-_CACHE_VERSION = 1  # bumped when preprocessing changes what a file decodes to
+_CACHE_VERSION = 2  # bumped when preprocessing changes what a file decodes to (2: the paper found across the image)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +64,10 @@ def load(directory: str | os.PathLike, note: Callable[[str], None] = print) -> L
             f"{root}: train/ and test/ must have the same class folders, got {', '.join(names)} and "
             f"{', '.join(_classes(root / 'test'))}"
         )
-    files = {s: _files(root / s, names) for s in SPLITS} if split else {"all": _files(root, names)}
+    found = {s: _Found.of(root / s, names) for s in SPLITS} if split else {"all": _Found.of(root, names)}
+    for line in _Found.lines(root, list(found.values())):
+        note(line)
+    files = {part: one.files for part, one in found.items()}
     fingerprint = _fingerprint(root, files)
     cache = _cache_path(root)
     decoded = _read_cache(cache, fingerprint)
@@ -115,14 +120,51 @@ def _classes(directory: Path) -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
-def _files(directory: Path, names: tuple[str, ...]) -> list[tuple[str, int]]:
-    """(path relative to `directory`, label) of every visible file, in a fixed order."""
-    return [
-        (f"{name}/{file.name}", label)
-        for label, name in enumerate(names)
-        for file in sorted((directory / name).iterdir())
-        if file.is_file() and not file.name.startswith(".")
-    ]
+@dataclasses.dataclass(frozen=True)
+class _Found:
+    """The files of one folder's class folders, and what was left out or reached outside it."""
+
+    files: list[tuple[str, int]]  # (path relative to the folder, label), in a fixed order
+    hidden: list[str]  # what starts with "." inside the class folders (relative paths)
+    outside: list[str]  # links that lead out of the folder (relative paths)
+
+    @classmethod
+    def of(cls, directory: Path, names: tuple[str, ...]) -> _Found:
+        files, outside = [], []
+        hidden = sorted(p.name for p in directory.iterdir() if p.is_dir() and p.name.startswith("."))  # classes too
+        inside = directory.resolve()
+        for label, name in enumerate(names):
+            for folder, subfolders, file_names in os.walk(directory / name, followlinks=True):
+                relative = Path(folder).relative_to(directory)
+                hidden += [str(relative / d) for d in subfolders if d.startswith(".")]
+                subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))  # walked in this order
+                for file_name in sorted(file_names):
+                    path = Path(folder) / file_name
+                    if file_name.startswith("."):
+                        hidden.append(str(relative / file_name))
+                        continue
+                    files.append((str(relative / file_name), label))
+                    if path.is_symlink() and path.exists() and inside not in path.resolve().parents:
+                        outside.append(str(relative / file_name))
+        return cls(files, hidden, outside)
+
+    @staticmethod
+    def lines(root: Path, found: list[_Found]) -> list[str]:
+        """One line for what was left out as hidden, one for the links that lead outside `root`."""
+        hidden = [path for one in found for path in one.hidden]
+        outside = [path for one in found for path in one.outside]
+        lines = []
+        if hidden:
+            lines.append(
+                f"note: left out {len(hidden):,} hidden entries in {_shown(root)} (names starting with '.'): "
+                f"{', '.join(hidden[:3])}{' ...' if len(hidden) > 3 else ''}"
+            )
+        if outside:
+            lines.append(
+                f"note: {len(outside):,} files are links to outside {_shown(root)}, read all the same: "
+                f"{', '.join(outside[:3])}{' ...' if len(outside) > 3 else ''}"
+            )
+        return lines
 
 
 def _fingerprint(root: Path, files: dict[str, list[tuple[str, int]]]) -> str:
@@ -130,7 +172,8 @@ def _fingerprint(root: Path, files: dict[str, list[tuple[str, int]]]) -> str:
     for part, part_files in files.items():
         directory = _part_dir(root, part)
         for relative, label in part_files:
-            stat = (directory / relative).stat()
+            path = directory / relative
+            stat = path.stat() if path.exists() else path.lstat()  # a broken link: skipped, and counted, later
             line = f"{part}/{relative}\0{label}\0{stat.st_size}\0{stat.st_mtime_ns}\n"
             digest.update(line.encode(errors="surrogateescape"))  # a file name's bytes, UTF-8 or not
     return digest.hexdigest()
