@@ -4,16 +4,12 @@ models are the same."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 import os
 from typing import Any
 
-import keras
-import numpy as np
-
 from mnist_tf.export.litert import REPORT_FILE
-from mnist_tf.export.publish import Published
+from mnist_tf.export.publish import Published, weights_digest
 from mnist_tf.not_a_digit.decision import Decision
 from mnist_tf.plan import Plan
 from mnist_tf.reporting.evaluation import Report
@@ -67,11 +63,3 @@ def record(
         "precision": dataclasses.asdict(plan.precision),  # the dtype computed in, and why (--dtype=auto's choice)
         "flags": dataclasses.asdict(config),
     }
-
-
-def weights_digest(model: keras.Model) -> str:
-    """SHA-256 of every weight's bytes, in order: equal digests mean bit-identical models."""
-    digest = hashlib.sha256()
-    for weight in model.weights:
-        digest.update(np.ascontiguousarray(weight.value).tobytes())
-    return digest.hexdigest()

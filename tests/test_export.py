@@ -244,6 +244,9 @@ def test_a_crash_mid_export_leaves_no_new_version(exported_run, tmp_path):
     assert crashed.returncode == -signal.SIGKILL
     assert sorted(p.name for p in base.iterdir() if not p.name.startswith(".")) == ["1"]
     assert saved_model.latest_version(base) == base / "1" and saved_model.next_version(base) == 2
+    (left,) = base.glob(".tmp-*")  # the killed export's staging folder, its lock free: the next export removes it
+    saved_model.export_saved_model(classifier.load(exported_run["flags"]["model_dir"]).model, base)
+    assert not left.exists() and sorted(p.name for p in base.iterdir()) == ["1", "2"]
 
 
 @pytest.mark.slow
@@ -297,3 +300,15 @@ def test_latest_version_picks_the_highest_complete_version(tmp_path):
     assert saved_model.latest_version(tmp_path) == tmp_path / "12"
     with pytest.raises(MnistTfError, match=r"no SavedModel at .*: no such directory"):
         saved_model.latest_version(tmp_path / "nowhere")
+
+
+def test_an_export_at_work_keeps_its_staging_folder_while_another_exports(exported_run, tmp_path):
+    import fcntl
+
+    base = tmp_path / "mlp"
+    alive = base / ".tmp-5-alive"
+    alive.mkdir(parents=True)
+    with (alive / ".exporting").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # as the export writing it holds it
+        saved_model.export_saved_model(classifier.load(exported_run["flags"]["model_dir"]).model, base)
+    assert alive.is_dir() and (base / "1" / "saved_model.pb").is_file()

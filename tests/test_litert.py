@@ -224,6 +224,19 @@ def test_export_script_writes_litert_files_for_the_version_it_exports(trained, t
         assert variant["bytes"] == original["variants"][name]["bytes"]
 
 
+def test_exporting_the_same_weights_again_completes_their_version_instead_of_adding_one(trained, tmp_path):
+    """A rerun after a kill between the SavedModel and its LiteRT files: the version gets its LiteRT files, and
+    no second version of the same weights is written."""
+    model_dir = trained[0]["flags"]["model_dir"]
+    first = run_script("export", f"--model_dir={model_dir}", f"--export_dir={tmp_path}", "--nolitert")
+    assert first.returncode == 0 and not (tmp_path / "litert").exists(), first.stderr
+    again = run_script("export", f"--model_dir={model_dir}", f"--export_dir={tmp_path}", "--litert")
+    assert again.returncode == 0, again.stderr
+    assert f"note: these weights are {tmp_path}/lenet/1 already; nothing new exported" in again.stdout
+    assert sorted(p.name for p in (tmp_path / "lenet").iterdir()) == ["1"]
+    assert (tmp_path / "litert" / "lenet" / "1" / litert.REPORT_FILE).is_file()
+
+
 def test_verification_compares_against_the_saved_model_classes(converted, tmp_path):
     _, _, flatbuffers = converted
     images, labels = make_digits(40, seed=11)

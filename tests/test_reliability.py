@@ -22,8 +22,8 @@ from mnist_tf import distribute, run
 from mnist_tf.config import Config
 from mnist_tf.errors import MnistTfError
 from mnist_tf.export import classifier, saved_model
+from mnist_tf.export.publish import weights_digest
 from mnist_tf.reporting.console import ConsoleReporter
-from mnist_tf.results import weights_digest
 from mnist_tf.training.interruption import Interrupted
 from mnist_tf.training.trainer import Trainer
 

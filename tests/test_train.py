@@ -14,9 +14,9 @@ from mnist_tf import recipes, run
 from mnist_tf.data import idx, pipeline, sources
 from mnist_tf.errors import MnistTfError
 from mnist_tf.export import classifier
+from mnist_tf.export.publish import weights_digest
 from mnist_tf.nn.optimizers import OPTIMIZERS
 from mnist_tf.reporting.console import ConsoleReporter
-from mnist_tf.results import weights_digest
 from mnist_tf.training import build
 
 

@@ -8,12 +8,14 @@ so that a run that trained for hours still records its results before it says so
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib.util
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 
 from mnist_tf.config import Config
 from mnist_tf.data import sources
@@ -63,14 +65,21 @@ def publish(
     note: Callable[[str], None],
 ) -> Published:
     """`model` as SavedModel `<base>/<version>` (default: the next version) answering with `decision` and
-    `class_names`, and with
-    `with_litert` the LiteRT files of `float_model()` verified on `splits()` (called only then; `config` is the
-    run's: data set and seed)."""
+    `class_names`, and with `with_litert` the LiteRT files of `float_model()` verified on `splits()` (called only
+    then; `config` is the run's: data set and seed).
+
+    Without a `version`, weights already exported under `base` (the same digest: the rerun of a run or an export
+    killed between its SavedModel and its LiteRT files) are not exported again: that version is completed."""
+    metadata = {**metadata, "weights_sha256": weights_digest(model)}
     try:
-        path = saved_model.export_saved_model(model, base, version, metadata, decision, class_names)
+        path = None if version else _exported(base, metadata["weights_sha256"], class_names)
+        if path:
+            note(f"note: these weights are {path} already; nothing new exported")
+        else:
+            path = saved_model.export_saved_model(model, base, version, metadata, decision, class_names)
     except Exception as e:  # a bug in an export path must not cost the training: it is reported, not raised
         return Published(None, None, _why(e))
-    if not (with_litert and _litert_installed(note)):
+    if not (with_litert and _litert_installed(note)) or litert.directory_for(path).is_dir():
         return Published(path, None, None)
     try:
         loaded = splits()
@@ -78,6 +87,26 @@ def publish(
         return Published(path, exported, None)
     except Exception as e:  # as for the SavedModel: the SavedModel stays, and the line says how to retry
         return Published(path, None, f"LiteRT: {_why(e)}")
+
+
+def weights_digest(model: keras.Model) -> str:
+    """SHA-256 of every weight's bytes, in order: equal digests mean bit-identical models."""
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        digest.update(np.ascontiguousarray(weight.value).tobytes())
+    return digest.hexdigest()
+
+
+def _exported(base: Path, digest: str, class_names: tuple[str, ...]) -> Path | None:
+    """The version under `base` that holds these weights and classes, if one does."""
+    versions = (
+        [p for p in base.iterdir() if p.name.isdigit() and (p / "saved_model.pb").is_file()] if base.is_dir() else []
+    )
+    for version in sorted(versions, key=lambda p: int(p.name)):
+        metadata = saved_model.read_metadata(version)
+        if metadata.get("weights_sha256") == digest and tuple(metadata["class_names"]) == class_names:
+            return version
+    return None
 
 
 def publish_runs(

@@ -16,11 +16,14 @@ threshold) with the class names.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +41,19 @@ SERVING_DEFAULT = "serving_default"
 IMAGE_BYTES = "image_bytes"
 WARMUP_FILE = "tf_serving_warmup_requests"
 METADATA_FILE = "mnist_tf.json"
+_STAGING_LOCK = ".exporting"  # in a staging folder: flock'ed by the export writing it
+_STAGING_GRACE = 3600  # seconds: a staging folder without a lock that is older than this is a dead export's
 
 
 def next_version(export_base: str | os.PathLike) -> int:
     """1 + the highest numeric version under `export_base` (1 when there is none)."""
     return max(_versions(Path(export_base)), default=0) + 1
+
+
+def complete_versions(export_base: str | os.PathLike) -> list[Path]:
+    """The numbered version directories under `export_base` that hold a saved_model.pb, lowest first."""
+    base = Path(export_base)
+    return [base / str(v) for v in sorted(_versions(base)) if (base / str(v) / "saved_model.pb").is_file()]
 
 
 def latest_version(path: str | os.PathLike) -> Path:
@@ -52,10 +63,10 @@ def latest_version(path: str | os.PathLike) -> Path:
         return path
     if not path.is_dir():
         raise MnistTfError(f"no SavedModel at {path}: no such directory")
-    versions = [version for version in _versions(path) if (path / str(version) / "saved_model.pb").is_file()]
+    versions = complete_versions(path)
     if not versions:
         raise MnistTfError(f"no SavedModel at {path}: neither saved_model.pb nor numbered version directories")
-    return path / str(max(versions))
+    return versions[-1]
 
 
 def load(path: str | os.PathLike) -> tuple[Path, Any]:
@@ -107,18 +118,39 @@ def export_saved_model(
         raise MnistTfError(f"{target} already exists; versions are never overwritten")
     if len(class_names) != model.output_shape[-1]:
         raise MnistTfError(f"{len(class_names)} class names for a model of {model.output_shape[-1]} classes")
+    _remove_dead_staging(base)
     try:
         staging = Path(tempfile.mkdtemp(dir=base, prefix=f".tmp-{version}-"))
+        held = (staging / _STAGING_LOCK).open("w")  # held while this export lives: a killed one's folder is removed
+        fcntl.flock(held, fcntl.LOCK_EX)
     except OSError as e:
         raise MnistTfError(f"could not export the SavedModel to {target}: {first_line(e)}") from None
     try:
         _write(staging, model, decision, class_names, metadata or {})
+        (staging / _STAGING_LOCK).unlink()  # not part of the version (the lock stays held on the open file)
         target = _claim(staging, base, version, claim_next)
     except (OSError, tf.errors.OpError) as e:  # ours, or TensorFlow's own writes (variables, warmup records)
         raise MnistTfError(f"could not export the SavedModel to {target}: {first_line(e)}") from None
     finally:
+        held.close()
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def _remove_dead_staging(base: Path) -> None:
+    """Removes the staging folders of exports that were killed: their lock is free (or they have none and are
+    older than _STAGING_GRACE seconds: killed before taking it, or written by an older version)."""
+    for staging in base.glob(".tmp-*"):
+        try:
+            with (staging / _STAGING_LOCK).open("r+") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises while its export is alive
+                shutil.rmtree(staging, ignore_errors=True)
+        except FileNotFoundError:  # no lock (or the folder went meanwhile)
+            with contextlib.suppress(OSError):
+                if time.time() - staging.stat().st_mtime > _STAGING_GRACE:
+                    shutil.rmtree(staging, ignore_errors=True)
+        except OSError:  # held: an export at work
+            continue
 
 
 def _write(
