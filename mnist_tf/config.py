@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import re
 import time
 import types
 import typing
@@ -265,6 +267,13 @@ class Config:
     def from_dict(cls, values: Mapping[str, Any]) -> Config:
         """A Config from its JSON form (a run's config.json, an export's metadata): lists back to tuples."""
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+    @property
+    def data_name(self) -> str:
+        """What the model learns from, as lines and export folders say it: the data set, or a folder's own name."""
+        if self.source == "folder" and self.data_dir:
+            return re.sub(r"[^A-Za-z0-9_.-]+", "_", os.path.basename(os.path.normpath(self.data_dir))) or "folder"
+        return self.dataset
 
     @property
     def name(self) -> str:

@@ -59,9 +59,10 @@ def main(argv: list[str]) -> None:
         name: getattr(FLAGS, name) if FLAGS[name].present else trained_with.get(name, getattr(FLAGS, name))
         for name in common.DATA_FLAGS
     }
-    data = sources.load_for(Config(**options, validation_size=0).resolve())  # no split held out
+    settings = Config(**options, validation_size=0).resolve()  # no split held out
+    data = sources.load_for(settings)
     evaluated = evaluate.evaluate(
-        models, data.test, options["dataset"], data.class_names, batch_size=FLAGS.batch_size,
+        models, data.test, settings.data_name, data.class_names, batch_size=FLAGS.batch_size,
         num_mistakes=FLAGS.num_mistakes, ood_sets=FLAGS.ood, fashion_dir=FLAGS.fashion_dir,
     )  # fmt: skip
     if FLAGS.figures:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -177,15 +178,23 @@ def test_folder_settings_need_a_data_dir_and_pick_defaults_by_the_class_names(tm
 
 
 @pytest.mark.slow
-def test_a_folder_trains_and_its_class_names_travel_with_the_export(tmp_path, tiny_config):
+def test_a_folder_trains_and_its_class_names_travel_with_the_export(tmp_path, tiny_config, exported_run):
+    """...under a name of its own: the MNIST model already exported as mlp stays what mlp serves."""
     for seed, name in enumerate(("boot", "hat", "sock")):
         write_class(tmp_path / "data" / name, 20, seed=seed + 1)
     config = dataclasses.replace(
         tiny_config, source="folder", data_dir=str(tmp_path / "data"), validation_size=None, batch_size=16, litert=True
     )
-    results, _ = quiet_run(config)
+    shutil.copytree(exported_run["export_dir"], Path(config.export_dir) / "mlp" / "1")  # a model of MNIST
+    results, output = quiet_run(config)
     assert results["class_names"] == ["boot", "hat", "sock"] and results["data_source"].startswith("folder:")
+    assert output.startswith("mnist_tf: mlp (ours layers) on data from folder:")
+    own = Path(config.export_dir) / "mlp_data"
+    assert f"note: {Path(config.export_dir) / 'mlp'} holds a model of mnist; this one, of data, goes to {own}" in output
     version = Path(results["export_dir"])
+    assert version == own / "1" and saved_model.complete_versions(Path(config.export_dir) / "mlp") == [
+        Path(config.export_dir) / "mlp" / "1"
+    ]
     assert saved_model.read_metadata(version)["class_names"] == ["boot", "hat", "sock"]
     report = json.loads((litert.directory_for(version) / litert.REPORT_FILE).read_text())
     assert report["class_names"] == ["boot", "hat", "sock"]

@@ -72,6 +72,7 @@ def publish(
     killed between its SavedModel and its LiteRT files) are not exported again: that version is completed."""
     metadata = {**metadata, "weights_sha256": weights_digest(model)}
     try:
+        base = _own_base(base, config.data_name, class_names, note)
         path = None if version else _exported(base, metadata["weights_sha256"], class_names)
         if path:
             note(f"note: these weights are {path} already; nothing new exported")
@@ -95,6 +96,24 @@ def weights_digest(model: keras.Model) -> str:
     for weight in model.weights:
         digest.update(np.ascontiguousarray(weight.value).tobytes())
     return digest.hexdigest()
+
+
+def _own_base(base: Path, data_name: str, class_names: tuple[str, ...], note: Callable[[str], None]) -> Path:
+    """`base`, unless its newest version is a model of other data (another data set, folder or class list): then
+    `<base>_<data_name>`, said in one line (a model never replaces one of other data under the same name)."""
+    versions = saved_model.complete_versions(base)
+    if not versions:
+        return base
+    newest = saved_model.read_metadata(versions[-1])
+    try:
+        theirs = Config.from_dict(newest.get("config", {})).data_name
+    except TypeError:  # an export of an older version, with settings since renamed
+        theirs = newest["config"].get("dataset", "mnist")
+    if (theirs, tuple(newest["class_names"])) == (data_name, class_names):
+        return base
+    own = base.with_name(f"{base.name}_{data_name}")
+    note(f"note: {base} holds a model of {theirs}; this one, of {data_name}, goes to {own}")
+    return own
 
 
 def _exported(base: Path, digest: str, class_names: tuple[str, ...]) -> Path | None:

@@ -57,7 +57,7 @@ def header(config: Config, start: RunStart) -> list[str]:
     if config.captures:
         augment += f" · captured digits {config.captures:.1%} of the training set"
     lines = [
-        f"mnist_tf: {config.model} ({config.layers} layers) on {config.dataset} from {splits.source}{recipe}",
+        f"mnist_tf: {config.model} ({config.layers} layers) on {config.data_name} from {splits.source}{recipe}",
         f"data: train {len(splits.train):,}{validation} · test {len(splits.test):,} images",
         f"strategy: {start.strategy} · batch {config.batch_size} ({start.per_replica_batch_size} per replica)"
         f" · {steps} steps/epoch{per_call} · {start.precision}",
