@@ -7,6 +7,7 @@ other TensorFlow work); every stage after it reads the `Plan` and decides nothin
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from mnist_tf import distribute
-from mnist_tf.config import Config
+from mnist_tf.config import SETTINGS, Config
 from mnist_tf.data import captures, pipeline, sources
 from mnist_tf.errors import MnistTfError
 
@@ -48,7 +49,7 @@ def prepare(config: Config, note: Callable[[str], None] = print, new_run: bool =
     # First: the multi-worker and TPU strategies configure the runtime, which must precede other TF work.
     strategy = distribute.make_strategy(config.strategy, config.num_gpus, config.tpu)
     precision = distribute.choose_dtype(config.dtype, strategy)
-    per_replica_batch = distribute.per_replica_batch_size("batch_size", config.batch_size, strategy)
+    distribute.per_replica_batch_size("batch_size", config.batch_size, strategy)  # before minutes of loading
     distribute.per_replica_batch_size("eval_batch_size", config.eval_batch_size, strategy)
     splits = sources.load_for(config, note)
     config = dataclasses.replace(
@@ -62,6 +63,8 @@ def prepare(config: Config, note: Callable[[str], None] = print, new_run: bool =
         splits = captures.added(splits, config.captures, config.seed)
         seconds = time.perf_counter() - started
         note(f"captures: {len(splits.train) - written:,} training digits as people capture them ({seconds:.0f} s)")
+    config = _batch_that_fits(config, len(splits.train), strategy.num_replicas_in_sync, note)
+    per_replica_batch = distribute.per_replica_batch_size("batch_size", config.batch_size, strategy)
     steps_per_epoch = pipeline.steps_per_epoch(splits.train, config.batch_size)
     if config.profile_steps and config.profile_steps[1] > config.epochs * steps_per_epoch:
         raise MnistTfError(
@@ -70,6 +73,18 @@ def prepare(config: Config, note: Callable[[str], None] = print, new_run: bool =
     if new_run and named and config.strategy != "multi_worker":  # (workers must agree on one folder: they are given it)
         config = dataclasses.replace(config, model_dir=_new_folder(config.model_dir))
     return Plan(config, strategy, precision, splits, per_replica_batch, steps_per_epoch)
+
+
+def _batch_that_fits(config: Config, images: int, replicas: int, note: Callable[[str], None]) -> Config:
+    """The default batch size, or, for a training set smaller than it, the largest power of two (a multiple of the
+    replicas) that makes four steps an epoch, said in one line: a default must not refuse a small data set. A
+    --batch_size the user chose stays, and is refused as before when it is too large."""
+    default = SETTINGS["batch_size"].default
+    if config.batch_size != default or images >= default:
+        return config
+    batch = max(replicas, 2 ** int(math.log2(max(1, images // 4))) // replicas * replicas)
+    note(f"note: batch size {batch}: the default, {default}, is more than the {images:,} training images")
+    return dataclasses.replace(config, batch_size=batch)
 
 
 def _new_folder(path: str) -> str:

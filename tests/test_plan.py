@@ -68,3 +68,16 @@ def test_train_py_resolves_its_config_once(idx_dir, tmp_path, monkeypatch):
     done = run_script("train", *flags)
     assert done.returncode == 0, done.stderr
     assert len(resolved) == 1
+
+
+def test_the_default_batch_fits_a_small_training_set_and_a_chosen_one_is_kept(idx_dir):
+    """The obvious command on a hundred images trains (four steps an epoch, said in one line); a --batch_size the
+    user gives is theirs: kept, or refused when it is larger than the data."""
+    lines = []
+    small = Config(model="mlp", data_dir=str(idx_dir), validation_size=1100, captures=0)  # 100 training images
+    plan = prepare(small, note=lines.append, new_run=False)
+    assert (plan.config.batch_size, plan.steps_per_epoch, plan.per_replica_batch) == (16, 6, 16)
+    assert "note: batch size 16: the default, 256, is more than the 100 training images" in lines
+    assert prepare(dataclasses.replace(small, batch_size=50), new_run=False).config.batch_size == 50
+    with pytest.raises(MnistTfError, match=r"--batch_size=512 is larger than the training set \(100 images\)"):
+        prepare(dataclasses.replace(small, batch_size=512), new_run=False)
