@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -58,11 +57,8 @@ def prepare(config: Config, note: Callable[[str], None] = print, new_run: bool =
         not_digits=config.not_digits_for(splits.class_names),
         captures=config.captures_for(splits.class_names),
     )  # from here on, what the run computes in, and trains on
-    if config.captures:
-        started, written = time.perf_counter(), len(splits.train)
+    if config.captures:  # the run's header says how many
         splits = captures.added(splits, config.captures, config.seed)
-        seconds = time.perf_counter() - started
-        note(f"captures: {len(splits.train) - written:,} training digits as people capture them ({seconds:.0f} s)")
     config = _batch_that_fits(config, len(splits.train), strategy.num_replicas_in_sync, note)
     per_replica_batch = distribute.per_replica_batch_size("batch_size", config.batch_size, strategy)
     steps_per_epoch = pipeline.steps_per_epoch(splits.train, config.batch_size)

@@ -38,7 +38,7 @@ def added(splits: Splits, share: float, seed: int) -> Splits:
     train = splits.train
     images, labels = captured(train.images, train.labels, round(share * len(train.labels)), seed)
     joined = Split(np.concatenate([train.images, images]), np.concatenate([train.labels, labels]))
-    return dataclasses.replace(splits, train=joined)
+    return dataclasses.replace(splits, train=joined, captured=splits.captured + len(labels))
 
 
 def captured(images: np.ndarray, labels: np.ndarray, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -87,6 +87,7 @@ class Splits:
     test: Split
     source: str  # where the data came from, for logs and results
     class_names: tuple[str, ...] = DIGITS  # label i is class_names[i]
+    captured: int = 0  # training images that are captures of others (data/captures.py), after the originals
 
     @property
     def image_shape(self) -> tuple[int, int, int]:

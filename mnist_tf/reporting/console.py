@@ -54,11 +54,10 @@ def header(config: Config, start: RunStart) -> list[str]:
     augment = f" · augmented (strength {config.augment_strength:g})" if config.augment else ""
     if config.not_digits:
         augment += f" · not-digit images {config.not_digits:.1%} of each batch (weight {config.not_digit_weight:g})"
-    if config.captures:
-        augment += f" · captured digits {config.captures:.1%} of the training set"
+    captured = f" ({splits.captured:,} of them captured: --captures)" if splits.captured else ""
     lines = [
         f"mnist_tf: {config.model} ({config.layers} layers) on {config.data_name} from {splits.source}{recipe}",
-        f"data: train {len(splits.train):,}{validation} · test {len(splits.test):,} images",
+        f"data: train {len(splits.train):,}{captured}{validation} · test {len(splits.test):,} images",
         f"strategy: {start.strategy} · batch {config.batch_size} ({start.per_replica_batch_size} per replica)"
         f" · {steps} steps/epoch{per_call} · {start.precision}",
         f"optimizer: {config.optimizer} lr {config.learning_rate:g} ({config.lr_schedule})"
