@@ -69,8 +69,11 @@ def test_progress_bar_on_a_terminal(tiny_config, monkeypatch):
 @pytest.mark.slow
 def test_second_export_gets_the_next_version(tiny_config):
     first, _ = quiet_run(dataclasses.replace(tiny_config, epochs=1))
-    second, _ = quiet_run(dataclasses.replace(tiny_config, epochs=1, model_dir=tiny_config.model_dir + "2"))
+    other = {"epochs": 1, "model_dir": tiny_config.model_dir + "2", "seed": tiny_config.seed + 1}  # other weights
+    second, _ = quiet_run(dataclasses.replace(tiny_config, **other))
     assert (first["export_dir"][-1], second["export_dir"][-1]) == ("1", "2")
+    again, output = quiet_run(dataclasses.replace(tiny_config, epochs=1, model_dir=tiny_config.model_dir + "3"))
+    assert again["export_dir"] == first["export_dir"] and "already; nothing new exported" in output  # the same
 
 
 @pytest.mark.slow  # trains for real (the fast tier's resumed run equals its straight one only if runs repeat)
