@@ -1,4 +1,5 @@
-"""The one exception type for problems a user can cause and fix (bad flags, bad data, bad paths)."""
+"""The exceptions a script turns into one line: problems a user can cause and fix (bad flags, bad data, bad paths),
+and a training run stopped on request."""
 
 import re
 
@@ -10,6 +11,14 @@ class MnistTfError(Exception):
 
     Scripts print it as `error: <message>` and exit non-zero; anything else is a bug and keeps its traceback.
     """
+
+
+class Interrupted(Exception):
+    """Training stopped on request after saving a checkpoint; the message says how to resume."""
+
+    def __init__(self, message: str, signal_number: int) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signal_number
 
 
 def first_line(error: BaseException) -> str:

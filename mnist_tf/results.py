@@ -8,7 +8,7 @@ import math
 import os
 from typing import Any
 
-from mnist_tf.export.litert import REPORT_FILE
+from mnist_tf.export.litert_files import REPORT_FILE
 from mnist_tf.export.publish import Published, weights_digest
 from mnist_tf.not_a_digit.decision import Decision
 from mnist_tf.plan import Plan

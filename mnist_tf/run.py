@@ -38,7 +38,7 @@ def run(config: Config, reporter: ConsoleReporter | None = None, fresh: bool = F
 
     A `model_dir` that already holds a checkpoint is resumed from it, at the very step it was saved, unless
     `fresh` clears the run's files first. A run owns its `model_dir` (`run_lock`): a second live one is refused.
-    SIGTERM or SIGINT save a checkpoint at the next step boundary and raise `interruption.Interrupted`. Under
+    SIGTERM or SIGINT save a checkpoint at the next step boundary and raise `errors.Interrupted`. Under
     multi-worker every worker runs this; the chief writes to `model_dir` and `export_dir`, the others to a
     temporary directory that is removed at the end. A failed export raises after results.json is written, with
     the command that retries it.

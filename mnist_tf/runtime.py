@@ -7,9 +7,13 @@ The settings are environment variables TensorFlow reads once, at import; a value
 from __future__ import annotations
 
 import contextlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import os
 import platform
 import sys
+import types
 import warnings
 from collections.abc import Iterator
 
@@ -37,21 +41,40 @@ def use_onednn() -> None:
 def silence_tensorflow() -> None:
     """Hides TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices, absl pre-init warnings).
 
-    Runs before TensorFlow is first imported. TF_CPP_MIN_LOG_LEVEL defaults to 3 (errors surface as Python
-    exceptions anyway); set it to 0-2 yourself to see the logs, e.g. `TF_CPP_MIN_LOG_LEVEL=0 python scripts/...`.
-    Some lines are written by absl before that level applies, so at level 3 stderr is pointed at /dev/null while
-    TensorFlow imports; a Python error in that window still shows, since it is printed
-    after stderr returns.
+    TF_CPP_MIN_LOG_LEVEL defaults to 3 (errors surface as Python exceptions anyway); set it to 0-2 yourself to see
+    the logs, e.g. `TF_CPP_MIN_LOG_LEVEL=0 python scripts/...`. Some lines are written by absl before that level
+    applies, so at level 3 stderr is pointed at /dev/null while TensorFlow imports: whenever that first happens,
+    so that importing mnist_tf costs nothing to a process that never loads TensorFlow (serve_web.py). A Python
+    error in that window still shows, since it is printed after stderr returns.
     """
     # TensorFlow warns about its own tf.data internals whenever a distribution strategy iterates a dataset
     # inside a tf.function; nothing a user of this project could act on.
     warnings.filterwarnings("ignore", message="To make it possible to preserve tf.data options", category=UserWarning)
     if "tensorflow" in sys.modules or os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3") != "3":
         return
-    with quiet_native_stderr():
-        import tensorflow as tf
+    if not any(isinstance(finder, _QuietTensorFlowImport) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _QuietTensorFlowImport())
 
-        tf.get_logger().setLevel("ERROR")
+
+class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
+    """Finds `tensorflow` once, as the other finders do, and loads it with stderr quiet and its logger at ERROR."""
+
+    def find_spec(self, name: str, path: object, target: object = None) -> importlib.machinery.ModuleSpec | None:
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        load = spec.loader.exec_module
+
+        def quiet_load(module: types.ModuleType) -> None:
+            with quiet_native_stderr():
+                load(module)
+            module.get_logger().setLevel("ERROR")
+
+        spec.loader.exec_module = quiet_load  # this one load's loader only
+        return spec
 
 
 @contextlib.contextmanager
@@ -75,11 +98,10 @@ def quiet_native_stderr() -> Iterator[None]:
 
 
 def check_versions() -> None:
-    """MnistTfError, in one line that says what to do, when TensorFlow or Keras is older than OLDEST."""
-    import keras
-    import tensorflow as tf
-
-    for name, version in (("tensorflow", tf.__version__), ("keras", keras.__version__)):
+    """MnistTfError, in one line that says what to do, when the TensorFlow or Keras this process loaded is older
+    than OLDEST (a script that loads neither, as serve_web.py, needs neither)."""
+    loaded = {name: sys.modules[name].__version__ for name in ("tensorflow", "keras") if name in sys.modules}
+    for name, version in loaded.items():
         major, minor = (int(part) for part in version.split(".")[:2])
         if (major, minor) < OLDEST[name]:
             oldest = ".".join(map(str, OLDEST[name]))

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import common
+import config_flags
 import tensorflow as tf
 from absl import flags
 
@@ -30,8 +31,8 @@ from mnist_tf.errors import MnistTfError
 from mnist_tf.files import write_json_atomic
 from mnist_tf.reporting import machine
 
-common.define_config_flags((*common.DATA_FLAGS, "dtype", "epochs"))
-flags.adopt_module_key_flags(common)
+config_flags.define_config_flags((*config_flags.DATA_FLAGS, "dtype", "epochs"))
+flags.adopt_module_key_flags(config_flags)
 flags.DEFINE_float("expected_accuracy", 0.99, "Test accuracy every training run must reach (the default LeNet's).")
 flags.DEFINE_list("benchmark_models", [], "Models and recipes of the --quick race (default: the benchmark's).")
 flags.DEFINE_string(
@@ -188,7 +189,7 @@ def script(name: str, file: str, args: list[str]) -> tuple[Check, bool]:
 
 
 def data_flags() -> list[str]:
-    return [f"--{name}={FLAGS[name].value}" for name in common.DATA_FLAGS if FLAGS[name].value is not None]
+    return [f"--{name}={FLAGS[name].value}" for name in config_flags.DATA_FLAGS if FLAGS[name].value is not None]
 
 
 def details(gpu: tf.config.PhysicalDevice) -> dict[str, Any]:

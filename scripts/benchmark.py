@@ -14,15 +14,16 @@ import os
 import sys
 
 import common
+import config_flags
 from absl import flags
 
 from mnist_tf import config as config_lib
 from mnist_tf.benchmark import race, table
 from mnist_tf.files import write_json_atomic
 
-BENCHMARK_FLAGS = (*common.DATA_FLAGS, "dtype")
-common.define_config_flags(BENCHMARK_FLAGS)
-flags.adopt_module_key_flags(common)
+BENCHMARK_FLAGS = (*config_flags.DATA_FLAGS, "dtype")
+config_flags.define_config_flags(BENCHMARK_FLAGS)
+flags.adopt_module_key_flags(config_flags)
 flags.DEFINE_list("models", list(race.MODELS), f"Models and speed recipes to race: {', '.join(race.MODELS)}.")
 flags.DEFINE_bool("quick", False, "Train one epoch per contender instead of the default run (no time to target).")
 flags.DEFINE_string("output", "runs/benchmark.json", "Where the JSON results go.")
@@ -36,7 +37,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv: list[str]) -> None:
-    base = config_lib.Config(**common.config_values(BENCHMARK_FLAGS))
+    base = config_lib.Config(**config_flags.config_values(BENCHMARK_FLAGS))
     results = race.run(base, tuple(dict.fromkeys(FLAGS.models)), FLAGS.quick)
     results["command"] = " ".join(["python", os.path.relpath(sys.argv[0]), *sys.argv[1:]])
     write_json_atomic(FLAGS.output, results)

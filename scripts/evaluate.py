@@ -19,6 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import common
+import config_flags
 from absl import flags
 
 from mnist_tf import evaluate
@@ -35,8 +36,8 @@ flags.DEFINE_list(
     "comma-separated: each, and their ensemble.",
 )
 flags.DEFINE_string("model_dir", None, "A training run's directory: evaluates its latest checkpoint.")
-common.define_config_flags(common.DATA_FLAGS)
-flags.adopt_module_key_flags(common)  # --helpshort lists them with this script's own flags
+config_flags.define_config_flags(config_flags.DATA_FLAGS)
+flags.adopt_module_key_flags(config_flags)  # --helpshort lists them with this script's own flags
 flags.DEFINE_integer("batch_size", 1000, "Images per prediction call.", lower_bound=1)
 flags.DEFINE_integer("num_mistakes", 10, "How many of the most confident mistakes to list.", lower_bound=0)
 flags.DEFINE_string("report", None, "Also write the report as JSON to this file.")
@@ -57,7 +58,7 @@ def main(argv: list[str]) -> None:
     trained_with = models[0].config  # the data flags given, else the data the model was trained on
     options = {
         name: getattr(FLAGS, name) if FLAGS[name].present else trained_with.get(name, getattr(FLAGS, name))
-        for name in common.DATA_FLAGS
+        for name in config_flags.DATA_FLAGS
     }
     settings = Config(**options, validation_size=0).resolve()  # no split held out
     data = sources.load_for(settings)

@@ -7,6 +7,7 @@ python scripts/profile_step.py --model=lenet --augment=false --not_digits=0     
 from __future__ import annotations
 
 import common
+import config_flags
 from absl import flags
 
 from mnist_tf.benchmark import profile
@@ -14,15 +15,15 @@ from mnist_tf.data import pipeline
 from mnist_tf.plan import prepare
 from mnist_tf.training.trainer import Trainer
 
-common.define_training_flags()
-flags.adopt_module_key_flags(common)
+config_flags.define_training_flags()
+flags.adopt_module_key_flags(config_flags)
 flags.DEFINE_integer("steps", 50, "Steps to profile, after ten of warm-up.", lower_bound=1)
 flags.DEFINE_integer("top_ops", 8, "Also list the op types that took most time (0: none).", lower_bound=0)
 FLAGS = flags.FLAGS
 
 
 def main(argv: list[str]) -> None:
-    plan = prepare(common.training_config(), new_run=False)  # profiles, writes no run
+    plan = prepare(config_flags.training_config(), new_run=False)  # profiles, writes no run
     config, train = plan.config, plan.splits.train
     trainer = Trainer.from_config(config, plan.strategy, train, total_steps=10_000)
     batches = iter(pipeline.train_dataset(train, config.batch_size, config.seed))

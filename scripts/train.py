@@ -8,17 +8,18 @@ python scripts/train.py --recipe=mxnet_lenet --epochs=5              # a classic
 from __future__ import annotations
 
 import common
+import config_flags
 from absl import flags
 
 from mnist_tf import run
 
-common.define_training_flags()
-flags.adopt_module_key_flags(common)  # --helpshort lists them with this script's own flags
+config_flags.define_training_flags()
+flags.adopt_module_key_flags(config_flags)  # --helpshort lists them with this script's own flags
 FLAGS = flags.FLAGS
 
 
 def main(argv: list[str]) -> None:
-    run.run(common.training_config(), fresh=FLAGS.fresh)
+    run.run(config_flags.training_config(), fresh=FLAGS.fresh)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 
 import common
+import config_flags
 from absl import flags
 
 from mnist_tf import run
@@ -26,8 +27,8 @@ from mnist_tf.config import Config
 from mnist_tf.errors import MnistTfError, first_line
 from mnist_tf.training import run_lock, run_state
 
-common.define_training_flags()
-flags.adopt_module_key_flags(common)
+config_flags.define_training_flags()
+flags.adopt_module_key_flags(config_flags)
 flags.DEFINE_integer("num_workers", 2, "Ray Train workers: the processes of one multi-worker run.", lower_bound=1)
 flags.DEFINE_string("address", "", "An existing Ray cluster ('auto', HOST:PORT, ray://...); empty: start a local one.")
 flags.DEFINE_integer("cpus_per_worker", 1, "CPUs Ray reserves for each worker.", lower_bound=1)
@@ -45,7 +46,7 @@ def main(argv: list[str]) -> None:
         )
     if importlib.util.find_spec("ray") is None:
         raise MnistTfError("train_ray.py needs Ray Train: pip install 'ray[train]'")
-    config = dataclasses.replace(common.training_config(), strategy="multi_worker").resolve()
+    config = dataclasses.replace(config_flags.training_config(), strategy="multi_worker").resolve()
     # Workers do not start in this directory: they get absolute paths.
     config = dataclasses.replace(
         config, **{f: os.path.abspath(getattr(config, f)) for f in PATH_FIELDS if getattr(config, f)}

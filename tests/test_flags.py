@@ -11,12 +11,12 @@ from conftest import REPO
 from mnist_tf.config import SETTINGS, Config
 
 sys.path.insert(0, str(REPO / "scripts"))
-import common  # scripts/ is not a package: the scripts import it by this name
+import config_flags  # scripts/ is not a package: the scripts import it by this name
 
 
 def parsed(*args: str, names=None) -> flags.FlagValues:
     flag_values = flags.FlagValues()
-    common.define_config_flags(names, flag_values=flag_values)
+    config_flags.define_config_flags(names, flag_values=flag_values)
     flag_values(["train.py", *args])
     return flag_values
 
@@ -34,22 +34,23 @@ def test_every_setting_has_a_flag_with_its_help_choices_and_default():
 
 
 def test_default_flags_give_the_default_config():
-    values = common.config_values(flag_values=parsed())
+    values = config_flags.config_values(flag_values=parsed())
     assert values["model_dir"] is None  # named at start: runs/<name>/<time>
     assert Config(**{**values, "model_dir": "m"}) == Config(model_dir="m")
 
 
 def test_flags_become_config_values():
     flag_values = parsed("--model=mlp", "--hidden_units=64,32", "--export_dir=", "--histograms=weights", "--seed=7")
-    config = Config(**common.config_values(flag_values=flag_values))
+    config = Config(**config_flags.config_values(flag_values=flag_values))
     expected = {"model": "mlp", "hidden_units": (64, 32), "export_dir": None, "histograms": ("weights",), "seed": 7}
     assert {name: getattr(config, name) for name in expected} == expected
 
 
 def test_a_subset_of_the_settings():
-    flag_values = parsed("--dataset=digits", names=common.DATA_FLAGS)
-    assert sorted(flag.name for flag in flag_values.get_key_flags_for_module(common)) == sorted(common.DATA_FLAGS)
-    assert common.config_values(common.DATA_FLAGS, flag_values)["dataset"] == "digits"
+    flag_values = parsed("--dataset=digits", names=config_flags.DATA_FLAGS)
+    key_flags = flag_values.get_key_flags_for_module(config_flags)
+    assert sorted(flag.name for flag in key_flags) == sorted(config_flags.DATA_FLAGS)
+    assert config_flags.config_values(config_flags.DATA_FLAGS, flag_values)["dataset"] == "digits"
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from script_runs import run_script
 from mnist_tf.config import Config
 from mnist_tf.data import folder, preprocess, sources
 from mnist_tf.errors import MnistTfError
-from mnist_tf.export import litert, saved_model
+from mnist_tf.export import litert_files, saved_model
 
 
 @pytest.fixture(autouse=True)
@@ -196,7 +196,7 @@ def test_a_folder_trains_and_its_class_names_travel_with_the_export(tmp_path, ti
         Path(config.export_dir) / "mlp" / "1"
     ]
     assert saved_model.read_metadata(version)["class_names"] == ["boot", "hat", "sock"]
-    report = json.loads((litert.directory_for(version) / litert.REPORT_FILE).read_text())
+    report = json.loads((litert_files.directory_for(version) / litert_files.REPORT_FILE).read_text())
     assert report["class_names"] == ["boot", "hat", "sock"]
     served = tf.saved_model.load(str(version)).signatures[saved_model.IMAGE_BYTES]
     hat = (tmp_path / "data" / "hat" / "000.png").read_bytes()

@@ -17,7 +17,7 @@ from script_runs import run_script
 from mnist_tf.config import Config
 from mnist_tf.data.sources import Split
 from mnist_tf.errors import MnistTfError
-from mnist_tf.export import litert, publish
+from mnist_tf.export import litert, litert_files, publish
 from mnist_tf.not_a_digit.decision import Decision, from_probabilities
 from mnist_tf.training import build
 
@@ -112,15 +112,15 @@ def test_refusal_names_the_numbers():
 
 
 def test_the_litert_files_sit_beside_tf_servings_folder():
-    assert litert.directory_for("saved_models/lenet/3") == Path("saved_models/litert/lenet/3")
+    assert litert_files.directory_for("saved_models/lenet/3") == Path("saved_models/litert/lenet/3")
 
 
 @pytest.mark.slow
 def test_training_exports_verified_variants_and_keeps_serving_layout_pure(trained):
     results, output = trained
-    directory = litert.directory_for(results["export_dir"])
+    directory = litert_files.directory_for(results["export_dir"])
     assert results["litert"] == {name: str(directory / f"{name}.tflite") for name in litert.VARIANTS}
-    assert results["litert_report"] == str(directory / litert.REPORT_FILE) and results["litert_refused"] is None
+    assert results["litert_report"] == str(directory / litert_files.REPORT_FILE) and results["litert_refused"] is None
     assert f"LiteRT: {directory} (float32, dynamic_range, int8)" in output
     report = json.loads(Path(results["litert_report"]).read_text())
     assert report["saved_model"] == results["export_dir"]
@@ -217,7 +217,7 @@ def test_export_script_writes_litert_files_for_the_version_it_exports(trained, t
     done = run_script("export", f"--model_dir={model_dir}", f"--export_dir={tmp_path}", "--version=4")
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == f"LiteRT: {tmp_path}/litert/lenet/4 (float32, dynamic_range, int8)"
-    exported = json.loads((tmp_path / "litert" / "lenet" / "4" / litert.REPORT_FILE).read_text())
+    exported = json.loads((tmp_path / "litert" / "lenet" / "4" / litert_files.REPORT_FILE).read_text())
     original = json.loads(Path(results["litert_report"]).read_text())
     for name, variant in exported["variants"].items():  # the same weights, converted again: the same numbers
         assert variant["test_accuracy"] == original["variants"][name]["test_accuracy"]
@@ -234,7 +234,7 @@ def test_exporting_the_same_weights_again_completes_their_version_instead_of_add
     assert again.returncode == 0, again.stderr
     assert f"note: these weights are {tmp_path}/lenet/1 already; nothing new exported" in again.stdout
     assert sorted(p.name for p in (tmp_path / "lenet").iterdir()) == ["1"]
-    assert (tmp_path / "litert" / "lenet" / "1" / litert.REPORT_FILE).is_file()
+    assert (tmp_path / "litert" / "lenet" / "1" / litert_files.REPORT_FILE).is_file()
 
 
 def test_verification_compares_against_the_saved_model_classes(converted, tmp_path):

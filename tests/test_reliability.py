@@ -20,11 +20,10 @@ from script_runs import run_script
 
 from mnist_tf import distribute, run
 from mnist_tf.config import Config
-from mnist_tf.errors import MnistTfError
+from mnist_tf.errors import Interrupted, MnistTfError
 from mnist_tf.export import classifier, saved_model
 from mnist_tf.export.publish import weights_digest
 from mnist_tf.reporting.console import ConsoleReporter
-from mnist_tf.training.interruption import Interrupted
 from mnist_tf.training.trainer import Trainer
 
 # 1,320 steps of a small MLP: seconds of training, so a signal lands somewhere in the middle of it. No not-digit

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import REPO
 
 from mnist_tf import runtime
 from mnist_tf.errors import MnistTfError
@@ -44,3 +45,13 @@ def test_a_tensorflow_or_keras_older_than_supported_is_one_line(monkeypatch, mod
 @pytest.mark.versions
 def test_the_versions_here_are_supported():
     runtime.check_versions()
+
+
+def test_a_process_that_uses_no_tensorflow_never_loads_it():
+    """Importing mnist_tf defers TensorFlow's quiet import to its first use: the page's server starts at once."""
+    env = {**os.environ, "PYTHONPATH": os.fspath(REPO)}
+    code = "import sys, common, mnist_tf.export.web_page; print(sorted({'tensorflow', 'keras'} & set(sys.modules)))"
+    process = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO / "scripts", env=env
+    )
+    assert (process.returncode, process.stdout.strip(), process.stderr) == (0, "[]", "")

@@ -16,7 +16,7 @@ import pytest
 from conftest import REPO
 
 from mnist_tf.errors import MnistTfError
-from mnist_tf.export import litert, web_page
+from mnist_tf.export import litert_files, web_page
 
 pytestmark = pytest.mark.skipif(
     not (web_page.WEB_DIR / "node_modules" / "@litertjs" / "core").is_dir(),
@@ -29,7 +29,7 @@ def export(tmp_path: Path) -> Path:
     """A LiteRT export folder as the server sees it: versions, a report, models and a file it must not serve."""
     for version in ("1", "2"):
         (tmp_path / version).mkdir()
-        (tmp_path / version / litert.REPORT_FILE).write_text(json.dumps({"version": version}))
+        (tmp_path / version / litert_files.REPORT_FILE).write_text(json.dumps({"version": version}))
         (tmp_path / version / "int8.tflite").write_bytes(b"TFL3" + version.encode())
     (tmp_path / "2" / "notes.txt").write_text("private")
     (tmp_path / "2" / "float32.tflite").write_bytes(bytes(8 << 20))  # big enough to be cut off mid-download
@@ -85,12 +85,12 @@ def test_the_served_report_carries_no_local_paths(export, url):
         "config": {"model": "lenet", "data_dir": "/home/someone/mnist", "model_dir": "/home/someone/runs/lenet"},
         "variants": {"int8": {"test_accuracy": 0.99}},
     }
-    (export / "2" / litert.REPORT_FILE).write_text(json.dumps(report))
+    (export / "2" / litert_files.REPORT_FILE).write_text(json.dumps(report))
     status, kind, body = get(f"{url}/models/report.json")
     assert (status, kind) == (200, "application/json")
     served = json.loads(body)
     assert served == {"saved_model": "lenet/2", "config": {"model": "lenet"}, "variants": report["variants"]}
-    assert (export / "2" / litert.REPORT_FILE).read_text() == json.dumps(report)  # the file itself is kept whole
+    assert (export / "2" / litert_files.REPORT_FILE).read_text() == json.dumps(report)  # the file itself is kept whole
 
 
 def test_clients_that_hang_up_mid_download_are_no_error(url, capsys):

@@ -25,7 +25,7 @@ import tensorflow as tf
 from conftest import REAL_MNIST, REPO, quiet_run, requires_module, requires_real_mnist
 
 from mnist_tf.data import folder, idx, preprocess, sources
-from mnist_tf.export import litert
+from mnist_tf.export import litert, litert_files
 from mnist_tf.not_a_digit import not_digits, people
 from mnist_tf.not_a_digit.decision import Decision, from_probabilities
 
@@ -54,7 +54,7 @@ def litert_dir(request: pytest.FixtureRequest) -> Path:
         from mnist_tf.export import web_page
 
         return web_page.litert_export(os.environ["MNIST_TF_WEB_LITERT"])
-    return litert.directory_for(request.getfixturevalue("mnist_saved_model"))
+    return litert_files.directory_for(request.getfixturevalue("mnist_saved_model"))
 
 
 @contextlib.contextmanager
@@ -86,7 +86,7 @@ def lenet_litert_dir(request: pytest.FixtureRequest) -> Path:
     tell apart."""
     if "MNIST_TF_WEB_LITERT" in os.environ:
         return request.getfixturevalue("litert_dir")
-    return litert.directory_for(request.getfixturevalue("people_lenet")["export_dir"])
+    return litert_files.directory_for(request.getfixturevalue("people_lenet")["export_dir"])
 
 
 @pytest.fixture(scope="module")
@@ -325,7 +325,7 @@ def test_missing_or_broken_files_are_reported_in_the_page(open_page, litert_dir,
         assert page.inner_text("#status").startswith("could not load the float32 model: ")
         assert "error" in page.get_attribute("#status", "class")
 
-        (broken / litert.REPORT_FILE).unlink()
+        (broken / litert_files.REPORT_FILE).unlink()
         page = open_page(url, ready=False)
         assert page.inner_text("#status") == "could not load models/report.json: HTTP 404"
 

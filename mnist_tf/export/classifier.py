@@ -23,7 +23,7 @@ import tensorflow as tf
 from mnist_tf.config import Config
 from mnist_tf.data import preprocess, sources
 from mnist_tf.errors import MnistTfError, assertion_message, first_line
-from mnist_tf.export import litert, saved_model
+from mnist_tf.export import litert, litert_files, saved_model
 from mnist_tf.not_a_digit import decision
 from mnist_tf.not_a_digit.decision import Decision
 from mnist_tf.training import build, run_state
@@ -59,7 +59,7 @@ def load(path: str | os.PathLike) -> Classifier:
     folder (the checkpoint it tested and exported), or a SavedModel (a version folder, or a base folder: its highest
     version). One line (MnistTfError) when it is none of these, or damaged."""
     path = Path(path)
-    if litert.is_litert_file(path):
+    if litert_files.is_litert_file(path):
         return _litert(path)
     if Path(f"{path}.index").is_file():
         return _checkpoint(path)
@@ -111,7 +111,7 @@ def _saved_model(path: Path) -> Classifier:
             )
         return _answer_each(loaded.signatures[saved_model.IMAGE_BYTES], files)
 
-    int8 = litert.directory_for(version_dir) / "int8.tflite"
+    int8 = litert_files.directory_for(version_dir) / "int8.tflite"
     chosen = Decision.from_dict(metadata.get("decision", {}))
     return Classifier(
         "SavedModel",

@@ -42,6 +42,7 @@ from mnist_tf.data.pipeline import normalize_images
 from mnist_tf.data.sources import Split, Splits
 from mnist_tf.errors import MnistTfError, first_line
 from mnist_tf.export import saved_model
+from mnist_tf.export.litert_files import REPORT_FILE, directory_for
 from mnist_tf.files import write_json_atomic
 from mnist_tf.not_a_digit.decision import Decision, from_probabilities
 from mnist_tf.reporting import evaluation
@@ -51,8 +52,6 @@ VARIANTS = ("float32", "dynamic_range", "int8")
 MAX_ACCURACY_DROP = 0.003  # 0.3 points of test accuracy
 MIN_AGREEMENT = 0.995  # of test images given the SavedModel's class, and its is_digit
 REPRESENTATIVE_IMAGES = 500  # int8 calibration: activation ranges settle well before this
-REPORT_FILE = "report.json"
-SUBDIRECTORY = "litert"
 _ENDPOINT = "serve"
 
 
@@ -63,17 +62,6 @@ class Export:
     directory: Path
     files: dict[str, str]  # variant -> path, for the variants kept
     refused: str | None
-
-
-def is_litert_file(path: str | os.PathLike) -> bool:
-    """Whether `path` names a LiteRT flatbuffer (by its extension), rather than a SavedModel."""
-    return os.fspath(path).endswith(".tflite")
-
-
-def directory_for(saved_model_dir: str | os.PathLike) -> Path:
-    """`<export_dir>/litert/<name>/<version>` for the SavedModel `<export_dir>/<name>/<version>`."""
-    version = Path(saved_model_dir)
-    return version.parent.parent / SUBDIRECTORY / version.parent.name / version.name
 
 
 def export(

@@ -21,7 +21,7 @@ from mnist_tf.config import Config
 from mnist_tf.data import sources
 from mnist_tf.data.sources import Splits
 from mnist_tf.errors import MnistTfError, first_line
-from mnist_tf.export import ensemble, litert, saved_model
+from mnist_tf.export import ensemble, litert, litert_files, saved_model
 from mnist_tf.export.classifier import Classifier
 from mnist_tf.not_a_digit import decision as decision_lib
 from mnist_tf.not_a_digit.decision import Decision
@@ -45,7 +45,7 @@ class Published:
         if self.litert and self.litert.refused:
             return (
                 f"note: LiteRT {self.litert.refused}; left out, the SavedModel and the other LiteRT files are kept "
-                f"({self.litert.directory}/{litert.REPORT_FILE} has every number)"
+                f"({self.litert.directory}/{litert_files.REPORT_FILE} has every number)"
             )
         return None
 
@@ -80,7 +80,7 @@ def publish(
             path = saved_model.export_saved_model(model, base, version, metadata, decision, class_names)
     except Exception as e:  # a bug in an export path must not cost the training: it is reported, not raised
         return Published(None, None, _why(e))
-    if not (with_litert and _litert_installed(note)) or litert.directory_for(path).is_dir():
+    if not (with_litert and _litert_installed(note)) or litert_files.directory_for(path).is_dir():
         return Published(path, None, None)
     try:
         loaded = splits()

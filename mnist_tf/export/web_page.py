@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from mnist_tf.errors import MnistTfError
-from mnist_tf.export import litert
+from mnist_tf.export.litert_files import REPORT_FILE, is_litert_file
 
 WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 MODELS = "/models/"
@@ -32,13 +32,13 @@ MODELS = "/models/"
 def litert_export(path: str | os.PathLike) -> Path:
     """A LiteRT export folder (with report.json), or the folder of its versions: then the highest one."""
     path = Path(path)
-    if (path / litert.REPORT_FILE).is_file():
+    if (path / REPORT_FILE).is_file():
         return path
     versions = [int(p.name) for p in path.iterdir() if p.name.isdigit()] if path.is_dir() else []
-    versions = [v for v in versions if (path / str(v) / litert.REPORT_FILE).is_file()]
+    versions = [v for v in versions if (path / str(v) / REPORT_FILE).is_file()]
     if not versions:
         raise MnistTfError(
-            f"no LiteRT export at {path}: neither {litert.REPORT_FILE} nor version folders with one (train or run "
+            f"no LiteRT export at {path}: neither {REPORT_FILE} nor version folders with one (train or run "
             "scripts/export.py first; its LiteRT files go to <export_dir>/litert/<name>/<version>)"
         )
     return path / str(max(versions))
@@ -63,11 +63,11 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         if path.startswith(MODELS) and not _is_served(name):
             self.send_error(HTTPStatus.NOT_FOUND)
             return None
-        if path.startswith(MODELS) and name == litert.REPORT_FILE and (self.models / name).is_file():
+        if path.startswith(MODELS) and name == REPORT_FILE and (self.models / name).is_file():
             try:
                 body = public_report(self.models / name)
             except (OSError, ValueError):
-                self.send_error(HTTPStatus.INTERNAL_SERVER_ERROR, f"{litert.REPORT_FILE} cannot be read")
+                self.send_error(HTTPStatus.INTERNAL_SERVER_ERROR, f"{REPORT_FILE} cannot be read")
                 return None
             self.send_response(HTTPStatus.OK)
             self.send_header("Content-Type", "application/json")
@@ -119,7 +119,7 @@ def public_report(path: Path) -> bytes:
 
 def _is_served(name: str) -> bool:
     """Of a LiteRT export's folder, only the report and the models."""
-    return name == litert.REPORT_FILE or (litert.is_litert_file(name) and "/" not in name and not name.startswith("."))
+    return name == REPORT_FILE or (is_litert_file(name) and "/" not in name and not name.startswith("."))
 
 
 def make_server(models: Path, host: str, port: int) -> http.server.ThreadingHTTPServer:

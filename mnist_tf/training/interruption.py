@@ -25,6 +25,8 @@ from typing import Any, Protocol
 
 import tensorflow as tf
 
+from mnist_tf.errors import Interrupted
+
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
@@ -37,14 +39,6 @@ def at_once_on_second_ctrl_c(model_dir: str) -> Iterator[None]:
     except KeyboardInterrupt:
         message = f"interrupted; run the same command with --model_dir={model_dir} to resume from its last checkpoint"
         raise Interrupted(f"\n{message}", signal.SIGINT) from None
-
-
-class Interrupted(Exception):
-    """Training stopped on request after saving a checkpoint; the message says how to resume."""
-
-    def __init__(self, message: str, signal_number: int) -> None:
-        super().__init__(message)
-        self.exit_code = 128 + signal_number
 
 
 class Guard(Protocol):
