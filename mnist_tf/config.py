@@ -95,6 +95,20 @@ class Config:
         "--model_dir, or one of its checkpoints (.../checkpoints/ckpt-N). The same architecture loads every "
         "weight; data with another number of classes keeps the body and gets a new head. A resumed run ignores it.",
     )
+    replay: float | None = _setting(
+        None,
+        "Fine-tuning (--init_from on a small data set, mnist_tf/fine_tuning.py): the share of each epoch drawn from "
+        "the starting model's own training data, so that it forgets nothing it was not asked to change (0: off). "
+        "Default: 0.5 when fine-tuning.",
+        lower_bound=0.0,
+        zero_means="off",
+        hparam=True,
+    )
+    replay_dir: str | None = _setting(
+        None,
+        "Where fine-tuning reads the starting model's training data to replay it and to calibrate on, when not "
+        "where that model was trained from: a folder with the four IDX files.",
+    )
     epochs: int = _setting(6, "Passes over the training set.", lower_bound=1, hparam=True)
     batch_size: int = _setting(256, "Global training batch size.", lower_bound=1, hparam=True)
     eval_batch_size: int = _setting(1000, "Evaluation batch size.", lower_bound=1)
@@ -351,6 +365,10 @@ class Config:
             share = getattr(self, name)
             if share is not None and not (math.isfinite(share) and 0 <= share <= 1):
                 raise MnistTfError(f"--{name} must be in [0, 1], got {share}")
+        if self.replay is not None and not (math.isfinite(self.replay) and 0 <= self.replay < 1):
+            raise MnistTfError(f"--replay must be in [0, 1), got {self.replay}")
+        if (self.replay or self.replay_dir) and not self.init_from:
+            raise MnistTfError("--replay and --replay_dir apply to fine-tuning: a run with --init_from")
         if not (math.isfinite(self.not_digit_weight) and self.not_digit_weight >= 0):
             raise MnistTfError(f"--not_digit_weight must be 0 or more, got {self.not_digit_weight}")
         if not 0.5 <= self.digit_acceptance <= 1:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from mnist_tf import distribute
+from mnist_tf import distribute, fine_tuning
 from mnist_tf.config import SETTINGS, Config
 from mnist_tf.data import captures, pipeline, sources
 from mnist_tf.errors import MnistTfError
@@ -29,6 +29,7 @@ class Plan:
     splits: sources.Splits
     per_replica_batch: int
     steps_per_epoch: int
+    base: fine_tuning.StartingModel | None = None  # --init_from's trained model, opened
 
     @property
     def total_steps(self) -> int:
@@ -40,9 +41,15 @@ class Plan:
         return distribute.is_chief(self.strategy)
 
 
-def prepare(config: Config, note: Callable[[str], None] = print, new_run: bool = True) -> Plan:
+def prepare(
+    config: Config,
+    note: Callable[[str], None] = print,
+    new_run: bool = True,
+    base: fine_tuning.StartingModel | None = None,
+) -> Plan:
     """The plan of `config`'s run; `note` gets the data's lines (a folder's skipped files and its cache). A
-    `new_run` makes its default folder; a tool that only reads the plan (scripts/profile_step.py) makes none."""
+    `new_run` makes its default folder; a tool that only reads the plan (scripts/profile_step.py) makes none. `base`
+    is --init_from's model, opened: on a small data set the run fine-tunes it (mnist_tf/fine_tuning.py)."""
     named = config.model_dir is None  # the run's folder is runs/<name>/<time>, named by resolve
     config = config.resolve()
     # First: the multi-worker and TPU strategies configure the runtime, which must precede other TF work.
@@ -57,6 +64,10 @@ def prepare(config: Config, note: Callable[[str], None] = print, new_run: bool =
         not_digits=config.not_digits_for(splits.class_names),
         captures=config.captures_for(splits.class_names),
     )  # from here on, what the run computes in, and trains on
+    if base and fine_tuning.applies(config, splits):
+        config, splits = fine_tuning.prepare(config, splits, base, note)
+    else:
+        config = dataclasses.replace(config, replay=0.0)
     if config.captures:  # the run's header says how many
         splits = captures.added(splits, config.captures, config.seed)
     config = _batch_that_fits(config, len(splits.train), strategy.num_replicas_in_sync, note)
@@ -68,7 +79,7 @@ def prepare(config: Config, note: Callable[[str], None] = print, new_run: bool =
         )
     if new_run and named and config.strategy != "multi_worker":  # (workers must agree on one folder: they are given it)
         config = dataclasses.replace(config, model_dir=_new_folder(config.model_dir))
-    return Plan(config, strategy, precision, splits, per_replica_batch, steps_per_epoch)
+    return Plan(config, strategy, precision, splits, per_replica_batch, steps_per_epoch, base)
 
 
 def _batch_that_fits(config: Config, images: int, replicas: int, note: Callable[[str], None]) -> Config:

@@ -16,7 +16,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from mnist_tf import distribute, results
+from mnist_tf import distribute, fine_tuning, results
 from mnist_tf.config import Config
 from mnist_tf.data import pipeline, sources
 from mnist_tf.data.pipeline import normalize_images
@@ -44,7 +44,8 @@ def run(config: Config, reporter: ConsoleReporter | None = None, fresh: bool = F
     the command that retries it.
     """
     reporter = reporter or ConsoleReporter()
-    plan = prepare(config, reporter.print)  # settings, strategy, precision, data, steps: decided once, here
+    base = _starting_model(config.init_from) if config.init_from else None  # before minutes of loading
+    plan = prepare(config, reporter.print, base=base)  # settings, strategy, precision, data, steps: decided once
     keras.utils.set_random_seed(plan.config.seed)
     with interruption.at_once_on_second_ctrl_c(plan.config.model_dir), _own_model_dir(plan, fresh, reporter) as out:
         return _train(plan, out, reporter)
@@ -68,6 +69,7 @@ def _train(plan: Plan, output_dir: Path, reporter: ConsoleReporter) -> dict[str,
         # Calibrate: the temperature of honest probabilities and the not-a-digit threshold, on validation digits.
         choice = decision.fit_model(trainer.model, splits, config.digit_acceptance, config.eval_batch_size)
         test, confidence = _test(trainer, splits.test, config.eval_batch_size, summaries, choice)
+    reporter.tested(test.loss, test.accuracy, confidence, choice.to_dict())
 
     # Export: a new SavedModel version and its verified LiteRT files, answering with that decision.
     published = _export(plan, trainer.model, test, output_dir, reporter, choice)
@@ -132,20 +134,25 @@ def _resume(plan: Plan, trainer: Trainer, output_dir: Path, reporter: ConsoleRep
     guard = interruption.guard(
         save=lambda step: run_state.save(manager, step), model_dir=config.model_dir, preemption=preemption
     )
-    if config.init_from:  # trained weights to start from, unless the run resumes
+    if plan.base:  # trained weights to start from, unless the run resumes
         ignored = f"note: --init_from ignored: resuming from {path}"
-        reporter.print(ignored if path else _start_from(trainer.model, config.init_from))
+        reporter.print(ignored if path else _start_from(trainer.model, plan.base, config.init_from))
     return run_state.Resumed(checkpoint, manager, stopper, guard, path, changes)
 
 
-def _start_from(model: keras.Model, path: str) -> str:
-    """--init_from: the trained model at `path`, opened as any other (export/classifier.py), its weights copied in."""
+def _starting_model(path: str) -> classifier.Classifier:
+    """--init_from's trained model, opened as any other (export/classifier.py): one with weights to train."""
     try:
         trained = classifier.load(path)
     except MnistTfError as e:
         raise MnistTfError(f"--init_from: {e}") from None
     if trained.weights is None:
         raise MnistTfError(f"--init_from={path}: a LiteRT file holds no weights to train; give its SavedModel")
+    return trained
+
+
+def _start_from(model: keras.Model, trained: fine_tuning.StartingModel, path: str) -> str:
+    """--init_from: the weights of `trained` (`_starting_model(path)`) copied into `model`; the line saying so."""
     return init_from.load(model, trained.weights(), path, f"{trained.kind} {trained.source}")
 
 
@@ -211,7 +218,7 @@ def _export(
         with_litert=plan.chief and config.litert,
         float_model=lambda: litert.float32_copy(model, config),
         splits=lambda: plan.splits,
-        note=reporter.print,
+        note=reporter.print if plan.chief else lambda _: None,
     )
 
 

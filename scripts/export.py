@@ -43,14 +43,11 @@ FLAGS = flags.FLAGS
 
 def main(argv: list[str]) -> None:
     runs = [classifier.load(path) for path in FLAGS.model_dir]
-    published, source = publish.publish_runs(
+    published = publish.publish_runs(
         runs, Path(FLAGS.export_dir), name=FLAGS.name, version=FLAGS.version, with_litert=FLAGS.litert, note=print
     )
     if published.saved_model is None:
         raise MnistTfError(published.error)
-    print(f"exported {source} to {published.saved_model}")
-    if published.litert:
-        print(f"LiteRT: {published.litert.directory} ({', '.join(published.litert.files)})")
     if published.left_out():
         print(published.left_out())
     problem = published.problem(kept=f"the SavedModel {published.saved_model} is kept")

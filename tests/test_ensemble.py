@@ -57,8 +57,8 @@ def test_export_script_exports_an_ensemble_that_serves_both_signatures_and_conve
     assert done.returncode == 0, done.stderr
     version = tmp_path / "lenet_ensemble" / "1"
     assert done.stdout.splitlines() == [
-        f"exported the ensemble of {', '.join(r['flags']['model_dir'] + '/checkpoints/ckpt-60' for r in runs)} to "
-        f"{version}",
+        f"exporting the ensemble of {', '.join(r['flags']['model_dir'] + '/checkpoints/ckpt-60' for r in runs)}",
+        f"SavedModel: {version}",
         f"LiteRT: {tmp_path}/litert/lenet_ensemble/1 (float32, dynamic_range, int8)",
     ]
     metadata = json.loads((version / "assets.extra" / saved_model.METADATA_FILE).read_text())

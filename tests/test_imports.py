@@ -16,6 +16,7 @@ STAGES = (
     ("distribute",),
     ("config",),
     ("recipes",),
+    ("fine_tuning",),
     ("plan",),
     ("reporting",),
     ("not_a_digit",),

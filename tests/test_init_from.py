@@ -24,6 +24,10 @@ def trained(exported_run) -> dict[str, np.ndarray]:
     return {v.path: v.numpy() for v in model.trainable_variables}
 
 
+def _start_from(model, path: str) -> str:
+    return run._start_from(model, run._starting_model(path), path)
+
+
 def sources_of(exported_run) -> dict[str, str]:
     run_dir = exported_run["flags"]["model_dir"]
     return {
@@ -37,7 +41,7 @@ def sources_of(exported_run) -> dict[str, str]:
 @pytest.mark.parametrize("kind", ["saved_model", "run", "checkpoint"])
 def test_the_same_architecture_loads_every_weight(exported_run, tiny_config, kind):
     model = build.model(tiny_config.resolve(), (28, 28, 1))
-    line = run._start_from(model, sources_of(exported_run)[kind])
+    line = _start_from(model, sources_of(exported_run)[kind])
     expected = trained(exported_run)
     count = sum(w.size for w in expected.values())
     assert line.startswith("initialized from ") and f": {count:,} trained weights" in line
@@ -48,7 +52,7 @@ def test_the_same_architecture_loads_every_weight(exported_run, tiny_config, kin
 def test_another_number_of_classes_keeps_the_body_and_gets_a_new_head(exported_run, tiny_config):
     model = build.model(tiny_config.resolve(), (28, 28, 1), classes=3)
     fresh_head = model.get_layer("logits").get_weights()
-    line = run._start_from(model, sources_of(exported_run)["saved_model"])
+    line = _start_from(model, sources_of(exported_run)["saved_model"])
     assert line.endswith("; a new logits layer for 3 classes")
     expected = trained(exported_run)
     np.testing.assert_array_equal(model.get_layer("dense1").kernel.numpy(), expected["dense1/kernel"])
@@ -66,21 +70,21 @@ def test_another_number_of_classes_keeps_the_body_and_gets_a_new_head(exported_r
 def test_another_architecture_is_refused_in_one_line(exported_run, tiny_config, change, message):
     model = build.model(dataclasses.replace(tiny_config, **change).resolve(), (28, 28, 1))
     with pytest.raises(MnistTfError, match=message):
-        run._start_from(model, sources_of(exported_run)["run"])
+        _start_from(model, sources_of(exported_run)["run"])
 
 
 def test_a_litert_file_has_no_weights_to_start_from(trained_lenet):
     model = build.model(tiny_lenet_in(Path(trained_lenet["flags"]["data_dir"]), Path("unused")).resolve(), (28, 28, 1))
     with pytest.raises(MnistTfError, match="a LiteRT file holds no weights to train; give its SavedModel"):
-        run._start_from(model, trained_lenet["litert"]["int8"])
+        _start_from(model, trained_lenet["litert"]["int8"])
 
 
 def test_a_path_that_is_none_of_them_is_one_line(tiny_config, tmp_path):
     model = build.model(tiny_config.resolve(), (28, 28, 1))
     with pytest.raises(MnistTfError, match=r"^--init_from: .*nothing: no such file or folder$"):
-        run._start_from(model, str(tmp_path / "nothing"))
+        _start_from(model, str(tmp_path / "nothing"))
     with pytest.raises(MnistTfError, match=r"^--init_from: no SavedModel at"):
-        run._start_from(model, str(tmp_path))
+        _start_from(model, str(tmp_path))
 
 
 @pytest.mark.slow

@@ -58,6 +58,15 @@ STROKES: dict[int, list[list[tuple[float, float]]]] = {
     ],
     9: [[(0.85, 0.35), (0.5, 0.52), (0.15, 0.35), (0.5, 0.0), (0.85, 0.3), (0.8, 0.7), (0.6, 1.0)]],
 }
+# One person's shapes where they differ from the above (the rest as above): a 1 with a flag and a foot, a 7 with a
+# bar, an open 4 in two strokes, a 9 with a straight stem.
+WRITER_STROKES: dict[int, list[list[tuple[float, float]]]] = {
+    **STROKES,
+    1: [[(0.1, 0.3), (0.55, 0.0), (0.55, 1.0)], [(0.25, 1.0), (0.85, 1.0)]],
+    4: [[(0.35, 0.0), (0.1, 0.6), (0.95, 0.6)], [(0.75, 0.25), (0.75, 1.0)]],
+    7: [[(0.05, 0.1), (0.2, 0.0), (0.95, 0.05), (0.4, 1.0)], [(0.3, 0.5), (0.85, 0.5)]],
+    9: [[(0.85, 0.3), (0.5, 0.5), (0.15, 0.3), (0.5, 0.0), (0.85, 0.2), (0.85, 1.0)]],
+}
 STROKE_WIDTHS = {"mouse": 3, "pen": 8, "marker": 18}
 SLANTS = {"upright": 0.0, "right": 15.0, "left": -12.0}
 
@@ -83,6 +92,23 @@ def digits(rng: np.random.Generator, fonts_dir: str | Path) -> Iterator[tuple[st
             position = (rng.uniform(0.05, 0.5) * CANVAS, rng.uniform(0.0, 0.4) * CANVAS)
             ImageDraw.Draw(image).text(position, str(digit), fill=0, font=ImageFont.truetype(str(font_path), size))
             yield f"{digit}_fonts_{font_path.stem}", image
+
+
+def writer(rng: np.random.Generator, per_digit: int) -> Iterator[tuple[int, Image.Image]]:
+    """(digit, image) of one person's handwriting, `per_digit` of each digit: their own shapes (WRITER_STROKES), a
+    steady pen leaning left, each written a little differently (points, size and place varied)."""
+    for digit, paths in WRITER_STROKES.items():
+        for _ in range(per_digit):
+            height = rng.uniform(0.55, 0.8) * CANVAS
+            image = _blank()
+            draw = ImageDraw.Draw(image)
+            left, top = rng.uniform(0.1, 0.4) * CANVAS, rng.uniform(0.1, 0.9) * (CANVAS - height)
+            slant, width = rng.normal(-16, 3), int(rng.integers(6, 11))
+            for path in paths:
+                wobbly = np.array(path) + rng.normal(0, 0.035, (len(path), 2))
+                points = [_place(x, y, height, slant, left, top) for x, y in smooth(wobbly)]
+                draw.line(points, fill=0, width=width, joint="curve")
+            yield digit, image
 
 
 def font_files(fonts_dir: str | Path) -> list[Path]:

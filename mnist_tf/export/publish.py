@@ -80,11 +80,13 @@ def publish(
             path = saved_model.export_saved_model(model, base, version, metadata, decision, class_names)
     except Exception as e:  # a bug in an export path must not cost the training: it is reported, not raised
         return Published(None, None, _why(e))
+    note(f"SavedModel: {path}")
     if not (with_litert and _litert_installed(note)) or litert_files.directory_for(path).is_dir():
         return Published(path, None, None)
     try:
         loaded = splits()
         exported = litert.export(float_model(), config, path, loaded, decision)
+        note(f"LiteRT: {exported.directory} ({', '.join(exported.files)})")
         return Published(path, exported, None)
     except Exception as e:  # as for the SavedModel: the SavedModel stays, and the line says how to retry
         return Published(path, None, f"LiteRT: {_why(e)}")
@@ -136,10 +138,10 @@ def publish_runs(
     version: int | None,
     with_litert: bool | None,
     note: Callable[[str], None],
-) -> tuple[Published, str]:
+) -> Published:
     """Trained runs or checkpoints (`classifier.load`) published as a run publishes itself: one as itself under its
     name, several as their ensemble under `<name>_ensemble` (`name` overrides either). With `with_litert` None, as
-    the (first) run's --litert. Returns what was published and what it was made from."""
+    the (first) run's --litert. Says what it exports, and each part as it is written."""
     not_runs = [run.source for run in runs if run.model is None]
     if not_runs:
         raise MnistTfError(f"{not_runs[0]}: not a training run or one of its checkpoints: only those are exported")
@@ -159,6 +161,7 @@ def publish_runs(
         float_models = [litert.float32_copy(m, c) for m, c in zip(models, configs, strict=True)]
         return float_models[0] if len(runs) == 1 else ensemble.ensemble_model(float_models)
 
+    note(f"exporting {source}")
     splits = sources.load_for(config)
     published = publish(
         model,
@@ -173,7 +176,7 @@ def publish_runs(
         splits=lambda: splits,
         note=note,
     )
-    return published, source
+    return published
 
 
 def _litert_installed(note: Callable[[str], None]) -> bool:

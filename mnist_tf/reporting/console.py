@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from mnist_tf.config import Config
@@ -139,10 +138,9 @@ class ConsoleReporter:
         else:
             self.print(f"early stopping: did not trigger; using the best, {best}")
 
-    def finish(self, results: dict[str, Any], results_path: str | None) -> None:
-        """The run's summary; `results_path` is None on a multi-worker worker that is not the chief."""
-        self.print(f"test  loss {results['test_loss']:.4f}  accuracy {results['test_accuracy']:.4f}")
-        confidence, decision = results["test_confidence"], results["decision"]
+    def tested(self, loss: float, accuracy: float, confidence: dict[str, Any], decision: dict[str, Any]) -> None:
+        """The test split's numbers, and the calibration and not-a-digit decision the export will answer with."""
+        self.print(f"test  loss {loss:.4f}  accuracy {accuracy:.4f}")
         accepted = f"{confidence['accepted']:.1%} of test accepted as digits"
         if confidence["accepted_accuracy"] is not None:
             accepted += f", {confidence['accepted_accuracy']:.2%} of them right"
@@ -151,6 +149,10 @@ class ConsoleReporter:
             f"{confidence['calibration_error_before']:.2%} -> {confidence['calibration_error']:.2%} · not a digit "
             f"below p={decision['threshold_probability']:.3f}: {accepted}"
         )
+
+    def finish(self, results: dict[str, Any], results_path: str | None) -> None:
+        """The run's last lines (its export said its own as it went); `results_path` is None on a multi-worker
+        worker that is not the chief."""
         self.print(
             f"trained {_count(results['epochs_trained'], 'epoch')} in {format_duration(results['train_seconds'])} "
             f"({results['images_per_second']:,.0f} img/s) · weights sha256 {results['weights_sha256'][:12]}"
@@ -158,10 +160,6 @@ class ConsoleReporter:
         if results_path is None:
             self.print("not the chief: this worker's checkpoints, logs and export were temporary and are removed")
             return
-        if results["export_dir"]:
-            self.print(f"SavedModel: {results['export_dir']}")
-        if results.get("litert_report"):
-            self.print(f"LiteRT: {Path(results['litert_report']).parent} ({', '.join(results['litert'])})")
         self.print(f"results: {results_path}")
 
 

@@ -3,7 +3,8 @@
 The run opens the trained model with `export.classifier.load` (a SavedModel, a run's folder or one checkpoint of a
 run) and `load` copies its weights in. Every variable is matched by its layer path (`conv1/kernel`): the same
 architecture loads them all. A model whose logits have another number of classes keeps the body and gets a freshly
-initialized head. Any other difference is another architecture, refused in one line.
+initialized head. Any other difference is another architecture, refused in one line. A run on a small data set
+fine-tunes (mnist_tf/fine_tuning.py).
 """
 
 from __future__ import annotations

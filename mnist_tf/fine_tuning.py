@@ -1,0 +1,130 @@
+"""Fine-tuning: a trained model (--init_from) taught a small data set, someone's own digits, with defaults that
+work for it, and forgetting nothing it was not asked to change.
+
+A run with --init_from on at most SMALL training images fine-tunes. For the settings left at their defaults it
+chooses these (docs/fine_tuning.md has the measurements behind them), and says so in one line:
+
+  learning rate  LEARNING_RATE: a nudge to the trained weights, not a new start
+  batch, epochs  BATCH images, EPOCHS passes over an epoch of about EPOCH_IMAGES: the same steps for any size
+  replay         --replay of each epoch from the starting model's own training data (read as its run read it, or
+                 from --replay_dir), the user's images repeated to fill the rest; the not-digit images are in
+                 every batch, as in any run on digits
+  calibration    the temperature and the digit threshold fitted on the starting model's validation split, with the
+                 user's own held-out images (--validation_size) when there are any: never on images trained on
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+
+from mnist_tf.config import SETTINGS, Config
+from mnist_tf.data import sources
+from mnist_tf.data.sources import Split, Splits
+from mnist_tf.errors import MnistTfError, first_line
+
+SMALL = 10_000  # training images: a run on more trains as any run does
+LEARNING_RATE = 5e-4
+BATCH = 64
+EPOCHS = 5
+EPOCH_IMAGES = 3_840  # 60 steps of BATCH
+REPLAY = 0.5
+_SALT = 0x7265706C  # "repl": draws of their own
+
+
+class StartingModel(Protocol):
+    """--init_from's model, opened (an `export.classifier.Classifier`): what the run reads of it."""
+
+    kind: str  # SavedModel, run or checkpoint
+    source: str
+    config: dict[str, Any]  # the settings it was trained with ({} where its files do not say)
+    class_names: tuple[str, ...]
+    weights: Callable[[], dict[str, np.ndarray]] | None  # {layer path: value}
+
+
+def applies(config: Config, splits: Splits) -> bool:
+    """Whether `config`'s run on `splits` fine-tunes: it starts from a trained model, on a small data set."""
+    return bool(config.init_from) and len(splits.train) <= SMALL
+
+
+def prepare(config: Config, splits: Splits, base: StartingModel, note: Callable[[str], None]) -> tuple[Config, Splits]:
+    """`config` with fine-tuning's defaults for the settings left at theirs, and `splits` with the starting model's
+    data replayed in its training split and its validation split in theirs; `note` gets the line that says so."""
+    chosen = {
+        name: value
+        for name, value in (("learning_rate", LEARNING_RATE), ("batch_size", BATCH), ("epochs", EPOCHS))
+        if getattr(config, name) == SETTINGS[name].default
+    }
+    base_data = _base_data(config, base, splits.class_names)
+    replay = (REPLAY if config.replay is None else config.replay) if base_data.splits else 0.0
+    config = dataclasses.replace(config, **chosen, replay=replay)
+    own = len(splits.train)
+    repeats = max(1, round(EPOCH_IMAGES * (1 - replay) / own))
+    parts = [Split(np.tile(splits.train.images, (repeats, 1, 1, 1)), np.tile(splits.train.labels, repeats))]
+    epoch = [f"your {own:,} images" + (f" {repeats} times" if repeats > 1 else "")]
+    validation = [splits.validation] if splits.validation else []
+    if base_data.splits:
+        trained_on = base_data.splits
+        count = min(round(len(parts[0]) * replay / (1 - replay)), len(trained_on.train))
+        rng = np.random.default_rng([config.seed, _SALT])
+        replayed = np.sort(rng.choice(len(trained_on.train), size=count, replace=False))
+        parts.append(Split(trained_on.train.images[replayed], trained_on.train.labels[replayed]))
+        epoch.append(f"{count:,} of {base_data.name}'s replayed (--replay={replay:g})" if count else "no replay")
+        validation = [trained_on.validation, *validation] if trained_on.validation else validation
+    elif base_data.why_not:
+        epoch.append(base_data.why_not)
+    settings = ", ".join(f"{name} {getattr(config, name):g}" for name in chosen) or "your settings"
+    note(
+        f"fine-tuning: {settings} (for {own:,} images; a flag you give wins) · an epoch: {' + '.join(epoch)} · "
+        f"{_calibration(base_data, splits.validation)}"
+    )
+    return config, dataclasses.replace(splits, train=_joined(parts), validation=_joined(validation))
+
+
+@dataclasses.dataclass(frozen=True)
+class _BaseData:
+    splits: Splits | None  # the starting model's data, as its run read it
+    name: str = ""  # its name, as lines say it
+    why_not: str = ""  # why there is none
+
+
+def _base_data(config: Config, base: StartingModel, class_names: tuple[str, ...]) -> _BaseData:
+    """The data the starting model learned from: its training split to replay, its validation split to calibrate
+    on; none for a model of other classes, or one that does not say what it learned from."""
+    if base.class_names != class_names:
+        return _BaseData(None, why_not="no replay: the starting model's classes are not these")
+    if not base.config:
+        return _BaseData(None, why_not=f"no replay: {base.source} does not say what it was trained on")
+    trained = Config.from_dict(base.config)
+    try:
+        if config.replay_dir:
+            loaded = sources.load(trained.dataset, config.replay_dir, "idx", trained.validation_size)
+        else:
+            loaded = sources.load_for(trained, note=lambda _: None)
+    except MnistTfError as e:
+        raise MnistTfError(
+            f"fine-tuning reads what the starting model learned from ({trained.data_name}), to replay it and to "
+            f"calibrate on, and cannot: {first_line(e)}; give --replay_dir=<a folder with its four IDX files>"
+        ) from None
+    return _BaseData(loaded, trained.data_name)
+
+
+def _calibration(base_data: _BaseData, own: Split | None) -> str:
+    """Where the run fits its temperature and digit threshold, as its line says it."""
+    parts = []
+    if base_data.splits and base_data.splits.validation:
+        parts.append(f"{len(base_data.splits.validation):,} validation images of {base_data.name}")
+    if own:
+        parts.append(f"{len(own):,} of yours held out")
+    if not parts:
+        return "calibrated on the training images: give --validation_size to hold some of yours out"
+    return f"calibrated on {' and '.join(parts)}, none of them trained on"
+
+
+def _joined(splits: list[Split]) -> Split | None:
+    if not splits:
+        return None
+    return Split(np.concatenate([s.images for s in splits]), np.concatenate([s.labels for s in splits]))
