@@ -4,6 +4,12 @@ JPEG or PNG. A file is named <digit>_<kind>_<style>-<polarity>, so the true digi
 
 python scripts/render_digits.py --output_dir=/tmp/digits
 python scripts/predict.py --saved_model=saved_models/lenet /tmp/digits/*     # then compare with the names
+
+With --writer_per_digit=N it writes one person's handwriting instead (rendered.WRITER_STROKES), N of each digit in
+a folder per digit: what --source=folder reads, to try fine-tuning (docs/datasets.md):
+
+python scripts/render_digits.py --output_dir=/tmp/writer --writer_per_digit=10
+python scripts/train.py --source=folder --data_dir=/tmp/writer --init_from=saved_models/lenet
 """
 
 from __future__ import annotations
@@ -20,6 +26,9 @@ from mnist_tf.data import rendered
 flags.DEFINE_string("output_dir", None, "Where to write the image files (created if missing).")
 flags.DEFINE_string("fonts_dir", "/usr/share/fonts/truetype", "Where to look for TrueType fonts (*.ttf).")
 flags.DEFINE_integer("seed", 0, "Seed of the placements.")
+flags.DEFINE_integer(
+    "writer_per_digit", 0, "Instead, this many of each digit in one person's hand, a folder per digit.", lower_bound=0
+)
 flags.mark_flag_as_required("output_dir")
 FLAGS = flags.FLAGS
 
@@ -28,6 +37,12 @@ def main(argv: list[str]) -> None:
     output = Path(FLAGS.output_dir)
     output.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(FLAGS.seed)
+    if FLAGS.writer_per_digit:
+        for i, (digit, image) in enumerate(rendered.writer(rng, FLAGS.writer_per_digit)):
+            (output / str(digit)).mkdir(exist_ok=True)
+            image.save(output / str(digit) / f"{i}.png")
+        print(f"wrote {10 * FLAGS.writer_per_digit} images of one writer to {output}/<digit>/")
+        return
     written = 0
     for name, image in rendered.digits(rng, FLAGS.fonts_dir):
         image.save(output / f"{name}-dark.png")

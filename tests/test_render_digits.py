@@ -38,3 +38,25 @@ def test_the_digits_are_named_by_their_digit_and_drawn_dark_on_white():
         pixels = np.asarray(image)
         assert name[0] in "0123456789" and name.split("_")[1] in ("strokes", "fonts")
         assert image.size == (rendered.CANVAS, rendered.CANVAS) and pixels.max() == 255 and pixels.min() < 64
+
+
+def test_one_writers_digits_are_consistent_and_differ_from_one_another():
+    from mnist_tf.data import rendered
+
+    written = list(rendered.writer(np.random.default_rng(0), per_digit=3))
+    assert [digit for digit, _ in written] == [d for d in range(10) for _ in range(3)]
+    sevens = [np.asarray(image) for digit, image in written if digit == 7]
+    assert not np.array_equal(sevens[0], sevens[1])  # each written a little differently
+    for _, image in written:
+        assert image.size == (rendered.CANVAS, rendered.CANVAS) and np.asarray(image).min() < 64
+
+
+@pytest.mark.slow  # starts a Python process
+def test_a_writers_digits_go_to_a_folder_per_digit_that_trains(tmp_path):
+    done = subprocess.run(
+        [sys.executable, REPO / "scripts" / "render_digits.py", f"--output_dir={tmp_path}", "--writer_per_digit=2"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert done.stdout.strip() == f"wrote 20 images of one writer to {tmp_path}/<digit>/"
+    assert sorted(p.name for p in tmp_path.iterdir()) == list("0123456789")
+    assert all(len(list((tmp_path / d).glob("*.png"))) == 2 for d in "0123456789")
