@@ -65,7 +65,8 @@ class Config:
     data_dir: str | None = _setting(
         None,
         "Folder with the four LeCun IDX files (train-images-idx3-ubyte.gz ...), gzipped or not: works offline; "
-        f"with --source=folder, a folder of images, one sub-folder per class. Defaults to ${sources.DATA_DIR_ENV}.",
+        f"with --source=folder, a folder of images, one sub-folder per class, or a zip file of one (the draw-a-digit "
+        f"page's download). Defaults to ${sources.DATA_DIR_ENV}.",
     )
     source: str = _setting(
         "auto",
@@ -286,7 +287,8 @@ class Config:
     def data_name(self) -> str:
         """What the model learns from, as lines and export folders say it: the data set, or a folder's own name."""
         if self.source == "folder" and self.data_dir:
-            return re.sub(r"[^A-Za-z0-9_.-]+", "_", os.path.basename(os.path.normpath(self.data_dir))) or "folder"
+            name = os.path.basename(os.path.normpath(self.data_dir)).removesuffix(".zip")
+            return re.sub(r"[^A-Za-z0-9_.-]+", "_", name) or "folder"
         return self.dataset
 
     @property

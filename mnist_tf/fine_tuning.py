@@ -11,6 +11,7 @@ chooses these (docs/fine_tuning.md has the measurements behind them), and says s
                  every batch, as in any run on digits
   calibration    the temperature and the digit threshold fitted on the starting model's validation split, with the
                  user's own held-out images (--validation_size) when there are any: never on images trained on
+  classes        a folder of some of the model's classes (only 1s and 7s) is data of all of them
 """
 
 from __future__ import annotations
@@ -58,13 +59,16 @@ def prepare(config: Config, splits: Splits, base: StartingModel, note: Callable[
         for name, value in (("learning_rate", LEARNING_RATE), ("batch_size", BATCH), ("epochs", EPOCHS))
         if getattr(config, name) == SETTINGS[name].default
     }
+    own_classes = splits.class_names
+    splits = _in_classes_of(splits, base.class_names)
     base_data = _base_data(config, base, splits.class_names)
     replay = (REPLAY if config.replay is None else config.replay) if base_data.splits else 0.0
     config = dataclasses.replace(config, **chosen, replay=replay)
     own = len(splits.train)
     repeats = max(1, round(EPOCH_IMAGES * (1 - replay) / own))
     parts = [Split(np.tile(splits.train.images, (repeats, 1, 1, 1)), np.tile(splits.train.labels, repeats))]
-    epoch = [f"your {own:,} images" + (f" {repeats} times" if repeats > 1 else "")]
+    yours = f"your {own:,} images" + ("" if own_classes == splits.class_names else f" (of {', '.join(own_classes)})")
+    epoch = [yours + (f" {repeats} times" if repeats > 1 else "")]
     validation = [splits.validation] if splits.validation else []
     if base_data.splits:
         trained_on = base_data.splits
@@ -82,6 +86,25 @@ def prepare(config: Config, splits: Splits, base: StartingModel, note: Callable[
         f"{_calibration(base_data, splits.validation)}"
     )
     return config, dataclasses.replace(splits, train=_joined(parts), validation=_joined(validation))
+
+
+def _in_classes_of(splits: Splits, class_names: tuple[str, ...]) -> Splits:
+    """A folder of some of the starting model's classes (drawings of 1s and 7s) as data of all its classes: the
+    labels renumbered to the model's, which learns them among the others instead of getting a new head."""
+    if splits.class_names == class_names or not set(splits.class_names) <= set(class_names):
+        return splits
+    renumbered = np.array([class_names.index(name) for name in splits.class_names])
+
+    def relabeled(split: Split | None) -> Split | None:
+        return split and Split(split.images, renumbered[split.labels])
+
+    return dataclasses.replace(
+        splits,
+        train=relabeled(splits.train),
+        validation=relabeled(splits.validation),
+        test=relabeled(splits.test),
+        class_names=class_names,
+    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -58,16 +58,15 @@ def prepare(
     distribute.per_replica_batch_size("batch_size", config.batch_size, strategy)  # before minutes of loading
     distribute.per_replica_batch_size("eval_batch_size", config.eval_batch_size, strategy)
     splits = sources.load_for(config, note)
+    if base and fine_tuning.applies(config, splits):  # before the shares: it may give the data the model's classes
+        config, splits = fine_tuning.prepare(config, splits, base, note)
     config = dataclasses.replace(
         config,
         dtype=precision.dtype,
         not_digits=config.not_digits_for(splits.class_names),
         captures=config.captures_for(splits.class_names),
+        replay=config.replay or 0.0,
     )  # from here on, what the run computes in, and trains on
-    if base and fine_tuning.applies(config, splits):
-        config, splits = fine_tuning.prepare(config, splits, base, note)
-    else:
-        config = dataclasses.replace(config, replay=0.0)
     if config.captures:  # the run's header says how many
         splits = captures.added(splits, config.captures, config.seed)
     config = _batch_that_fits(config, len(splits.train), strategy.num_replicas_in_sync, note)

@@ -85,6 +85,17 @@ def test_calibration_never_sees_a_trained_on_image(base):
     )
 
 
+def test_a_folder_of_some_of_the_models_classes_learns_them_among_all_of_them(base):
+    own = yours(100)
+    ones_and_sevens = dataclasses.replace(
+        own, train=Split(own.train.images, own.train.labels % 2), test=Split(own.test.images, own.test.labels % 2)
+    )
+    ones_and_sevens = dataclasses.replace(ones_and_sevens, class_names=("1", "7"))
+    config, splits, line = prepared(Config(init_from="base"), ones_and_sevens, base)
+    assert splits.class_names == base.class_names and config.replay == fine_tuning.REPLAY
+    assert sorted(set(splits.train.labels[:100])) == [1, 7] and "an epoch: your 100 images (of 1, 7) 19 times" in line
+
+
 def test_a_starting_model_of_other_classes_replays_nothing(base):
     other = dataclasses.replace(base, class_names=tuple("abcdefghij"))
     config, splits, line = prepared(Config(init_from="base"), yours(100), other)

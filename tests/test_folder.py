@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -115,7 +116,7 @@ def test_file_names_that_are_not_utf8_load_and_print(tmp_path, capsys):
     [
         (lambda root: root.mkdir(), "no class folders"),
         (lambda root: [(root / name).mkdir(parents=True) for name in "ab"], "no usable image .* in any class folder"),
-        (lambda root: None, "is not a folder"),
+        (lambda root: None, "is neither a folder nor a zip file"),
     ],
 )
 def test_a_folder_without_images_is_one_error(tmp_path, make, message):
@@ -234,3 +235,29 @@ def test_hidden_entries_nested_folders_and_links_are_each_counted_and_said(tmp_p
     assert hidden.startswith("note: left out 3 hidden entries") and "..x" in hidden and "0/.git" in hidden
     assert any(line.startswith("note: 1 files are links to outside") and "1/linked.png" in line for line in lines)
     assert any(line.startswith("note: skipped 1 of 8 files") for line in lines)
+
+
+def test_a_zip_of_the_folder_reads_as_the_folder_and_unpacks_once(tmp_path, cache_dir):
+    for name in ("1", "7"):
+        write_class(tmp_path / "data" / name, 5, seed=int(name))
+    archive = tmp_path / "drawings.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for path in sorted((tmp_path / "data").rglob("*.png")):
+            zipped.write(path, path.relative_to(tmp_path / "data"))
+        zipped.writestr("../outside.png", b"not kept outside")  # zipfile drops the "..": it lands inside
+    expected = folder.load(tmp_path / "data", note=lambda _: None)
+    loaded = folder.load(archive, note=lambda _: None)
+    assert loaded.class_names == expected.class_names == ("1", "7")
+    for split in ("train", "test"):
+        for got, want in zip(getattr(loaded, split), getattr(expected, split), strict=True):
+            np.testing.assert_array_equal(got, want)
+    (unpacked,) = (cache_dir / "zips").iterdir()
+    assert not (tmp_path / "outside.png").exists() and (unpacked / "outside.png").is_file()
+    assert folder.load(archive, note=lambda _: None).cached  # the same contents: unpacked and decoded once
+    assert Config(source="folder", data_dir=str(archive)).data_name == "drawings"
+
+
+def test_a_file_that_is_no_zip_is_one_line(tmp_path):
+    (tmp_path / "broken.zip").write_bytes(b"PK\x03\x04 and then nothing")
+    with pytest.raises(MnistTfError, match=r"broken.zip is neither a folder nor a zip file$"):
+        folder.load(tmp_path / "broken.zip")

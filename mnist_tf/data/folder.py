@@ -4,6 +4,8 @@ Two layouts:
   DIR/train/<class>/* and DIR/test/<class>/*   the splits as given (the same classes in both)
   DIR/<class>/*                                 TEST_SHARE of each class held out as the test split, drawn with
                                                 SPLIT_SEED (not --seed: every run of a folder tests on the same images)
+DIR may also be a zip file of either layout (the draw-a-digit page's download): it is unpacked once, under the cache
+folder, by its contents' digest; an archive of more than MAX_ZIP_BYTES unpacked is refused.
 
 Class names are the sub-folders' names: the digits 0-9 in their order, other names sorted. Every file goes through
 `preprocess.preprocess_file`, the image_bytes signature's own code, so the model trains on what it will be sent.
@@ -20,6 +22,9 @@ import dataclasses
 import hashlib
 import io
 import os
+import shutil
+import tempfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,6 +37,7 @@ CACHE_DIR_ENV = "MNIST_TF_CACHE_DIR"
 TEST_SHARE = 0.2
 SPLIT_SEED = 0
 SPLITS = ("train", "test")
+MAX_ZIP_BYTES = 1 << 30
 _CACHE_VERSION = 2  # bumped when preprocessing changes what a file decodes to (2: the paper found across the image)
 
 
@@ -96,9 +102,36 @@ def load(directory: str | os.PathLike, note: Callable[[str], None] = print) -> L
 
 
 def _root(directory: Path) -> Path:
+    if directory.is_file() and zipfile.is_zipfile(directory):
+        return _unpacked(directory)
     if not directory.is_dir():
-        raise MnistTfError(f"--source=folder: {directory} is not a folder")
+        raise MnistTfError(f"--source=folder: {directory} is neither a folder nor a zip file")
     return directory
+
+
+def _unpacked(archive: Path) -> Path:
+    """The folder a zip file unpacks to, under the cache folder: once per content (zipfile leaves out absolute
+    paths and "..", so nothing lands outside it)."""
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()[:16]
+    target = _cache_base() / "zips" / digest
+    if target.is_dir():
+        return target
+    try:
+        with zipfile.ZipFile(archive) as zipped:
+            if sum(member.file_size for member in zipped.infolist()) > MAX_ZIP_BYTES:
+                raise MnistTfError(f"{archive}: unpacks to more than {MAX_ZIP_BYTES >> 30} GiB; unpack it yourself")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=".unpacking-", dir=target.parent))
+            try:
+                zipped.extractall(staging)
+                staging.rename(target)
+            except FileExistsError:  # another run unpacked it first: the same contents
+                pass
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise MnistTfError(f"{archive}: cannot unpack the zip file ({e})") from None
+    return target
 
 
 def _part_dir(root: Path, part: str) -> Path:
@@ -221,9 +254,12 @@ def _split(images: np.ndarray, labels: np.ndarray) -> tuple[tuple[np.ndarray, np
     return (images[~test], labels[~test]), (images[test], labels[test])
 
 
+def _cache_base() -> Path:
+    return Path(os.environ.get(CACHE_DIR_ENV) or Path.home() / ".cache" / "mnist_tf" / "folders")
+
+
 def _cache_path(root: Path) -> Path:
-    base = Path(os.environ.get(CACHE_DIR_ENV) or Path.home() / ".cache" / "mnist_tf" / "folders")
-    return base / f"{hashlib.sha256(os.fsencode(root.resolve())).hexdigest()[:16]}.npz"
+    return _cache_base() / f"{hashlib.sha256(os.fsencode(root.resolve())).hexdigest()[:16]}.npz"
 
 
 def _read_cache(path: Path, fingerprint: str) -> dict[str, dict[str, np.ndarray]] | None:
