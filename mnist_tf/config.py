@@ -120,7 +120,13 @@ class Config:
     beta_2: float = _setting(
         0.999, "Adam's beta_2: how slowly its estimate of the gradients' scale moves.", hparam=True
     )
-    weight_decay: float = _setting(0.0, "L2 penalty on kernels (not biases).", lower_bound=0.0, hparam=True)
+    weight_decay: float = _setting(
+        0.0,
+        "L2 penalty on kernels (not biases); with --init_from, on their distance from the starting weights (L2-SP). "
+        "Default: 0, and 0.01 when fine-tuning.",
+        lower_bound=0.0,
+        hparam=True,
+    )
     seed: int = _setting(42, "Seed of weights, shuffling and dropout: CPU runs repeat exactly.", hparam=True)
     validation_size: int | None = _setting(
         None,

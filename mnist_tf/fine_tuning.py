@@ -2,10 +2,11 @@
 work for it, and forgetting nothing it was not asked to change.
 
 A run with --init_from on at most SMALL training images fine-tunes. For the settings left at their defaults it
-chooses these (docs/fine_tuning.md has the measurements behind them), and says so in one line:
+chooses these (docs/datasets.md, Fine-tuning, has what they do, measured), and says so in one line:
 
   learning rate  LEARNING_RATE: a nudge to the trained weights, not a new start
   batch, epochs  BATCH images, EPOCHS passes over an epoch of about EPOCH_IMAGES: the same steps for any size
+  weight decay   WEIGHT_DECAY, toward the starting weights rather than zero (L2-SP, Li et al. 2018)
   replay         --replay of each epoch from the starting model's own training data (read as its run read it, or
                  from --replay_dir), the user's images repeated to fill the rest; the not-digit images are in
                  every batch, as in any run on digits
@@ -33,6 +34,7 @@ BATCH = 64
 EPOCHS = 5
 EPOCH_IMAGES = 3_840  # 60 steps of BATCH
 REPLAY = 0.5
+WEIGHT_DECAY = 0.01  # toward the starting weights (L2-SP)
 _SALT = 0x7265706C  # "repl": draws of their own
 
 
@@ -56,7 +58,12 @@ def prepare(config: Config, splits: Splits, base: StartingModel, note: Callable[
     data replayed in its training split and its validation split in theirs; `note` gets the line that says so."""
     chosen = {
         name: value
-        for name, value in (("learning_rate", LEARNING_RATE), ("batch_size", BATCH), ("epochs", EPOCHS))
+        for name, value in (
+            ("learning_rate", LEARNING_RATE),
+            ("batch_size", BATCH),
+            ("epochs", EPOCHS),
+            ("weight_decay", WEIGHT_DECAY),
+        )
         if getattr(config, name) == SETTINGS[name].default
     }
     own_classes = splits.class_names

@@ -255,7 +255,7 @@ def test_export_script_writes_the_next_or_the_given_version(exported_run, tmp_pa
     flags = [f"--model_dir={model_dir}", f"--export_dir={tmp_path}", "--nolitert"]
     first = run_script("export", *flags)
     assert first.returncode == 0, first.stderr
-    assert first.stdout.strip().endswith(f"to {tmp_path}/mlp/1")
+    assert first.stdout.splitlines()[-1] == f"SavedModel: {tmp_path}/mlp/1"
     checkpoint = run_state.latest(model_dir)  # a run's checkpoint exports as its run does
     given = [f"--model_dir={checkpoint}", f"--export_dir={tmp_path}", "--nolitert", "--version=7", "--name=digits"]
     assert run_script("export", *given).returncode == 0

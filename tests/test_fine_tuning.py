@@ -18,6 +18,7 @@ from mnist_tf.config import Config
 from mnist_tf.data.sources import Split, Splits
 from mnist_tf.errors import MnistTfError
 from mnist_tf.reporting.console import ConsoleReporter
+from mnist_tf.training import build, extras
 
 
 def yours(count: int, held_out: int = 0) -> Splits:
@@ -47,10 +48,12 @@ def rows(split: Split) -> set[bytes]:
 
 def test_a_small_data_set_gets_fine_tunings_defaults_in_one_line(base, exported_run):
     config, splits, line = prepared(Config(init_from="base"), yours(100), base)
-    chosen = (config.learning_rate, config.batch_size, config.epochs, config.replay)
-    assert chosen == (fine_tuning.LEARNING_RATE, fine_tuning.BATCH, fine_tuning.EPOCHS, fine_tuning.REPLAY)
+    chosen = (config.learning_rate, config.batch_size, config.epochs, config.weight_decay, config.replay)
+    expected = (fine_tuning.LEARNING_RATE, fine_tuning.BATCH, fine_tuning.EPOCHS, fine_tuning.WEIGHT_DECAY)
+    assert chosen == (*expected, fine_tuning.REPLAY)
     assert line == (
-        "fine-tuning: learning_rate 0.0005, batch_size 64, epochs 5 (for 100 images; a flag you give wins) · an epoch: "
+        "fine-tuning: learning_rate 0.0005, batch_size 64, epochs 5, weight_decay 0.01 (for 100 images; a flag you "
+        "give wins) · an epoch: "
         "your 100 images 19 times + 1,000 of mnist's replayed (--replay=0.5) · calibrated on 200 validation images "
         "of mnist, none of them trained on"
     )  # half of the epoch's, 1,900, or as many as the generated data has
@@ -61,9 +64,10 @@ def test_a_small_data_set_gets_fine_tunings_defaults_in_one_line(base, exported_
 
 
 def test_the_flags_a_user_gives_win(base):
-    given = Config(init_from="base", learning_rate=1e-3, epochs=2, replay=0.25)
+    given = Config(init_from="base", learning_rate=1e-3, epochs=2, weight_decay=0.1, replay=0.25)
     config, _, line = prepared(given, yours(100), base)
-    assert (config.learning_rate, config.batch_size, config.epochs, config.replay) == (1e-3, 64, 2, 0.25)
+    assert (config.learning_rate, config.batch_size, config.epochs, config.weight_decay) == (1e-3, 64, 2, 0.1)
+    assert config.replay == 0.25
     assert line.startswith("fine-tuning: batch_size 64 (for 100 images; a flag you give wins) · an epoch: your 100")
     assert "your 100 images 29 times + 967 of mnist's replayed (--replay=0.25)" in line  # a quarter of the epoch
 
@@ -111,6 +115,18 @@ def test_base_data_that_cannot_be_read_is_one_line_and_replay_dir_reads_it(base,
     assert len(splits.train) == 2_900
 
 
+def test_weight_decay_pulls_toward_the_starting_weights_and_a_new_kernel_toward_zero():
+    model = build.model(Config(model="mlp", hidden_units=(8,)).resolve(), (28, 28, 1))
+    start = {v.path: v.numpy() + 1.0 for v in model.trainable_variables}  # every weight 1 away
+    del start["logits/kernel"]  # a new head: nothing to pull toward
+    term = extras.weight_decay(0.5, model, start)
+    kernel = model.get_layer("logits").kernel.numpy()
+    expected = 0.5 * (28 * 28 * 8 + (kernel**2).sum()) / 2  # rate * l2_loss, l2_loss = sum of squares / 2
+    np.testing.assert_allclose(float(term(None, None)), expected, rtol=1e-5)
+    at_start = extras.weight_decay(0.5, model, {v.path: v.numpy() for v in model.trainable_variables})
+    assert float(at_start(None, None)) == 0
+
+
 def test_replay_is_refused_without_init_from():
     with pytest.raises(MnistTfError, match=r"^--replay and --replay_dir apply to fine-tuning: a run with --init_from"):
         Config(replay=0.5).resolve()
@@ -152,5 +168,6 @@ def test_the_plain_command_on_a_folder_of_a_few_digits_fine_tunes(exported_run, 
         "--nolitert",
     )
     assert done.returncode == 0, done.stderr
-    assert "fine-tuning: learning_rate 0.0005, batch_size 64, epochs 5 (for " in done.stdout
+    assert "fine-tuning: learning_rate 0.0005, batch_size 64, epochs 5, weight_decay 0.01 (for " in done.stdout
+    assert "weight decay 0.01 (toward --init_from's weights: L2-SP)" in done.stdout
     assert (tmp_path / "saved_models" / "mlp" / "1" / "saved_model.pb").is_file(), done.stdout

@@ -410,6 +410,7 @@ def test_a_style_the_model_misreads_is_read_after_fine_tuning_on_the_pages_downl
 
     def read(url: str) -> list[str]:
         page = open_page(url)
+        assert page.inner_text("#status") == "lenet/1, float32 model ready: draw a digit."  # the export it serves
         answers = []
         for _, drawing in tests:
             draw(page, drawing)
@@ -443,7 +444,7 @@ def test_a_style_the_model_misreads_is_read_after_fine_tuning_on_the_pages_downl
         f"--export_dir={tmp_path / 'saved_models'}",
     )
     assert done.returncode == 0, done.stderr
-    assert "fine-tuning: learning_rate 0.0005, batch_size 64, epochs 5 (for " in done.stdout
+    assert "fine-tuning: learning_rate 0.0005, batch_size 64, epochs 5, weight_decay 0.01 (for " in done.stdout
     assert "of mnist's replayed (--replay=0.5)" in done.stdout
     with serving(tmp_path / "saved_models" / "litert" / "lenet") as url:
         after = read(url)

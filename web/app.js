@@ -95,7 +95,8 @@ async function choose(name) {
   showStatus(`Loading the ${name} model…`);
   await model(name);
   variant = name;
-  showStatus(`${name} model ready: draw a digit.`);
+  const served = report.saved_model ? `${report.saved_model}, ` : ""; // the export: <name>/<version>
+  showStatus(`${served}${name} model ready: draw a digit.`);
   page.revision++;
   await predict();
 }

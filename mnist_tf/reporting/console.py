@@ -50,6 +50,7 @@ def header(config: Config, start: RunStart) -> list[str]:
         stopping = f" (early stopping: patience {config.early_stopping_patience})"
     recipe = f" · recipe {config.recipe}" if config.recipe else ""
     smoothing = f" (label smoothing {config.label_smoothing:g})" if config.label_smoothing else ""
+    toward = " (toward --init_from's weights: L2-SP)" if config.weight_decay and config.init_from else ""
     augment = f" · augmented (strength {config.augment_strength:g})" if config.augment else ""
     if config.not_digits:
         augment += f" · not-digit images {config.not_digits:.1%} of each batch (weight {config.not_digit_weight:g})"
@@ -60,7 +61,8 @@ def header(config: Config, start: RunStart) -> list[str]:
         f"strategy: {start.strategy} · batch {config.batch_size} ({start.per_replica_batch_size} per replica)"
         f" · {steps} steps/epoch{per_call} · {start.precision}",
         f"optimizer: {config.optimizer} lr {config.learning_rate:g} ({config.lr_schedule})"
-        f" · weight decay {config.weight_decay:g} · {config.loss} loss{smoothing} · {_count(config.epochs, 'epoch')}"
+        f" · weight decay {config.weight_decay:g}{toward} · {config.loss} loss{smoothing} · "
+        f"{_count(config.epochs, 'epoch')}"
         f"{stopping}{augment} · seed {config.seed}",
         f"model_dir: {config.model_dir}",
     ]

@@ -7,16 +7,18 @@ adds to it through two seams, built here from its `Config`:
                replica's not-digit images after them (`--not_digits`, not_a_digit/not_digits.py)
   loss         each digit's loss: `--loss`, or cross-entropy against label-smoothed targets (`--label_smoothing`)
   loss terms   added to the global batch's loss, by name: outlier exposure (a flat answer to the not-digit images,
-               `--not_digit_weight`) and weight decay (`--weight_decay`)
+               `--not_digit_weight`) and weight decay (`--weight_decay`; with --init_from toward the
+               starting weights: L2-SP)
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from mnist_tf import distribute
@@ -43,8 +45,16 @@ class Extras:
     augment: Distort | None = None  # the digits' distortion alone: what TensorBoard shows of a batch
 
     @classmethod
-    def from_config(cls, config: Config, strategy: tf.distribute.Strategy, train: Split, model: keras.Model) -> Extras:
-        """What a resolved `config` adds to the training of `model` on `train` under `strategy`."""
+    def from_config(
+        cls,
+        config: Config,
+        strategy: tf.distribute.Strategy,
+        train: Split,
+        model: keras.Model,
+        start: Mapping[str, np.ndarray] | None = None,
+    ) -> Extras:
+        """What a resolved `config` adds to the training of `model` on `train` under `strategy`; `start` is the
+        weights a fine-tuning run starts from ({layer path: value}), which its weight decay pulls toward."""
         distortion = augment.DISTORTIONS[config.augmentation].scaled(config.augment_strength)
         portable = distribute.use_jit(config.jit_compile) or config.strategy == "tpu"  # XLA: no image kernels there
         distort = functools.partial(augment.augment, seed=config.seed, distortion=distortion, portable=portable)
@@ -61,7 +71,7 @@ class Extras:
             )
             terms["outlier_exposure"] = not_digits.outlier_exposure(config.not_digit_weight, per_replica * replicas)
         if config.weight_decay:
-            terms["weight_decay"] = weight_decay(config.weight_decay, model)
+            terms["weight_decay"] = weight_decay(config.weight_decay, model, start)
         smoothed = config.label_smoothing and losses.label_smoothed_cross_entropy(config.label_smoothing)
         return cls(
             inputs=batch_inputs(distort, draw) if distort or draw else None,
@@ -90,11 +100,20 @@ def batch_inputs(distort: Distort | None, draw: Draw | None) -> Inputs:
     return inputs
 
 
-def weight_decay(rate: float, model: keras.Model) -> LossTerm:
-    """L2 on the kernels (not the biases or normalization), counted once however many replicas add it."""
+def weight_decay(rate: float, model: keras.Model, start: Mapping[str, np.ndarray] | None = None) -> LossTerm:
+    """L2 on the kernels (not the biases or normalization), counted once however many replicas add it; with `start`,
+    on their distance from it (L2-SP, Li et al. 2018: fine-tuning moves the model only as far as its data needs).
+    A kernel `start` lacks (a new head) decays toward zero."""
     kernels = [v for v in model.trainable_variables if len(v.shape) >= 2]
+    start = start or {}
+    anchors = [
+        np.zeros(v.shape, np.float32) if start.get(v.path) is None or start[v.path].shape != tuple(v.shape)
+        else start[v.path]
+        for v in kernels
+    ]  # fmt: skip
 
     def term(outputs: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
-        return tf.nn.scale_regularization_loss(rate * tf.add_n([tf.nn.l2_loss(kernel) for kernel in kernels]))
+        distances = [tf.nn.l2_loss(kernel - anchor) for kernel, anchor in zip(kernels, anchors, strict=True)]
+        return tf.nn.scale_regularization_loss(rate * tf.add_n(distances))
 
     return term

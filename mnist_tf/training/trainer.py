@@ -8,7 +8,7 @@ update and the metrics, in the order PyTorch's and Flax's MNIST examples write t
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import keras
@@ -165,16 +165,17 @@ class Trainer:
         train: Split,
         total_steps: int,
         classes: int = NUM_CLASSES,
+        start: Mapping[str, np.ndarray] | None = None,
     ) -> Trainer:
         """The steps of the model (with `classes` logits) and optimizer a resolved `config` asks for, trained on
-        `train`: what `run` trains."""
+        `train`: what `run` trains; `start` is the weights a fine-tuning run starts from (`Extras.from_config`)."""
         model, optimizer = build.model_and_optimizer(config, strategy, train.images.shape[1:], total_steps, classes)
         return cls(
             model,
             optimizer,
             strategy,
             global_batch_size=config.batch_size,
-            extras=Extras.from_config(config, strategy, train, model),
+            extras=Extras.from_config(config, strategy, train, model, start),
             loss=config.loss,
             jit_compile=distribute.use_jit(config.jit_compile),
             nan_policy=config.nan_policy,
