@@ -385,10 +385,11 @@ def mount(*args):
 
 @pytest.fixture
 def tiny_disk(tmp_path):
-    """A 4 MiB filesystem of its own (tmpfs), so the test can fill it up."""
+    """A 16 MiB filesystem of its own (tmpfs), so the test can fill it up: a run takes 2 MB (the rest is headroom
+    for what TensorFlow stages while it writes, which once filled 4 MiB in CI)."""
     disk = tmp_path / "disk"
     disk.mkdir()
-    if not mount("-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)):
+    if not mount("-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)):
         pytest.skip("mounting a tmpfs needs root (the injected-failure test covers the same code)")
     yield disk
     subprocess.run(["umount", str(disk)], check=True)
