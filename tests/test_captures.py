@@ -71,7 +71,7 @@ def test_added_keeps_validation_and_test_as_they_are():
 def test_the_sets_of_peoples_images_are_fixed_and_labelled_where_they_are_digits(monkeypatch):
     monkeypatch.setattr(ood, "SIZE", 20)
     test = Split(DIGITS, LABELS)
-    for name in ("scans", "photos", "drawn", "doodles", "symbols"):
+    for name in ("scans", "photos", "drawn", "doodles", "symbols", "letters", "lookalikes"):
         one, two = ood.load(name, test), ood.load(name, test)
         assert one.images.shape[1:] == (28, 28, 1) and len(one.images) in (10, 20)
         np.testing.assert_array_equal(one.images, two.images)

@@ -11,6 +11,8 @@ handwriting it must still accept. Each is drawn from a fixed seed, so every mode
   drawn        digits drawn in shapes MNIST seldom has: crossed 7s, flagged 1s, open 4s (`people.SHAPES`): accepted
   doodles      line drawings of cats, fish, cups, houses ... (`people.DOODLES`)
   symbols      handwritten + - x ÷ = / · < > % and arrows (`people.SYMBOLS`)
+  letters      handwritten letters, capitals and small (`people.LETTERS`)
+  lookalikes   handwritten letters people also write as digits, O l I Z S b g q (`people.LOOKALIKES`): apart
 """
 
 from __future__ import annotations
@@ -25,8 +27,18 @@ from mnist_tf.errors import MnistTfError
 from mnist_tf.not_a_digit import handwriting, not_digits, people
 
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist
-SETS = ("fashion", "fonts", "ambiguous", "noise", "handwriting", "scans", "photos", "drawn", "doodles", "symbols")
+SETS = (
+    "fashion", "fonts", "ambiguous", "noise", "handwriting", "scans", "photos", "drawn", "doodles", "symbols",
+    "letters", "lookalikes",
+)  # fmt: skip
 SIZE = 2000  # images per generated set
+_DRAWN = {  # the sets drawn as strokes: their shapes
+    "drawn": people.SHAPES,
+    "doodles": people.DOODLES,
+    "symbols": people.SYMBOLS,
+    "letters": people.LETTERS,
+    "lookalikes": people.LOOKALIKES,
+}
 _SEED = 20170  # fixed: every model is measured on the same images
 
 
@@ -64,8 +76,8 @@ def load(name: str, test: Split, fashion_dir: str = FASHION_DIR, fonts_dir: str 
     if name == "noise":
         kinds = [not_digits.noise(rng, SIZE // 2), not_digits.paper(rng, SIZE - SIZE // 2)]
         return OodSet(name, np.concatenate([not_digits.as_mnist(kind) for kind in kinds]), None)
-    if name in ("drawn", "doodles", "symbols"):
-        shapes = {"drawn": people.SHAPES, "doodles": people.DOODLES, "symbols": people.SYMBOLS}[name]
+    if name in _DRAWN:
+        shapes = _DRAWN[name]
         files, names = people.drawings(rng, shapes, SIZE // 2)
         return OodSet(name, handwriting.as_served(files), np.array(names) if name == "drawn" else None)
     chosen = rng.choice(len(test), min(SIZE, len(test)), replace=False)  # MNIST test digits, written again
