@@ -56,43 +56,41 @@ def applies(config: Config, splits: Splits) -> bool:
 def prepare(config: Config, splits: Splits, base: StartingModel, note: Callable[[str], None]) -> tuple[Config, Splits]:
     """`config` with fine-tuning's defaults for the settings left at theirs, and `splits` with the starting model's
     data replayed in its training split and its validation split in theirs; `note` gets the line that says so."""
-    chosen = {
-        name: value
-        for name, value in (
-            ("learning_rate", LEARNING_RATE),
-            ("batch_size", BATCH),
-            ("epochs", EPOCHS),
-            ("weight_decay", WEIGHT_DECAY),
-        )
-        if getattr(config, name) == SETTINGS[name].default
-    }
+    defaults = {"learning_rate": LEARNING_RATE, "batch_size": BATCH, "epochs": EPOCHS, "weight_decay": WEIGHT_DECAY}
+    chosen = {name: value for name, value in defaults.items() if getattr(config, name) == SETTINGS[name].default}
     own_classes = splits.class_names
     splits = _in_classes_of(splits, base.class_names)
     base_data = _base_data(config, base, splits.class_names)
     replay = (REPLAY if config.replay is None else config.replay) if base_data.splits else 0.0
     config = dataclasses.replace(config, **chosen, replay=replay)
-    own = len(splits.train)
-    repeats = max(1, round(EPOCH_IMAGES * (1 - replay) / own))
-    parts = [Split(np.tile(splits.train.images, (repeats, 1, 1, 1)), np.tile(splits.train.labels, repeats))]
-    yours = f"your {own:,} images" + ("" if own_classes == splits.class_names else f" (of {', '.join(own_classes)})")
-    epoch = [yours + (f" {repeats} times" if repeats > 1 else "")]
-    validation = [splits.validation] if splits.validation else []
-    if base_data.splits:
-        trained_on = base_data.splits
-        count = min(round(len(parts[0]) * replay / (1 - replay)), len(trained_on.train))
-        rng = np.random.default_rng([config.seed, _SALT])
-        replayed = np.sort(rng.choice(len(trained_on.train), size=count, replace=False))
-        parts.append(Split(trained_on.train.images[replayed], trained_on.train.labels[replayed]))
-        epoch.append(f"{count:,} of {base_data.name}'s replayed (--replay={replay:g})" if count else "no replay")
-        validation = [trained_on.validation, *validation] if trained_on.validation else validation
-    elif base_data.why_not:
-        epoch.append(base_data.why_not)
+    yours = f"your {len(splits.train):,} images"
+    yours += "" if own_classes == splits.class_names else f" (of {', '.join(own_classes)})"
+    train, epoch = _epoch(splits.train, yours, base_data, replay, config.seed)
+    trained_on = base_data.splits
+    validation = [v for v in (trained_on and trained_on.validation, splits.validation) if v]
     settings = ", ".join(f"{name} {getattr(config, name):g}" for name in chosen) or "your settings"
     note(
-        f"fine-tuning: {settings} (for {own:,} images; a flag you give wins) · an epoch: {' + '.join(epoch)} · "
+        f"fine-tuning: {settings} (for {len(splits.train):,} images; a flag you give wins) · an epoch: {epoch} · "
         f"{_calibration(base_data, splits.validation)}"
     )
-    return config, dataclasses.replace(splits, train=_joined(parts), validation=_joined(validation))
+    return config, dataclasses.replace(splits, train=train, validation=_joined(validation))
+
+
+def _epoch(own: Split, yours: str, base_data: _BaseData, replay: float, seed: int) -> tuple[Split, str]:
+    """An epoch's images: the user's (`own`, which the line calls `yours`), repeated to fill their share of about
+    EPOCH_IMAGES, and `replay` of it drawn from the starting model's training split; and how the line says it."""
+    repeats = max(1, round(EPOCH_IMAGES * (1 - replay) / len(own)))
+    parts = [Split(np.tile(own.images, (repeats, 1, 1, 1)), np.tile(own.labels, repeats))]
+    said = [yours + (f" {repeats} times" if repeats > 1 else "")]
+    if base_data.splits:
+        trained_on = base_data.splits.train
+        count = min(round(len(parts[0]) * replay / (1 - replay)), len(trained_on))
+        chosen = np.sort(np.random.default_rng([seed, _SALT]).choice(len(trained_on), size=count, replace=False))
+        parts.append(Split(trained_on.images[chosen], trained_on.labels[chosen]))
+        said.append(f"{count:,} of {base_data.name}'s replayed (--replay={replay:g})" if count else "no replay")
+    elif base_data.why_not:
+        said.append(base_data.why_not)
+    return _joined(parts), " + ".join(said)
 
 
 def _in_classes_of(splits: Splits, class_names: tuple[str, ...]) -> Splits:
