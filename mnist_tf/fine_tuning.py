@@ -126,7 +126,10 @@ def _base_data(config: Config, base: StartingModel, class_names: tuple[str, ...]
         return _BaseData(None, why_not="no replay: the starting model's classes are not these")
     if not base.config:
         return _BaseData(None, why_not=f"no replay: {base.source} does not say what it was trained on")
-    trained = Config.from_dict(base.config)
+    try:
+        trained = Config.from_dict(base.config)
+    except TypeError:  # settings a later mnist_tf wrote
+        return _BaseData(None, why_not=f"no replay: {base.source} was trained with settings this mnist_tf lacks")
     try:
         if config.replay_dir:
             loaded = sources.load(trained.dataset, config.replay_dir, "idx", trained.validation_size)

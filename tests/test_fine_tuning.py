@@ -107,6 +107,13 @@ def test_a_starting_model_of_other_classes_replays_nothing(base):
     assert "no replay: the starting model's classes are not these · calibrated on the training images: give " in line
 
 
+def test_a_starting_model_of_a_later_mnist_tf_replays_nothing(base):
+    later = dataclasses.replace(base, config={**base.config, "a_later_setting": 1})
+    config, splits, line = prepared(Config(init_from="base"), yours(100), later)
+    assert config.replay == 0 and splits.validation is None
+    assert "no replay: " in line and " was trained with settings this mnist_tf lacks · calibrated on the train" in line
+
+
 def test_base_data_that_cannot_be_read_is_one_line_and_replay_dir_reads_it(base, idx_dir):
     moved = dataclasses.replace(base, config={**base.config, "data_dir": "/nowhere"})
     with pytest.raises(MnistTfError, match=r"^fine-tuning reads what the starting model learned from \(mnist\), "):
