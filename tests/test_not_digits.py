@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 from conftest import REAL_MNIST, make_digits, mnist_mlp_config, quiet_run, requires_real_mnist
 
-from mnist_tf.data import idx
+from mnist_tf.data import idx, preprocess
 from mnist_tf.data.augment import Distortion
 from mnist_tf.data.sources import Split
 from mnist_tf.nn import losses
@@ -36,7 +36,7 @@ def test_characters_people_write_as_digits_are_never_taught_as_not_digits():
 
 def test_glyphs_without_fonts_use_pillows_own(tmp_path):
     assert not_digits.font_files(str(tmp_path)) == []
-    glyphs = not_digits.as_mnist(not_digits.glyphs(np.random.default_rng(0), 4, []))
+    glyphs = preprocess.to_mnist_each(not_digits.glyphs(np.random.default_rng(0), 4, []))
     assert glyphs.shape == (4, 28, 28, 1) and all(glyph.max() >= 250 for glyph in glyphs)  # drawn, full contrast
 
 

@@ -219,7 +219,7 @@ def test_a_drawn_letter_is_not_a_digit_and_a_drawn_digit_is_its_class(
     rng = np.random.default_rng(0)
     refused = 0
     for character in "#WM":
-        letter = not_digits.as_mnist(not_digits.glyphs(rng, 1, fonts[:1], characters=character))[0, ..., 0]
+        letter = preprocess.to_mnist_each(not_digits.glyphs(rng, 1, fonts[:1], characters=character))[0, ..., 0]
         trace(page, letter)
         result = page_result(page, "float32")
         expected = python_probabilities(litert_dir, "float32", result["pixels"])
@@ -346,7 +346,7 @@ def test_a_screenshot_and_the_latency_in_the_browser(url, open_page, litert_dir,
     assert (folder / "web_page.png").read_bytes().startswith(b"\x89PNG")
     fonts = not_digits.font_files(held_out=True) or not_digits.font_files()
     letter = not_digits.glyphs(np.random.default_rng(3), 1, fonts[:1], characters="W")  # seed 3: a thin pen
-    trace(page, not_digits.as_mnist(letter)[0, ..., 0])
+    trace(page, preprocess.to_mnist_each(letter)[0, ..., 0])
     page_result(page, "int8")
     page.screenshot(path=folder / "web_page_not_a_digit.png", full_page=True)
     (folder / "browser_latency.json").write_text(json.dumps(latencies, indent=2) + "\n")

@@ -19,18 +19,15 @@ handwriting.py and people.py), never tuned on this one.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import io
 
 import numpy as np
-import tensorflow as tf
 from PIL import Image, ImageDraw, ImageFilter
 
 from mnist_tf.data import preprocess
 from mnist_tf.data.sources import Split, Splits
 
 _SALT = 0x636170  # "cap": draws of their own
-_BATCH = 128  # photos preprocessed per call
 
 
 def added(splits: Splits, share: float, seed: int) -> Splits:
@@ -46,31 +43,8 @@ def captured(images: np.ndarray, labels: np.ndarray, count: int, seed: int) -> t
     serving path does, and their labels: a function of `seed` and the images alone."""
     rng = np.random.default_rng([seed, _SALT])
     chosen = np.sort(rng.choice(len(images), size=min(count, len(images)), replace=False))
-    size = images.shape[1]
     photos = [_capture(_continental(images[i, ..., 0], labels[i], rng), rng) for i in chosen]
-    batches = [_preprocessed(photos[i : i + _BATCH], size) for i in range(0, len(photos), _BATCH)]
-    return np.concatenate(batches or [np.zeros((0, size, size), np.uint8)])[..., np.newaxis], labels[chosen]
-
-
-def _preprocessed(photos: list[np.ndarray], size: int) -> np.ndarray:
-    """`preprocess.to_mnist` of each photo, in one call: padded to one shape, each cut back to its own inside."""
-    padded = np.zeros((len(photos), *np.max([p.shape for p in photos], axis=0)), np.float32)
-    for i, photo in enumerate(photos):
-        padded[i, : photo.shape[0], : photo.shape[1]] = photo
-    return _to_mnist(size)(padded, np.array([p.shape for p in photos], np.int32)).numpy()
-
-
-@functools.cache
-def _to_mnist(size: int) -> tf.types.experimental.PolymorphicFunction:
-    def one(photo: tf.Tensor, shape: tf.Tensor) -> tf.Tensor:
-        return preprocess.to_mnist(photo[: shape[0], : shape[1]], size)
-
-    def each(padded: tf.Tensor, shapes: tf.Tensor) -> tf.Tensor:
-        spec = tf.TensorSpec([size, size], tf.uint8)
-        return tf.map_fn(lambda pair: one(*pair), (padded, shapes), fn_output_signature=spec)
-
-    signature = [tf.TensorSpec([None, None, None], tf.float32), tf.TensorSpec([None, 2], tf.int32)]
-    return tf.function(each, input_signature=signature)
+    return preprocess.to_mnist_each(photos, images.shape[1]), labels[chosen]
 
 
 def _continental(digit: np.ndarray, label: int, rng: np.random.Generator) -> np.ndarray:

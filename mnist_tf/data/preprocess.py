@@ -14,8 +14,9 @@ Every step is shape-agnostic graph code: images of any size and channel count go
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -222,6 +223,33 @@ def to_mnist(gray: tf.Tensor, size: int = 28) -> tf.Tensor:
     box = max(1, round(size * 20 / 28))  # MNIST fits digits in 20x20 of 28x28
     digit = _fit_in_box(_crop_to_ink(_light_ink_on_dark(gray)), box)
     return tf.cast(tf.round(_place_by_center_of_mass(digit, size) * 255.0), tf.uint8)
+
+
+def to_mnist_each(grays: Sequence[np.ndarray], size: int = 28) -> np.ndarray:
+    """Float images [h, w] in [0, 1] of any sizes and either polarity -> uint8 [N, size, size, 1], each as `to_mnist`
+    makes it: MAX_BATCH at a time, padded to one shape for one call and each cut back to its own inside it."""
+    batches = [_to_mnist_padded(grays[i : i + MAX_BATCH], size) for i in range(0, len(grays), MAX_BATCH)]
+    return np.concatenate(batches or [np.zeros((0, size, size), np.uint8)])[..., np.newaxis]
+
+
+def _to_mnist_padded(grays: Sequence[np.ndarray], size: int) -> np.ndarray:
+    padded = np.zeros((len(grays), *np.max([g.shape for g in grays], axis=0)), np.float32)
+    for i, gray in enumerate(grays):
+        padded[i, : gray.shape[0], : gray.shape[1]] = gray
+    return _to_mnist_in_graph(size)(padded, np.array([g.shape for g in grays], np.int32)).numpy()
+
+
+@functools.cache
+def _to_mnist_in_graph(size: int) -> Callable[[np.ndarray, np.ndarray], tf.Tensor]:
+    def each(padded: tf.Tensor, shapes: tf.Tensor) -> tf.Tensor:
+        return tf.map_fn(
+            lambda pair: to_mnist(pair[0][: pair[1][0], : pair[1][1]], size),
+            (padded, shapes),
+            fn_output_signature=tf.TensorSpec([size, size], tf.uint8),
+        )
+
+    signature = [tf.TensorSpec([None, None, None], tf.float32), tf.TensorSpec([None, 2], tf.int32)]
+    return tf.function(each, input_signature=signature)
 
 
 def preprocess(encoded: tf.Tensor, size: int = 28) -> tf.Tensor:

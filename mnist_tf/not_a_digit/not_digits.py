@@ -411,18 +411,6 @@ def outlier_exposure(weight: float, global_count: int) -> Callable[[tf.Tensor, t
     return term
 
 
-@functools.cache
-def _to_mnist_batch(size: int) -> Callable[[tf.Tensor], tf.Tensor]:
-    one = functools.partial(preprocess.to_mnist, size=size)
-    spec = tf.TensorSpec([size, size], tf.uint8)
-    return tf.function(lambda grays: tf.map_fn(one, grays, fn_output_signature=spec), reduce_retracing=True)
-
-
-def as_mnist(grays: np.ndarray, size: int = 28) -> np.ndarray:
-    """Float images [N, h, w] in [0, 1], either polarity -> uint8 [N, size, size, 1] as the model sees them."""
-    return _to_mnist_batch(size)(tf.constant(grays, tf.float32)).numpy()[..., np.newaxis]
-
-
 def training_bank(
     seed: int, digits: np.ndarray, size: int = 28, count: int = 7000, fonts_dir: str = FONTS_DIR
 ) -> np.ndarray:
@@ -442,6 +430,7 @@ def training_bank(
     ]
     share = count // len(makers)
     parts = [
-        as_mnist(make(rng, share if i else count - (len(makers) - 1) * share), size) for i, make in enumerate(makers)
+        preprocess.to_mnist_each(make(rng, share if i else count - (len(makers) - 1) * share), size)
+        for i, make in enumerate(makers)
     ]
     return np.concatenate(parts)

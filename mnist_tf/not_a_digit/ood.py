@@ -21,7 +21,7 @@ import dataclasses
 
 import numpy as np
 
-from mnist_tf.data import idx
+from mnist_tf.data import idx, preprocess
 from mnist_tf.data.sources import Split
 from mnist_tf.errors import MnistTfError
 from mnist_tf.not_a_digit import handwriting, not_digits, people
@@ -72,10 +72,10 @@ def load(name: str, test: Split, fashion_dir: str = FASHION_DIR, fonts_dir: str 
             family = not_digits.HELD_OUT_FAMILY
             raise MnistTfError(f"--ood={name}: no {family} fonts under {fonts_dir} (apt-get install fonts-liberation)")
         characters = not_digits.CHARACTERS if name == "fonts" else not_digits.AMBIGUOUS
-        return OodSet(name, not_digits.as_mnist(not_digits.glyphs(rng, SIZE, fonts, characters)), None)
+        return OodSet(name, preprocess.to_mnist_each(not_digits.glyphs(rng, SIZE, fonts, characters)), None)
     if name == "noise":
         kinds = [not_digits.noise(rng, SIZE // 2), not_digits.paper(rng, SIZE - SIZE // 2)]
-        return OodSet(name, np.concatenate([not_digits.as_mnist(kind) for kind in kinds]), None)
+        return OodSet(name, np.concatenate([preprocess.to_mnist_each(kind) for kind in kinds]), None)
     if name in _DRAWN:
         shapes = _DRAWN[name]
         files, names = people.drawings(rng, shapes, SIZE // 2)
