@@ -70,8 +70,8 @@ def test_quick_run_reports_every_field_for_every_contender(quick):
             startup = contender["startup_seconds"]
             assert sorted(startup) == ["data", "imports", "model"] and all(t > 0 for t in startup.values())
             assert 0 < contender["first_step_seconds"] < contender["curve"][0]["seconds"] + 0.01
-            assert contender["seconds_to_first_step"] == pytest.approx(
-                sum(startup.values()) + contender["first_step_seconds"], abs=0.02
+            assert contender["seconds_to_first_step"] == pytest.approx(  # five numbers, each rounded to 0.01
+                sum(startup.values()) + contender["first_step_seconds"], abs=0.026
             )
             roof = contender["roofline"]  # against float32's peak: the race's precision
             assert roof["gflops"] == pytest.approx(
