@@ -78,3 +78,10 @@ def test_the_sets_of_peoples_images_are_fixed_and_labelled_where_they_are_digits
         assert one.digits == (name in ("scans", "photos", "drawn"))
     drawn = ood.load("drawn", test)
     assert set(drawn.labels) == set(range(10))
+
+
+def test_the_8x8_digits_are_stretched_into_mnists_box_with_their_labels():
+    small = ood.load("digits8x8", Split(DIGITS, LABELS))
+    assert small.images.shape == (1797, 28, 28, 1) and small.digits and set(small.labels) == set(range(10))
+    assert small.images[:, :4].max() == 0 and small.images[:, 24:].max() == 0  # in rows and columns 4 to 23
+    assert small.images[:, :, 4:24].max() == 255

@@ -19,14 +19,23 @@ from mnist_tf.not_a_digit import not_digits, ood
 DIGITS = make_digits(50, seed=3)[0][..., np.newaxis]
 
 
-def test_the_bank_is_a_function_of_its_seed_with_every_kind_in_equal_shares():
-    bank = not_digits.training_bank(7, DIGITS, count=180)
-    assert bank.shape == (180, 28, 28, 1) and bank.dtype == np.uint8
-    np.testing.assert_array_equal(bank, not_digits.training_bank(7, DIGITS, count=180))
-    assert not np.array_equal(bank, not_digits.training_bank(8, DIGITS, count=180))
-    kinds = bank.reshape(9, 20, -1)  # glyphs, scribbles, shapes, objects, paper, noise, pairs, doodles, operators
+def test_the_bank_is_a_function_of_its_seed_with_every_kind_in_its_share():
+    bank = not_digits.training_bank(7, DIGITS, count=230)
+    assert bank.shape == (230, 28, 28, 1) and bank.dtype == np.uint8
+    np.testing.assert_array_equal(bank, not_digits.training_bank(7, DIGITS, count=230))
+    assert not np.array_equal(bank, not_digits.training_bank(8, DIGITS, count=230))
+    shares = list(not_digits.kinds(not_digits.FONTS_DIR, DIGITS).values())
+    assert len(shares) == 11 and sum(shares) == 11.5  # 20 images per share of 1
+    kinds = np.split(bank.reshape(230, -1), np.cumsum([round(20 * share) for share in shares])[:-1])
     assert all(kind.max() > 0 for kind in kinds)  # each kind draws something (noise's empty images aside)
     assert 0 < np.mean(kinds[5].max(axis=1) == 0) < 1  # noise: some empty images, not all
+    assert [len(kind) for kind in kinds[-4:]] == [30, 30, 30, 30]  # doodles, operators, letters, outlines
+
+
+def test_handwritten_letters_are_never_those_people_also_write_as_digits():
+    assert not set(not_digits.LETTER_STROKES) & set(not_digits.AMBIGUOUS)
+    letters = preprocess.to_mnist_each(not_digits.letters(np.random.default_rng(0), 8))
+    assert letters.shape == (8, 28, 28, 1) and all(letter.max() > 128 for letter in letters)  # each drawn
 
 
 def test_characters_people_write_as_digits_are_never_taught_as_not_digits():

@@ -10,7 +10,7 @@ share of the training digits that way, with their labels, so that the model lear
   paper    white to dark grey, grain, low-frequency texture, ruled or squared lines
   light    a gradient and sometimes a shadow's soft edge across the page
   framing  from a wide margin to a crop that cuts into the strokes
-  camera   a little blur, JPEG of any quality, or PNG
+  camera   a little blur, JPEG of any quality, or PNG; a fifth of them from far away, the digit 7 to 14 pixels tall
 
 It is the training side only. What the model is measured on is drawn by other code (mnist_tf/not_a_digit/
 handwriting.py and people.py), never tuned on this one.
@@ -113,6 +113,9 @@ def _capture(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         encoded = io.BytesIO()
         picture.save(encoded, "JPEG", quality=int(rng.integers(30, 95)))
         picture = Image.open(encoded)
+    if rng.random() < 0.2:  # from far away, or a small part of a large photo: the digit a few pixels tall
+        factor = rng.uniform(7, 14) / (20 * scale)
+        picture = picture.resize((max(2, round(w * factor)), max(2, round(h * factor))), Image.BOX)
     return np.asarray(picture, np.float32) / 255
 
 

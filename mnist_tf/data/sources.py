@@ -182,15 +182,20 @@ def _hold_out(train: Split, validation_size: int) -> tuple[Split, Split | None]:
 
 
 def _load_digits() -> tuple[Split, Split]:
+    digits = scikit_learn_digits()
+    cut = len(digits.labels) - DIGITS_TEST_SIZE
+    return Split(digits.images[:cut], digits.labels[:cut]), Split(digits.images[cut:], digits.labels[cut:])
+
+
+def scikit_learn_digits(wanted_by: str = "--dataset=digits") -> Split:
+    """scikit-learn's 1,797 8x8 digits, uint8 [N, 8, 8, 1] light on dark; one line naming `wanted_by` without it."""
     try:
-        from sklearn.datasets import load_digits  # imported here: only this data set needs scikit-learn
+        from sklearn.datasets import load_digits  # imported here: only these digits need scikit-learn
     except ImportError:
-        raise MnistTfError("--dataset=digits needs scikit-learn (pip install -r requirements.txt)") from None
+        raise MnistTfError(f"{wanted_by} needs scikit-learn (pip install -r requirements.txt)") from None
     digits = load_digits()
     images = np.rint(digits.images * (255 / 16)).astype(np.uint8)[..., np.newaxis]  # 0..16 -> 0..255
-    labels = digits.target.astype(np.int64)
-    cut = len(labels) - DIGITS_TEST_SIZE
-    return Split(images[:cut], labels[:cut]), Split(images[cut:], labels[cut:])
+    return Split(images, digits.target.astype(np.int64))
 
 
 def _load_tfds(dataset: Dataset, manual_dir: str | None, tfds_data_dir: str | None) -> tuple[Split, Split]:

@@ -14,6 +14,8 @@ Training shows the model a bank of them (outlier exposure, Hendrycks et al. 2019
   doodles    line drawings as people make them: houses, fences, faces, suns, flowers, stick figures, cars, fruit,
              animals, keys, hearts, and compositions of boxes, zigzags and spirals (never a lone loop: a 0)
   operators  handwritten + - x ÷ = < > % arrows, ticks and crosses, underlines, slashes far from upright, dots
+  letters    handwritten capitals and small letters, in strokes of this file's own (never the AMBIGUOUS ones)
+  outlines   closed outlines with parts on them, as people draw fruit, cups, pots, bells, clouds and trees
 
 Everything is drawn from a numpy Generator: a bank is a function of its seed (and of the fonts installed).
 """
@@ -303,17 +305,28 @@ def _doodle_parts(rng: np.random.Generator, kind: int) -> list[np.ndarray]:
     return parts
 
 
+def _drawn(
+    rng: np.random.Generator, strokes: Sequence[np.ndarray], dots: Sequence[np.ndarray], width: int, wobble: float
+) -> np.ndarray:
+    """`strokes` and `dots` (points of the 64-pixel canvas) drawn by hand with a pen `width` pixels wide."""
+    canvas = Image.new("L", (_CANVAS, _CANVAS))
+    draw = ImageDraw.Draw(canvas)
+    for stroke in strokes:
+        draw.line(_hand(rng, stroke, wobble), fill=255, width=width, joint="curve")
+    for dot in dots:
+        radius = width / 2 + rng.uniform(0.5, 2)
+        draw.ellipse([*(dot - radius), *(dot + radius)], fill=255)
+    return np.asarray(canvas, np.float32) / 255
+
+
 def doodles(rng: np.random.Generator, count: int) -> np.ndarray:
     """Line drawings of things, as drawn with a mouse, a finger or a pen (`_doodle_parts`)."""
-    images = []
-    for _ in range(count):
-        canvas = Image.new("L", (_CANVAS, _CANVAS))
-        draw = ImageDraw.Draw(canvas)
-        width, wobble = int(rng.integers(2, 7)), rng.uniform(0.2, 1.5)
-        for part in _doodle_parts(rng, int(rng.integers(12))):
-            draw.line(_hand(rng, part, wobble), fill=255, width=width, joint="curve")
-        images.append(np.asarray(canvas, np.float32) / 255)
-    return np.stack(images)
+    return np.stack(
+        [
+            _drawn(rng, _doodle_parts(rng, int(rng.integers(12))), (), int(rng.integers(2, 7)), rng.uniform(0.2, 1.5))
+            for _ in range(count)
+        ]
+    )
 
 
 def _operator_parts(rng: np.random.Generator, kind: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -373,17 +386,92 @@ def operators(rng: np.random.Generator, count: int) -> np.ndarray:
     """Handwritten operators, arrows, ticks, slashes, dots and underlines (`_operator_parts`)."""
     images = []
     for _ in range(count):
-        canvas = Image.new("L", (_CANVAS, _CANVAS))
-        draw = ImageDraw.Draw(canvas)
         width, wobble = int(rng.integers(2, 8)), rng.uniform(0.2, 1.2)
-        strokes, dots = _operator_parts(rng, int(rng.integers(12)))
-        for stroke in strokes:
-            draw.line(_hand(rng, stroke, wobble), fill=255, width=width, joint="curve")
-        for dot in dots:
-            radius = width / 2 + rng.uniform(0.5, 2)
-            draw.ellipse([*(dot - radius), *(dot + radius)], fill=255)
-        images.append(np.asarray(canvas, np.float32) / 255)
+        images.append(_drawn(rng, *_operator_parts(rng, int(rng.integers(12))), width, wobble))
     return np.stack(images)
+
+
+# Letters as a hand writes them, this file's own strokes (evaluation's are people.py's): each stroke a string of
+# points on a 9x9 grid, two digits each, x then y from the top left, strokes apart by |; small letters between rows 3
+# and 8. Never the letters people also write as digits (AMBIGUOUS).
+LETTER_STROKES = {
+    "A": "08 40 88|25 65", "B": "00 08|00 60 72 64 04|04 74 86 78 08", "C": "71 40 12 16 48 77",
+    "E": "80 00 08 88|04 64", "F": "80 00 08|04 64", "H": "00 08|80 88|04 84",
+    "J": "20 80|60 66 48 26", "K": "00 08|80 04 88", "L": "00 08 88", "M": "08 00 45 80 88",
+    "N": "08 00 88 80", "P": "08 00 60 72 64 04", "R": "08 00 60 72 64 04 88", "T": "00 80|40 48",
+    "U": "00 06 48 86 80", "V": "00 48 80", "W": "00 28 44 68 80", "X": "00 88|80 08",
+    "Y": "00 44 80|44 48", "a": "74 43 15 38 76|73 78", "c": "74 43 15 28 58 77",
+    "d": "75 43 15 38 77|70 78", "e": "16 76 64 43 24 17 38 78", "f": "71 50 32 38|14 54",
+    "h": "00 08|06 34 64 76 78", "k": "00 08|73 16 78", "m": "08 03|05 23 43 45 48|45 63 83 85 88",
+    "n": "03 08|05 33 63 75 78", "p": "03 08|04 33 64 46 06", "r": "03 08|06 43 73",
+    "t": "40 47 68 78|13 73", "u": "03 06 38 66|73 78", "v": "03 48 83", "w": "03 28 44 68 83",
+    "x": "03 88|83 08", "y": "03 46|83 38 18",
+}  # fmt: skip
+
+
+def letters(rng: np.random.Generator, count: int) -> np.ndarray:
+    """Handwritten letters (`LETTER_STROKES`): stretched, slanted and turned a little, mouse to marker."""
+    names = list(LETTER_STROKES)
+    images = []
+    for _ in range(count):
+        height = rng.uniform(34, 54)
+        scale = np.array([height * rng.uniform(0.55, 1.1), height]) / 8
+        turn = rng.uniform(-0.2, 0.2)
+        shape = np.array([[1, rng.uniform(-0.35, 0.35)], [0, 1]]) @ np.array(
+            [[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]]
+        )
+        at = _CANVAS / 2 + rng.uniform(-4, 4, 2)
+        strokes = [
+            at + ((np.array([(int(x), int(y)) for x, y in stroke.split()]) - 4) * scale) @ shape.T
+            for stroke in LETTER_STROKES[names[rng.integers(len(names))]].split("|")
+        ]
+        images.append(_drawn(rng, strokes, (), int(rng.integers(2, 8)), rng.uniform(0.2, 1.2)))
+    return np.stack(images)
+
+
+def _outline_parts(rng: np.random.Generator) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(strokes, dots) of a closed outline of any shape with two or three parts on it: a stem and a leaf, legs,
+    a handle, rays, a trunk, a base or a lid, marks inside. Never one stroke alone off the outline (a 6 or a 9)."""
+    c, radius = _CANVAS / 2 + rng.uniform(-3, 3, 2), rng.uniform(9, 15)
+    angles = np.linspace(0, 2 * np.pi, 15)[:-1] + rng.uniform(0, 2 * np.pi)
+    bumps = sum(rng.uniform(0, 0.18) * np.cos(k * angles + rng.uniform(0, 2 * np.pi)) for k in (2, 3, 4))
+    stretch = np.sqrt(rng.uniform(0.6, 1.6)) ** np.array([1, -1])
+    outline = c + np.stack([np.cos(angles), np.sin(angles)], -1) * (radius * (1 + bumps))[:, None] * stretch
+    outline = np.concatenate([outline, outline[:2]])  # closed: the curve runs on past its start
+    top, bottom = outline[outline[:, 1].argmin()], outline[outline[:, 1].argmax()]
+    left, right = outline[outline[:, 0].argmin()], outline[outline[:, 0].argmax()]
+    strokes, dots = [outline], []
+    for part in rng.choice(7, size=int(rng.integers(2, 4)), replace=False):
+        if part == 0:  # a short stem and a leaf
+            tip = top - _v(rng.uniform(-3, 3), radius * rng.uniform(0.3, 0.5))
+            strokes += [np.array([top, tip]), _loop(tip + _v(radius * 0.35, 0), np.array([radius * 0.3, 2.5]), 8)]
+        elif part == 1:  # legs
+            strokes += [np.array([(x, bottom[1] - 2), (x, bottom[1] + radius * 0.6)]) for x in
+                        bottom[0] + np.linspace(-0.6, 0.6, int(rng.integers(2, 5))) * radius]  # fmt: skip
+        elif part == 2:  # a handle
+            side = right if rng.random() < 0.5 else left
+            out = np.sign(side[0] - c[0])
+            strokes.append(side + np.array([(0, -0.35), (0.5 * out, -0.3), (0.55 * out, 0.2), (0, 0.3)]) * radius)
+        elif part == 3:  # rays
+            for a in np.linspace(0, 2 * np.pi, int(rng.integers(5, 9)), endpoint=False) + rng.uniform(0, 1):
+                d = np.array([np.cos(a), np.sin(a)]) * radius * stretch
+                strokes.append(np.array([c + d * 1.25, c + d * 1.6]))
+        elif part == 4:  # a trunk
+            half = radius * rng.uniform(0.15, 0.3)
+            strokes += [np.array([bottom + _v(x, -1), bottom + _v(x, radius * 0.8)]) for x in (-half, half)]
+        elif part == 5:  # a base or a lid wider than the outline
+            y = bottom[1] + 2 if rng.random() < 0.5 else top[1] - 2
+            strokes.append(np.array([(left[0] - radius * 0.3, y), (right[0] + radius * 0.3, y)]))
+        else:  # marks inside: eyes, seeds, windows
+            dots += [c + rng.uniform(-0.45, 0.45, 2) * radius for _ in range(int(rng.integers(1, 4)))]
+    return strokes, dots
+
+
+def outlines(rng: np.random.Generator, count: int) -> np.ndarray:
+    """Closed outlines with parts on them (`_outline_parts`), mouse to marker."""
+    return np.stack(
+        [_drawn(rng, *_outline_parts(rng), int(rng.integers(2, 7)), rng.uniform(0.2, 1.2)) for _ in range(count)]
+    )
 
 
 def draw(
@@ -414,23 +502,31 @@ def outlier_exposure(weight: float, global_count: int) -> Callable[[tf.Tensor, t
 def training_bank(
     seed: int, digits: np.ndarray, size: int = 28, count: int = 7000, fonts_dir: str = FONTS_DIR
 ) -> np.ndarray:
-    """`count` not-digit images, uint8 [count, size, size, 1], in equal shares of every kind (glyphs of every font
-    family but HELD_OUT_FAMILY), drawn from `seed`; `digits` are training images, for the pairs."""
+    """`count` not-digit images, uint8 [count, size, size, 1], of every kind in the shares of `kinds` (glyphs of every
+    font family but HELD_OUT_FAMILY), drawn from `seed`; `digits` are training images, for the pairs."""
     rng = np.random.default_rng([seed, _SALT])
-    makers: list[Maker] = [
-        functools.partial(glyphs, fonts=font_files(fonts_dir)),
-        scribbles,
-        shapes,
-        objects,
-        paper,
-        noise,
-        functools.partial(pairs, digits=digits),
-        doodles,
-        operators,
-    ]
-    share = count // len(makers)
-    parts = [
-        preprocess.to_mnist_each(make(rng, share if i else count - (len(makers) - 1) * share), size)
-        for i, make in enumerate(makers)
-    ]
-    return np.concatenate(parts)
+    makers = kinds(fonts_dir, digits)
+    total = sum(makers.values())
+    counts = [round(count * share / total) for share in makers.values()]
+    counts[0] += count - sum(counts)
+    return np.concatenate(
+        [preprocess.to_mnist_each(make(rng, n), size) for make, n in zip(makers, counts, strict=True)]
+    )
+
+
+def kinds(fonts_dir: str, digits: np.ndarray) -> dict[Maker, float]:
+    """Each kind of the bank and its share: half for the kinds any model soon refuses (solid objects, blank paper,
+    noise), one and a half for what people draw (doodles, operators, letters, outlines)."""
+    return {
+        functools.partial(glyphs, fonts=font_files(fonts_dir)): 1.0,
+        scribbles: 1.0,
+        shapes: 1.0,
+        objects: 0.5,
+        paper: 0.5,
+        noise: 0.5,
+        functools.partial(pairs, digits=digits): 1.0,
+        doodles: 1.5,
+        operators: 1.5,
+        letters: 1.5,
+        outlines: 1.5,
+    }

@@ -13,6 +13,7 @@ handwriting it must still accept. Each is drawn from a fixed seed, so every mode
   symbols      handwritten + - x ÷ = / · < > % and arrows (`people.SYMBOLS`)
   letters      handwritten letters, capitals and small (`people.LETTERS`)
   lookalikes   handwritten letters people also write as digits, O l I Z S b g q (`people.LOOKALIKES`): apart
+  digits8x8    scikit-learn's 1,797 8x8 digits, upscaled (bilinear) into MNIST's 20x20 box: must be accepted
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+from PIL import Image
 
-from mnist_tf.data import idx, preprocess
+from mnist_tf.data import idx, preprocess, sources
 from mnist_tf.data.sources import Split
 from mnist_tf.errors import MnistTfError
 from mnist_tf.not_a_digit import handwriting, not_digits, people
@@ -29,7 +31,7 @@ from mnist_tf.not_a_digit import handwriting, not_digits, people
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist
 SETS = (
     "fashion", "fonts", "ambiguous", "noise", "handwriting", "scans", "photos", "drawn", "doodles", "symbols",
-    "letters", "lookalikes",
+    "letters", "lookalikes", "digits8x8",
 )  # fmt: skip
 SIZE = 2000  # images per generated set
 _DRAWN = {  # the sets drawn as strokes: their shapes
@@ -76,6 +78,8 @@ def load(name: str, test: Split, fashion_dir: str = FASHION_DIR, fonts_dir: str 
     if name == "noise":
         kinds = [not_digits.noise(rng, SIZE // 2), not_digits.paper(rng, SIZE - SIZE // 2)]
         return OodSet(name, np.concatenate([preprocess.to_mnist_each(kind) for kind in kinds]), None)
+    if name == "digits8x8":
+        return _upscaled(sources.scikit_learn_digits(wanted_by="--ood=digits8x8"))
     if name in _DRAWN:
         shapes = _DRAWN[name]
         files, names = people.drawings(rng, shapes, SIZE // 2)
@@ -86,3 +90,11 @@ def load(name: str, test: Split, fashion_dir: str = FASHION_DIR, fonts_dir: str 
     else:
         files = [people.CAPTURES[name](image.reshape(28, 28), rng) for image in test.images[chosen]]
     return OodSet(name, handwriting.as_served(files), test.labels[chosen])
+
+
+def _upscaled(digits: Split) -> OodSet:
+    """Small digits (uint8 [N, rows, cols, 1]) stretched (bilinear) into the middle 20x20 of a 28x28 image."""
+    images = np.zeros((len(digits.labels), 28, 28, 1), np.uint8)
+    for image, digit in zip(images, digits.images, strict=True):
+        image[4:24, 4:24, 0] = np.asarray(Image.fromarray(digit[..., 0]).resize((20, 20), Image.BILINEAR))
+    return OodSet("digits8x8", images, digits.labels)
