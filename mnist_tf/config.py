@@ -189,7 +189,8 @@ class Config:
     )
     not_digits: float | None = _setting(
         None,
-        "Not-digit images (letters, scribbles, shapes, blank paper, noise, digit pairs, doodles, operators: "
+        "Not-digit images (font and handwritten letters, scribbles, shapes, blank paper, noise, digit pairs, "
+        "doodles, operators, outlines: "
         "mnist_tf/not_a_digit/not_digits.py) added to every training batch, as a share of it; the model learns to "
         "answer them with a flat distribution (outlier exposure), so that it can say 'not a digit' (0: off). "
         "Default: 0.125 for the handwritten digits (mnist, emnist_digits, digits, a folder of them), 0 for other "
