@@ -56,6 +56,12 @@ class Config:
 
     model: str = _setting("lenet", "Architecture to train.", choices=models.MODELS, hparam=True)
     recipe: str | None = _setting(None, "The recipe these values came from: names the run and its export.", flag=False)
+    given: tuple[str, ...] = _setting(
+        (),
+        "The settings given on the command line, by name: what the run would choose for them (fine-tuning's defaults, "
+        "a batch that fits a small data set) never replaces them, even where they equal the default.",
+        flag=False,
+    )
     dataset: str = _setting(
         "mnist",
         "Data set; its defaults (augmentation, not-digits, validation) apply. With --source=folder, the kind of "
@@ -476,3 +482,8 @@ def _check_lower_bound(setting: Setting, value: int) -> None:
         zero = f" ({setting.zero_means})" if setting.zero_means else ""
         raise MnistTfError(f"--{setting.name} must be 0{zero} or more, got {value}")
     raise MnistTfError(f"--{setting.name} must be at least {setting.lower_bound}, got {value}")
+
+
+def left_to_choose(config: Config, name: str) -> bool:
+    """Whether the run may choose setting `name`: not given on the command line, and at its default."""
+    return name not in config.given and getattr(config, name) == SETTINGS[name].default

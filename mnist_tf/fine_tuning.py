@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from mnist_tf.config import SETTINGS, Config
+from mnist_tf.config import Config, left_to_choose
 from mnist_tf.data import sources
 from mnist_tf.data.sources import Split, Splits
 from mnist_tf.errors import MnistTfError, first_line
@@ -57,7 +57,7 @@ def prepare(config: Config, splits: Splits, base: StartingModel, note: Callable[
     """`config` with fine-tuning's defaults for the settings left at theirs, and `splits` with the starting model's
     data replayed in its training split and its validation split in theirs; `note` gets the line that says so."""
     defaults = {"learning_rate": LEARNING_RATE, "batch_size": BATCH, "epochs": EPOCHS, "weight_decay": WEIGHT_DECAY}
-    chosen = {name: value for name, value in defaults.items() if getattr(config, name) == SETTINGS[name].default}
+    chosen = {name: value for name, value in defaults.items() if left_to_choose(config, name)}
     own_classes = splits.class_names
     splits = _in_classes_of(splits, base.class_names)
     base_data = _base_data(config, base, splits.class_names)

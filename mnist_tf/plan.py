@@ -14,7 +14,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from mnist_tf import distribute, fine_tuning
-from mnist_tf.config import SETTINGS, Config
+from mnist_tf.config import SETTINGS, Config, left_to_choose
 from mnist_tf.data import captures, pipeline, sources
 from mnist_tf.errors import MnistTfError
 
@@ -86,7 +86,7 @@ def _batch_that_fits(config: Config, images: int, replicas: int, note: Callable[
     replicas) that makes four steps an epoch, said in one line: a default must not refuse a small data set. A
     --batch_size the user chose stays, and is refused as before when it is too large."""
     default = SETTINGS["batch_size"].default
-    if config.batch_size != default or images >= default:
+    if not left_to_choose(config, "batch_size") or images >= default:
         return config
     batch = max(replicas, 2 ** int(math.log2(max(1, images // 4))) // replicas * replicas)
     note(f"note: batch size {batch}: the default, {default}, is more than the {images:,} training images")

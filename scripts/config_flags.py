@@ -48,35 +48,36 @@ def _define(setting: config_lib.Setting, flag_values: flags.FlagValues) -> None:
         flags.DEFINE_string(name, default, help_text, flag_values=flag_values)
 
 
-def define_training_flags() -> None:
+def define_training_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     """What scripts/train.py (and train_ray.py) take: --recipe, one flag per Config field, and --fresh."""
     flags.DEFINE_enum(
         "recipe",
         None,
         list(recipes.RECIPES),
         "A classic setup by name (docs/recipes.md): its values replace the defaults of the flags not given.",
+        flag_values=flag_values,
     )
-    define_config_flags()  # one flag per Config field, with the field's help
+    define_config_flags(flag_values=flag_values)  # one flag per Config field, with the field's help
     flags.DEFINE_bool(
         "fresh",
         False,
         "Start over: delete the checkpoints, logs and results already in --model_dir instead of resuming from them.",
+        flag_values=flag_values,
     )
 
 
-def training_config() -> config_lib.Config:
-    """The run the training flags ask for: every Config field from the flag of the same name.
+def training_config(flag_values: flags.FlagValues = flags.FLAGS) -> config_lib.Config:
+    """The run the training flags ask for: every Config field from the flag of the same name, and the names of those
+    given on the command line (`Config.given`: what the run chooses never replaces them).
 
     With --recipe, the flags given on the command line override the recipe, and the recipe the other flags'
     defaults. Not resolved: the run resolves it, once (`mnist_tf.plan.prepare`).
     """
-    values = config_values()
-    if flags.FLAGS.recipe:
-        present = {name: v for name, v in values.items() if flags.FLAGS[name].present}
-        config = recipes.config(flags.FLAGS.recipe, **present)
-    else:
-        config = config_lib.Config(**values)
-    return config
+    values = config_values(flag_values=flag_values)
+    given = tuple(name for name in values if flag_values[name].present)
+    if flag_values.recipe:
+        return recipes.config(flag_values.recipe, **{name: values[name] for name in given}, given=given)
+    return config_lib.Config(**values, given=given)
 
 
 def config_values(names: Iterable[str] | None = None, flag_values: flags.FlagValues = flags.FLAGS) -> dict[str, Any]:

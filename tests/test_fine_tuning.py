@@ -14,7 +14,7 @@ from PIL import Image
 from script_runs import run_script
 
 from mnist_tf import fine_tuning, run
-from mnist_tf.config import Config
+from mnist_tf.config import SETTINGS, Config
 from mnist_tf.data.sources import Split, Splits
 from mnist_tf.errors import MnistTfError
 from mnist_tf.reporting.console import ConsoleReporter
@@ -70,6 +70,13 @@ def test_the_flags_a_user_gives_win(base):
     assert config.replay == 0.25
     assert line.startswith("fine-tuning: batch_size 64 (for 100 images; a flag you give wins) · an epoch: your 100")
     assert "your 100 images 29 times + 967 of mnist's replayed (--replay=0.25)" in line  # a quarter of the epoch
+
+
+def test_a_flag_given_at_its_default_value_wins_too(base):
+    epochs = SETTINGS["epochs"].default
+    config, _, line = prepared(Config(init_from="base", epochs=epochs, given=("epochs",)), yours(100), base)
+    assert config.epochs == epochs and config.learning_rate == fine_tuning.LEARNING_RATE
+    assert line.startswith("fine-tuning: learning_rate 0.0005, batch_size 64, weight_decay 0.01 (for 100 images;")
 
 
 def test_replay_is_off_with_replay_0_and_calibration_still_uses_the_base_validation(base):

@@ -46,6 +46,18 @@ def test_flags_become_config_values():
     assert {name: getattr(config, name) for name in expected} == expected
 
 
+def test_the_training_config_names_the_flags_given_even_at_their_defaults():
+    flag_values = flags.FlagValues()
+    config_flags.define_training_flags(flag_values)
+    flag_values(["train.py", "--epochs=6", "--batch_size=32"])
+    assert SETTINGS["epochs"].default == 6
+    assert config_flags.training_config(flag_values).given == ("epochs", "batch_size")  # in the order of the fields
+    flag_values.unparse_flags()
+    flag_values(["train.py", "--recipe=accurate", "--epochs=6"])
+    config = config_flags.training_config(flag_values)
+    assert (config.recipe, config.epochs, config.given) == ("accurate", 6, ("epochs",))
+
+
 def test_a_subset_of_the_settings():
     flag_values = parsed("--dataset=digits", names=config_flags.DATA_FLAGS)
     key_flags = flag_values.get_key_flags_for_module(config_flags)

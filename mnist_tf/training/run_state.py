@@ -48,6 +48,7 @@ ARCHITECTURE = ("model", "layers", "activation")
 # Flags that say where things are or what is logged: changing them on resume is not worth a mention.
 _NOT_TRAINING = frozenset(
     {"model_dir", "export_dir", "data_dir", "source", "tfds_data_dir", "log_every_steps", "histograms", "profile_steps"}
+    | {"given"}
 )
 Note = Callable[[str], None]
 
