@@ -25,7 +25,7 @@ import tensorflow as tf
 from conftest import REAL_MNIST, REPO, quiet_run, requires_module, requires_real_mnist
 from script_runs import run_script
 
-from mnist_tf.data import folder, idx, preprocess, rendered, sources
+from mnist_tf.data import folder, idx, preprocess, sources
 from mnist_tf.export import litert, litert_files
 from mnist_tf.not_a_digit import not_digits, people
 from mnist_tf.not_a_digit.decision import Decision, from_probabilities
@@ -402,9 +402,10 @@ def test_a_style_the_model_misreads_is_read_after_fine_tuning_on_the_pages_downl
     people_lenet, lenet_url, open_page, tmp_path, monkeypatch
 ):
     """Draw, label, download, fine-tune with the plain command, serve, reload: the page reads the style it did not
-    (zeros with a bar across, as some tell 0 from O, which the starting model takes for 8s; flagged ones beside)."""
-    barred_zero = [*rendered.STROKES[0], [(-0.1, 0.5), (1.1, 0.5)]]
-    styles = {"0": barred_zero, "1": rendered.WRITER_STROKES[1]}
+    (ones with a long flag, which the starting model takes for 7s, beside the 7s with a bar across that tell the
+    two apart where people write 1s so)."""
+    long_flag_one = [[(0.05, 0.35), (0.6, 0.0), (0.6, 1.0)]]
+    styles = {"1": long_flag_one, "7": people.SHAPES[7]}
     rng = np.random.default_rng(5)
     tests = [(label, jittered(paths, rng)) for label, paths in styles.items() for _ in range(3)]
 

@@ -430,32 +430,18 @@ def letters(rng: np.random.Generator, count: int) -> np.ndarray:
 
 
 def _outline_parts(rng: np.random.Generator) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """(strokes, dots) of a closed outline, smooth, scalloped, with corners, or with a tip and a dip, and two or three
-    parts on it: a stem and a leaf, legs, a handle, rays, a trunk, a base or a lid, marks inside. A smooth loop
-    always has two or more (alone it is a 0, with one stroke off it a 6 or a 9), a scalloped one one or more, one
-    with a tip and a dip (a heart) any number."""
+    """(strokes, dots) of a closed outline of any shape with two or three parts on it: a stem and a leaf, legs,
+    a handle, rays, a trunk, a base or a lid, marks inside. Never one stroke alone off the outline (a 6 or a 9)."""
     c, radius = _CANVAS / 2 + rng.uniform(-3, 3, 2), rng.uniform(9, 15)
-    outline_kind, start = rng.integers(4), rng.uniform(0, 2 * np.pi)
-    if outline_kind == 2:  # corners: a pot, a bag, a box
-        angles = start + np.linspace(0, 2 * np.pi, int(rng.integers(3, 7)), endpoint=False)
-        radii = rng.uniform(0.85, 1.2, len(angles))
-    else:
-        angles = start + np.linspace(0, 2 * np.pi, 29)[:-1]
-        radii = 1 + sum(rng.uniform(0, 0.18) * np.cos(k * angles + rng.uniform(0, 2 * np.pi)) for k in (2, 3, 4))
-    if outline_kind == 1:  # scalloped: a cloud, a bush, a crown of leaves
-        radii = radii + rng.uniform(0.18, 0.3) * np.abs(np.sin(int(rng.integers(5, 10)) * (angles - start) / 2))
-    if outline_kind == 3:  # a tip and a dip across from it: a heart, a leaf
-        tip = int(rng.integers(len(angles)))
-        radii = radii * (1 + rng.uniform(0.4, 0.8) * np.exp(-((np.arange(len(angles)) - tip) ** 2) / 2))
-        radii[(tip + len(angles) // 2) % len(angles)] *= rng.uniform(0.45, 0.75)
+    angles = np.linspace(0, 2 * np.pi, 15)[:-1] + rng.uniform(0, 2 * np.pi)
+    bumps = sum(rng.uniform(0, 0.18) * np.cos(k * angles + rng.uniform(0, 2 * np.pi)) for k in (2, 3, 4))
     stretch = np.sqrt(rng.uniform(0.6, 1.6)) ** np.array([1, -1])
-    outline = c + np.stack([np.cos(angles), np.sin(angles)], -1) * (radius * radii)[:, None] * stretch
+    outline = c + np.stack([np.cos(angles), np.sin(angles)], -1) * (radius * (1 + bumps))[:, None] * stretch
     outline = np.concatenate([outline, outline[:2]])  # closed: the curve runs on past its start
     top, bottom = outline[outline[:, 1].argmin()], outline[outline[:, 1].argmax()]
     left, right = outline[outline[:, 0].argmin()], outline[outline[:, 0].argmax()]
     strokes, dots = [outline], []
-    fewest = {1: 1, 3: 0}.get(int(outline_kind), 2)
-    for part in rng.choice(7, size=int(rng.integers(fewest, 4)), replace=False):
+    for part in rng.choice(7, size=int(rng.integers(2, 4)), replace=False):
         if part == 0:  # a short stem and a leaf
             tip = top - _v(rng.uniform(-3, 3), radius * rng.uniform(0.3, 0.5))
             strokes += [np.array([top, tip]), _loop(tip + _v(radius * 0.35, 0), np.array([radius * 0.3, 2.5]), 8)]
