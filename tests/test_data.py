@@ -40,7 +40,8 @@ def test_data_dir_from_environment(idx_dir, monkeypatch):
     ],
 )
 def test_a_missing_optional_package_is_one_line_naming_it(monkeypatch, module, options, message):
-    monkeypatch.setitem(sys.modules, module, None)  # any import of it now fails
+    for name in [module, *(name for name in sys.modules if name.startswith(f"{module}."))]:
+        monkeypatch.setitem(sys.modules, name, None)  # any import of it or of its parts now fails
     with pytest.raises(MnistTfError, match=message) as error:
         sources.load(**options)
     assert "\n" not in str(error.value)
