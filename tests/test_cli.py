@@ -43,7 +43,8 @@ def test_trains_with_quiet_logs_and_writes_results(idx_dir, tmp_path):
     assert process.stderr == ""  # no TensorFlow C++ chatter, no warnings
     # conv1 8*25+8, conv2 16*8*25+16, dense1 (4*4*16)*32+32, logits 32*10+10
     lines = process.stdout.splitlines()
-    assert lines[0] == f"mnist_tf: lenet (ours layers) on mnist from idx:{idx_dir}"
+    assert lines[0] == "drawing 82 captured digits and 7,000 not-digit images from --seed=42 ..."  # seconds, said
+    assert lines[1] == f"mnist_tf: lenet (ours layers) on mnist from idx:{idx_dir}"
     assert 'Model: "lenet"' in process.stdout and "Trainable params: 11,978" in process.stdout
     assert sum(line.startswith("epoch ") for line in lines) == 3
     assert any(line.startswith("test  loss") for line in lines)
@@ -223,7 +224,9 @@ def test_recipe_flag_with_explicit_flags_overriding_it(idx_dir, tmp_path):
         "--nolitert",
     )
     assert process.returncode == 0, process.stderr
-    assert process.stdout.splitlines()[0].endswith("· recipe keras_mlp")
+    drawing, header = process.stdout.splitlines()[:2]  # the captures' seconds are said before the header
+    assert drawing.startswith("drawing ") and drawing.endswith(" captured digits from --seed=42 ...")
+    assert header.endswith("· recipe keras_mlp")
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     flags = results["flags"]
     # Given on the command line: theirs. Not given: the recipe's, not the project's defaults.
