@@ -17,7 +17,6 @@ from mnist_tf import distribute, fine_tuning
 from mnist_tf.config import SETTINGS, Config, left_to_choose
 from mnist_tf.data import captures, pipeline, sources
 from mnist_tf.errors import MnistTfError
-from mnist_tf.not_a_digit import not_digits
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,7 +68,7 @@ def prepare(
         replay=config.replay or 0.0,
     )  # from here on, what the run computes in, and trains on
     drawn = [f"{round(config.captures * len(splits.train)):,} captured digits"] if config.captures else []
-    drawn += [f"{not_digits.BANK_SIZE:,} not-digit images"] if config.not_digits else []
+    drawn += ["the not-digit images"] if config.not_digits else []
     if drawn:  # seconds before the run's header: say what they go to
         note(f"drawing {' and '.join(drawn)} from --seed={config.seed} ...")
     if config.captures:  # the run's header says how many

@@ -43,7 +43,7 @@ def test_trains_with_quiet_logs_and_writes_results(idx_dir, tmp_path):
     assert process.stderr == ""  # no TensorFlow C++ chatter, no warnings
     # conv1 8*25+8, conv2 16*8*25+16, dense1 (4*4*16)*32+32, logits 32*10+10
     lines = process.stdout.splitlines()
-    assert lines[0] == "drawing 82 captured digits and 7,000 not-digit images from --seed=42 ..."  # seconds, said
+    assert lines[0] == "drawing 82 captured digits and the not-digit images from --seed=42 ..."  # seconds, said
     assert lines[1] == f"mnist_tf: lenet (ours layers) on mnist from idx:{idx_dir}"
     assert 'Model: "lenet"' in process.stdout and "Trainable params: 11,978" in process.stdout
     assert sum(line.startswith("epoch ") for line in lines) == 3

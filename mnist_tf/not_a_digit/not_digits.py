@@ -42,7 +42,6 @@ HELD_OUT_FAMILY = "Liberation"  # evaluation's glyphs; training draws those of e
 AMBIGUOUS = "OoQDIlij|!/\\()[]{}'`,.ZzSsbGgq"
 CHARACTERS = "".join(c for c in string.ascii_letters + "#$%&*+<=>?@^~" if c not in AMBIGUOUS)
 _CANVAS = 64  # drawing size: to_mnist crops to the ink and shrinks it into MNIST's 20x20 box
-BANK_SIZE = 7000  # not-digit images drawn when a run starts
 _SALT = 0x6E6F74  # "not": draws of their own, never those of augmentation or dropout
 Maker = Callable[[np.random.Generator, int], np.ndarray]  # (rng, count) -> float [count, h, w], ink 1 on 0
 
@@ -501,7 +500,7 @@ def outlier_exposure(weight: float, global_count: int) -> Callable[[tf.Tensor, t
 
 
 def training_bank(
-    seed: int, digits: np.ndarray, size: int = 28, count: int = BANK_SIZE, fonts_dir: str = FONTS_DIR
+    seed: int, digits: np.ndarray, size: int = 28, count: int = 7000, fonts_dir: str = FONTS_DIR
 ) -> np.ndarray:
     """`count` not-digit images, uint8 [count, size, size, 1], of every kind in the shares of `kinds` (glyphs of every
     font family but HELD_OUT_FAMILY), drawn from `seed`; `digits` are training images, for the pairs."""
