@@ -257,6 +257,32 @@ def test_a_zip_of_the_folder_reads_as_the_folder_and_unpacks_once(tmp_path, cach
     assert Config(source="folder", data_dir=str(archive)).data_name == "drawings"
 
 
+def test_a_zipped_folder_from_a_mac_reads_from_inside_its_folder_and_lines_name_the_zip(tmp_path):
+    """What "Compress" makes of a folder: my_digits/<class>/..., and on macOS __MACOSX/ beside it (resource forks)."""
+    for name in ("1", "7"):
+        write_class(tmp_path / "my_digits" / name, 5, seed=int(name))
+    (tmp_path / "my_digits" / "7" / "notes.txt").write_text("not an image")
+    archive = tmp_path / "my_digits.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for path in sorted((tmp_path / "my_digits").rglob("*")):
+            zipped.write(path, path.relative_to(tmp_path))
+        zipped.writestr("__MACOSX/my_digits/7/._000.png", b"\x00\x05\x16\x07 a resource fork")
+    lines = []
+    loaded = folder.load(archive, note=lines.append)
+    assert loaded.class_names == ("1", "7") and len(loaded.train[1]) + len(loaded.test[1]) == 10
+    assert f"{archive}/my_digits/7/notes.txt: not a PNG" in "\n".join(lines)  # named by its path in the zip
+    flat = tmp_path / "flat.zip"  # the page's layout, with the resource forks beside the classes
+    with zipfile.ZipFile(flat, "w") as zipped:
+        for path in sorted((tmp_path / "my_digits").rglob("*.png")):
+            zipped.write(path, path.relative_to(tmp_path / "my_digits"))
+        zipped.writestr("__MACOSX/7/._000.png", b"\x00\x05\x16\x07 a resource fork")
+    assert folder.class_names(flat) == ("1", "7")
+    with zipfile.ZipFile(tmp_path / "one_class.zip", "w") as zipped:
+        zipped.write(tmp_path / "my_digits" / "7" / "000.png", "digits/7/000.png")
+    with pytest.raises(MnistTfError, match=rf"^{tmp_path / 'one_class.zip'}/digits: one class folder \(7\)"):
+        folder.load(tmp_path / "one_class.zip")
+
+
 def test_a_file_that_is_no_zip_is_one_line(tmp_path):
     (tmp_path / "broken.zip").write_bytes(b"PK\x03\x04 and then nothing")
     with pytest.raises(MnistTfError, match=r"broken.zip is neither a folder nor a zip file$"):

@@ -4,20 +4,23 @@ Two layouts:
   DIR/train/<class>/* and DIR/test/<class>/*   the splits as given (the same classes in both)
   DIR/<class>/*                                 TEST_SHARE of each class held out as the test split, drawn with
                                                 SPLIT_SEED (not --seed: every run of a folder tests on the same images)
-DIR may also be a zip file of either layout (the draw-a-digit page's download): it is unpacked once, under the cache
-folder, by its contents' digest; an archive of more than MAX_ZIP_BYTES unpacked is refused.
+DIR may also be a zip file of either layout (the draw-a-digit page's download), or of one folder that holds it (a
+zipped folder): it is unpacked once, under the cache folder, by its contents' digest, and lines name paths inside it
+as DIR/...; an archive of more than MAX_ZIP_BYTES unpacked is refused.
 
 Class names are the sub-folders' names: the digits 0-9 in their order, other names sorted. Every file goes through
 `preprocess.preprocess_file`, the image_bytes signature's own code, so the model trains on what it will be sent.
 A file that does not preprocess is skipped with one line naming it, and counted. Folders inside a class folder are
 read too (their images are the class's); what starts with "." (hidden: `.DS_Store`, `._x.png`, `.git/`) is left out,
-counted and said; a link is followed, and said when it leads out of the folder. The decoded arrays are cached
+counted and said, as is __MACOSX (the resource forks macOS adds to a zip); a link is followed, and said when it
+leads out of the folder. The decoded arrays are cached
 (CACHE_DIR_ENV, default ~/.cache/mnist_tf/folders), keyed by the folder's path and checked against every file's name,
 size and modification time: a changed, added or removed file decodes the folder again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import io
@@ -27,6 +30,7 @@ import tempfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -54,15 +58,25 @@ class Loaded:
 
 def class_names(directory: str | os.PathLike) -> tuple[str, ...]:
     """The classes of a folder data set, from its sub-folders' names (of train/ when it is split)."""
-    root = _root(Path(directory))
-    return _classes(root / "train" if _is_split(root) else root)
+    root, named = _root(Path(directory))
+    with named:
+        return _classes_of(root)
 
 
 def load(directory: str | os.PathLike, note: Callable[[str], None] = print) -> Loaded:
     """Reads, preprocesses (or takes from the cache) and splits the images of `directory`."""
-    root = _root(Path(directory))
+    root, named = _root(Path(directory))
+    with named:
+        return _load(root, lambda line: note(named.said(line)))
+
+
+def _classes_of(root: Path) -> tuple[str, ...]:
+    return _classes(root / "train" if _is_split(root) else root)
+
+
+def _load(root: Path, note: Callable[[str], None]) -> Loaded:
     split = _is_split(root)
-    names = class_names(root)
+    names = _classes_of(root)
     if len(names) < 2:  # nothing to tell apart: refused before any image is read
         raise MnistTfError(f"{root}: one class folder ({names[0]}); a classifier needs two or more, one per class")
     if split and _classes(root / "test") != names:
@@ -101,12 +115,42 @@ def load(directory: str | os.PathLike, note: Callable[[str], None] = print) -> L
     return Loaded(names, train, test, len(skipped), cached)
 
 
-def _root(directory: Path) -> Path:
+class _Named(contextlib.AbstractContextManager):
+    """Lines (notes, and errors raised inside the `with`) that name the folder a zip file was unpacked to name the
+    zip file instead: `my_digits.zip/7/a.png`, not a path in the cache."""
+
+    def __init__(self, unpacked: Path | None = None, archive: Path | None = None) -> None:
+        self.unpacked, self.archive = unpacked, archive
+
+    def said(self, line: str) -> str:
+        return line.replace(str(self.unpacked), str(self.archive)) if self.unpacked else line
+
+    def __exit__(self, kind: type | None, error: BaseException | None, traceback: Any) -> None:
+        if isinstance(error, MnistTfError):
+            raise MnistTfError(self.said(str(error))) from None
+
+
+def _root(directory: Path) -> tuple[Path, _Named]:
+    """The folder to read, and how lines name it."""
     if directory.is_file() and zipfile.is_zipfile(directory):
-        return _unpacked(directory)
+        unpacked = _unpacked(directory)
+        return _inside_the_one_folder(unpacked), _Named(unpacked, directory)
     if not directory.is_dir():
         raise MnistTfError(f"--source=folder: {directory} is neither a folder nor a zip file")
-    return directory
+    return directory, _Named()
+
+
+def _inside_the_one_folder(unpacked: Path) -> Path:
+    """A zipped folder (my_digits/0/..., my_digits/1/...) is read from inside its one folder."""
+    entries = [p for p in unpacked.iterdir() if not _left_out(p.name)]
+    if len(entries) == 1 and entries[0].is_dir() and any(p.is_dir() for p in entries[0].iterdir()):
+        return entries[0]
+    return unpacked
+
+
+def _left_out(name: str) -> bool:
+    """Hidden entries (.DS_Store, ._x.png, .git) and macOS's __MACOSX folder of resource forks: never data."""
+    return name.startswith(".") or name == "__MACOSX"
 
 
 def _unpacked(archive: Path) -> Path:
@@ -145,7 +189,7 @@ def _is_split(root: Path) -> bool:
 def _classes(directory: Path) -> tuple[str, ...]:
     if not directory.is_dir():
         raise MnistTfError(f"{directory}: no such folder")
-    names = [p.name for p in directory.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    names = [p.name for p in directory.iterdir() if p.is_dir() and not _left_out(p.name)]
     if not names:
         raise MnistTfError(f"{directory}: no class folders (expected one sub-folder of images per class)")
     if all(name.isdigit() for name in names):
@@ -164,13 +208,13 @@ class _Found:
     @classmethod
     def of(cls, directory: Path, names: tuple[str, ...]) -> _Found:
         files, outside = [], []
-        hidden = sorted(p.name for p in directory.iterdir() if p.is_dir() and p.name.startswith("."))  # classes too
+        hidden = sorted(p.name for p in directory.iterdir() if p.is_dir() and _left_out(p.name))  # classes too
         inside = directory.resolve()
         for label, name in enumerate(names):
             for folder, subfolders, file_names in os.walk(directory / name, followlinks=True):
                 relative = Path(folder).relative_to(directory)
-                hidden += [str(relative / d) for d in subfolders if d.startswith(".")]
-                subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))  # walked in this order
+                hidden += [str(relative / d) for d in subfolders if _left_out(d)]
+                subfolders[:] = sorted(d for d in subfolders if not _left_out(d))  # walked in this order
                 for file_name in sorted(file_names):
                     path = Path(folder) / file_name
                     if file_name.startswith("."):
@@ -189,8 +233,8 @@ class _Found:
         lines = []
         if hidden:
             lines.append(
-                f"note: left out {len(hidden):,} hidden entries in {_shown(root)} (names starting with '.'): "
-                f"{', '.join(hidden[:3])}{' ...' if len(hidden) > 3 else ''}"
+                f"note: left out {len(hidden):,} hidden entries in {_shown(root)} (names starting with '.', and "
+                f"__MACOSX): {', '.join(hidden[:3])}{' ...' if len(hidden) > 3 else ''}"
             )
         if outside:
             lines.append(
