@@ -67,7 +67,7 @@ def prepare(
         captures=config.captures_for(splits.class_names),
         replay=config.replay or 0.0,
     )  # from here on, what the run computes in, and trains on
-    drawn = [f"{round(config.captures * len(splits.train)):,} captured digits"] if config.captures else []
+    drawn = [f"{captures.count_for(splits, config.captures):,} captured digits"] if config.captures else []
     drawn += ["the not-digit images"] if config.not_digits else []
     if drawn:  # seconds before the run's header: say what they go to
         note(f"drawing {' and '.join(drawn)} from --seed={config.seed} ...")

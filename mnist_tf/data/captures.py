@@ -30,10 +30,15 @@ from mnist_tf.data.sources import Split, Splits
 _SALT = 0x636170  # "cap": draws of their own
 
 
+def count_for(splits: Splits, share: float) -> int:
+    """How many captures `added` draws: `share` of the training images."""
+    return round(share * len(splits.train))
+
+
 def added(splits: Splits, share: float, seed: int) -> Splits:
     """`splits` with `share` of its training images, captured (`captured`), added to its training split."""
     train = splits.train
-    images, labels = captured(train.images, train.labels, round(share * len(train.labels)), seed)
+    images, labels = captured(train.images, train.labels, count_for(splits, share), seed)
     joined = Split(np.concatenate([train.images, images]), np.concatenate([train.labels, labels]))
     return dataclasses.replace(splits, train=joined, captured=splits.captured + len(labels))
 
