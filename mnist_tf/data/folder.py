@@ -13,9 +13,9 @@ Class names are the sub-folders' names: the digits 0-9 in their order, other nam
 A file that does not preprocess is skipped with one line naming it, and counted. Folders inside a class folder are
 read too (their images are the class's); what starts with "." (hidden: `.DS_Store`, `._x.png`, `.git/`) is left out,
 counted and said, as is __MACOSX (the resource forks macOS adds to a zip); a link is followed, and said when it
-leads out of the folder. The decoded arrays are cached
-(CACHE_DIR_ENV, default ~/.cache/mnist_tf/folders), keyed by the folder's path and checked against every file's name,
-size and modification time: a changed, added or removed file decodes the folder again.
+leads out of the folder. The decoded arrays are cached (CACHE_DIR_ENV, default ~/.cache/mnist_tf/folders), keyed by
+the folder's path and checked against every file's name, size and modification time: a changed, added or removed
+file decodes the folder again.
 """
 
 from __future__ import annotations
