@@ -300,6 +300,9 @@ def test_latest_version_picks_the_highest_complete_version(tmp_path):
     assert saved_model.latest_version(tmp_path) == tmp_path / "12"
     with pytest.raises(MnistTfError, match=r"no SavedModel at .*: no such directory"):
         saved_model.latest_version(tmp_path / "nowhere")
+    (tmp_path / "model.zip").write_bytes(b"PK")
+    with pytest.raises(MnistTfError, match=r"no SavedModel at .*model.zip: a file, not a SavedModel's folder"):
+        saved_model.latest_version(tmp_path / "model.zip")
 
 
 def test_an_export_at_work_keeps_its_staging_folder_while_another_exports(exported_run, tmp_path):

@@ -62,7 +62,8 @@ def latest_version(path: str | os.PathLike) -> Path:
     if (path / "saved_model.pb").is_file():
         return path
     if not path.is_dir():
-        raise MnistTfError(f"no SavedModel at {path}: no such directory")
+        what = "a file, not a SavedModel's folder" if path.exists() else "no such directory"
+        raise MnistTfError(f"no SavedModel at {path}: {what}")
     versions = complete_versions(path)
     if not versions:
         raise MnistTfError(f"no SavedModel at {path}: neither saved_model.pb nor numbered version directories")
