@@ -13,6 +13,7 @@ preprocessing code runs here, and the LiteRT runtime (ai-edge-litert) classifies
 python scripts/predict.py digit.png photo.jpg
 python scripts/predict.py --saved_model=saved_models/mlp/3 --top_k=3 scans/*.png
 python scripts/predict.py --saved_model=saved_models/litert/lenet/1/int8.tflite digit.png
+curl -s https://example.com/digit.png | python scripts/predict.py -    # "-": one image read from stdin
 """
 
 from __future__ import annotations
@@ -47,9 +48,10 @@ FLAGS = flags.FLAGS
 
 
 def read_image(path: str) -> bytes:
-    """The file's bytes, if they decode as an image; MnistTfError naming the file otherwise."""
+    """The file's bytes (standard input's for "-"), if they decode as an image; MnistTfError naming the file
+    otherwise."""
     try:
-        encoded = Path(path).read_bytes()
+        encoded = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
         preprocess.check_decodable(encoded)
     except OSError as e:
         raise MnistTfError(f"{path}: {e.strerror}") from None

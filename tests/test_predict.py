@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +86,21 @@ def test_one_bad_file_does_not_stop_the_others(exported_run, tmp_path):
         f"error: {paths[2]}: empty file",
         f"error: {paths[3]}: No such file or directory",
     ]
+
+
+def test_a_dash_reads_one_image_from_standard_input(exported_run, tmp_path, monkeypatch):
+    image = on_paper(make_digits(1, seed=4)[0][0], 3, (90, 90), (3, 3))
+    good = write_image(tmp_path / "good.png", image)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(Path(good).read_bytes())))
+    piped = predict(f"--saved_model={exported_run['export_dir']}", "--top_k=2", "-")
+    assert piped.returncode == 0, piped.stderr
+    assert (
+        parse(piped.stdout)["-"]
+        == parse(predict(f"--saved_model={exported_run['export_dir']}", "--top_k=2", good).stdout)[good]
+    )
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"")))
+    empty = predict(f"--saved_model={exported_run['export_dir']}", "-")
+    assert empty.returncode == 1 and empty.stderr.strip().splitlines() == ["error: -: empty file"]
 
 
 def test_a_preprocessed_dir_that_is_a_file_is_one_line(exported_run, tmp_path):
