@@ -32,6 +32,18 @@ def test_the_bank_is_a_function_of_its_seed_with_every_kind_in_its_share():
     assert [len(kind) for kind in kinds[-4:]] == [30, 30, 30, 30]  # doodles, operators, letters, outlines
 
 
+def test_things_are_drawn_at_any_aspect_ratio_inside_the_canvas():
+    square = np.array([(8.0, 8.0), (56.0, 8.0), (56.0, 56.0), (8.0, 56.0), (8.0, 8.0)])
+    rng = np.random.default_rng(0)
+    drawn = [not_digits._any_aspect(rng, [square], [square[0]]) for _ in range(200)]
+    sizes = np.array([np.ptp(strokes[0], axis=0) for strokes, _ in drawn])
+    assert np.all(sizes.max(axis=1) == 48) and sizes.min() >= 0.45 * 48  # one axis squeezed, to 45% at most
+    ratios = sizes[:, 1] / sizes[:, 0]
+    assert ratios.max() > 1.8 and ratios.min() < 1 / 1.8  # tall and narrow, and wide
+    assert all(np.array_equal(dots[0], strokes[0][0]) for strokes, dots in drawn)  # dots squeezed with the strokes
+    assert all(strokes[0].min() >= 0 and strokes[0].max() <= 64 for strokes, _ in drawn)
+
+
 def test_handwritten_letters_are_never_those_people_also_write_as_digits():
     assert not set(not_digits.LETTER_STROKES) & set(not_digits.AMBIGUOUS)
     letters = preprocess.to_mnist_each(not_digits.letters(np.random.default_rng(0), 8))

@@ -319,11 +319,27 @@ def _drawn(
     return np.asarray(canvas, np.float32) / 255
 
 
+def _any_aspect(
+    rng: np.random.Generator, strokes: Sequence[np.ndarray], dots: Sequence[np.ndarray] = ()
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """`strokes` and `dots` squeezed toward the canvas centre along one axis, to 45-100%: people draw a thing at
+    any aspect ratio, and a thing drawn tall and narrow is what looks most like a 0 (docs/not_a_digit.md)."""
+    squeeze = np.ones(2)
+    squeeze[rng.integers(2)] = rng.uniform(0.45, 1.0)
+    centre = _CANVAS / 2
+    return [centre + (s - centre) * squeeze for s in strokes], [centre + (d - centre) * squeeze for d in dots]
+
+
 def doodles(rng: np.random.Generator, count: int) -> np.ndarray:
-    """Line drawings of things, as drawn with a mouse, a finger or a pen (`_doodle_parts`)."""
+    """Line drawings of things at any aspect ratio, as drawn with a mouse, a finger or a pen (`_doodle_parts`)."""
     return np.stack(
         [
-            _drawn(rng, _doodle_parts(rng, int(rng.integers(12))), (), int(rng.integers(2, 7)), rng.uniform(0.2, 1.5))
+            _drawn(
+                rng,
+                *_any_aspect(rng, _doodle_parts(rng, int(rng.integers(12)))),
+                int(rng.integers(2, 7)),
+                rng.uniform(0.2, 1.5),
+            )
             for _ in range(count)
         ]
     )
@@ -468,9 +484,12 @@ def _outline_parts(rng: np.random.Generator) -> tuple[list[np.ndarray], list[np.
 
 
 def outlines(rng: np.random.Generator, count: int) -> np.ndarray:
-    """Closed outlines with parts on them (`_outline_parts`), mouse to marker."""
+    """Closed outlines with parts on them (`_outline_parts`) at any aspect ratio, mouse to marker."""
     return np.stack(
-        [_drawn(rng, *_outline_parts(rng), int(rng.integers(2, 7)), rng.uniform(0.2, 1.2)) for _ in range(count)]
+        [
+            _drawn(rng, *_any_aspect(rng, *_outline_parts(rng)), int(rng.integers(2, 7)), rng.uniform(0.2, 1.2))
+            for _ in range(count)
+        ]
     )
 
 
