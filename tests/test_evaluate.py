@@ -105,7 +105,8 @@ def test_a_missing_model_is_one_line(tmp_path):
     result = evaluate(f"--saved_model={tmp_path}")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        f"error: no SavedModel at {tmp_path}: neither saved_model.pb nor numbered version directories"
+        f"error: {tmp_path}: no trained model in this folder (a run's config.json, a SavedModel's saved_model.pb or"
+        " its numbered versions)"
     ]
 
 

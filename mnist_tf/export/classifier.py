@@ -67,6 +67,11 @@ def load(path: str | os.PathLike) -> Classifier:
         raise MnistTfError(f"{path}: no such file or folder")
     if (path / run_state.CONFIG_FILE).is_file():
         return _run(path)
+    if path.is_dir() and not (path / "saved_model.pb").is_file() and not saved_model.complete_versions(path):
+        raise MnistTfError(
+            f"{path}: no trained model in this folder (a run's {run_state.CONFIG_FILE}, a SavedModel's "
+            "saved_model.pb or its numbered versions)"
+        )
     return _saved_model(path)
 
 
