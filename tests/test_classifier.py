@@ -102,8 +102,11 @@ def test_a_batch_an_older_export_refuses_is_answered_file_by_file_and_a_good_one
 def test_a_path_that_is_no_trained_model_is_one_line(tmp_path):
     with pytest.raises(MnistTfError, match=r"nothing: no such file or folder$"):
         classifier.load(tmp_path / "nothing")
-    with pytest.raises(MnistTfError, match="no SavedModel at"):
+    with pytest.raises(MnistTfError, match=r"no trained model in this folder \(a run's config.json, a SavedModel's"):
         classifier.load(tmp_path)
+    (tmp_path / "model.zip").write_bytes(b"PK")
+    with pytest.raises(MnistTfError, match=r"model.zip: a file, not a SavedModel's folder$"):
+        classifier.load(tmp_path / "model.zip")
     with pytest.raises(MnistTfError, match="a checkpoint outside a run folder"):
         (tmp_path / "ckpt-1.index").write_bytes(b"")
         classifier.load(tmp_path / "ckpt-1")

@@ -83,7 +83,7 @@ def test_a_path_that_is_none_of_them_is_one_line(tiny_config, tmp_path):
     model = build.model(tiny_config.resolve(), (28, 28, 1))
     with pytest.raises(MnistTfError, match=r"^--init_from: .*nothing: no such file or folder$"):
         _start_from(model, str(tmp_path / "nothing"))
-    with pytest.raises(MnistTfError, match=r"^--init_from: no SavedModel at"):
+    with pytest.raises(MnistTfError, match=r"^--init_from: .*: no trained model in this folder"):
         _start_from(model, str(tmp_path))
 
 
