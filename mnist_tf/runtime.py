@@ -7,6 +7,7 @@ The settings are environment variables TensorFlow reads once, at import; a value
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.abc
 import importlib.machinery
 import importlib.util
@@ -15,7 +16,7 @@ import platform
 import sys
 import types
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from mnist_tf.errors import MnistTfError
 
@@ -26,6 +27,7 @@ OLDEST = {"tensorflow": (2, 19), "keras": (3, 10)}
 def configure() -> None:
     use_onednn()
     silence_tensorflow()
+    lean_keras()
 
 
 def use_onednn() -> None:
@@ -52,28 +54,56 @@ def silence_tensorflow() -> None:
     warnings.filterwarnings("ignore", message="To make it possible to preserve tf.data options", category=UserWarning)
     if "tensorflow" in sys.modules or os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3") != "3":
         return
-    if not any(isinstance(finder, _QuietTensorFlowImport) for finder in sys.meta_path):
-        sys.meta_path.insert(0, _QuietTensorFlowImport())
+
+    def quiet_load(load: Callable[[types.ModuleType], None], module: types.ModuleType) -> None:
+        with quiet_native_stderr():
+            load(module)
+        module.get_logger().setLevel("ERROR")
+
+    _load_first_import_with("tensorflow", quiet_load)
 
 
-class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
-    """Finds `tensorflow` once, as the other finders do, and loads it with stderr quiet and its logger at ERROR."""
+def lean_keras() -> None:
+    """Keras loads without scikit-learn and pandas in sight. When they are installed (this project's digits8x8 set
+    needs scikit-learn; Ray brings pandas), Keras imports both as it starts, for its scikit-learn wrappers and its
+    DataFrame inputs, which this project never uses: 1.1-1.6 s of every process's start. Both stay importable after
+    Keras has loaded; only Keras's own wrappers and DataFrame inputs go without them."""
+
+    def lean_load(load: Callable[[types.ModuleType], None], module: types.ModuleType) -> None:
+        hidden = [name for name in ("sklearn", "pandas") if name not in sys.modules]
+        sys.modules.update(dict.fromkeys(hidden))  # None in sys.modules: importing it raises ImportError
+        try:
+            load(module)
+        finally:
+            for name in hidden:
+                if sys.modules.get(name, ...) is None:
+                    del sys.modules[name]
+
+    if "keras" not in sys.modules:
+        _load_first_import_with("keras", lean_load)
+
+
+def _load_first_import_with(name: str, load_with: Callable[[Callable, types.ModuleType], None]) -> None:
+    """The first import of module `name` anywhere in this process runs `load_with(load, module)` around its load."""
+    if not any(isinstance(finder, _FirstImport) and finder.name == name for finder in sys.meta_path):
+        sys.meta_path.insert(0, _FirstImport(name, load_with))
+
+
+class _FirstImport(importlib.abc.MetaPathFinder):
+    """Finds module `name` once, as the other finders do, and loads it through `load_with`."""
+
+    def __init__(self, name: str, load_with: Callable[[Callable, types.ModuleType], None]) -> None:
+        self.name, self.load_with = name, load_with
 
     def find_spec(self, name: str, path: object, target: object = None) -> importlib.machinery.ModuleSpec | None:
-        if name != "tensorflow":
+        if name != self.name:
             return None
         sys.meta_path.remove(self)
         spec = importlib.util.find_spec(name)
         if spec is None or spec.loader is None:
             return spec
         load = spec.loader.exec_module
-
-        def quiet_load(module: types.ModuleType) -> None:
-            with quiet_native_stderr():
-                load(module)
-            module.get_logger().setLevel("ERROR")
-
-        spec.loader.exec_module = quiet_load  # this one load's loader only
+        spec.loader.exec_module = functools.partial(self.load_with, load)  # this one load's loader only
         return spec
 
 

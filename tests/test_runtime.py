@@ -1,4 +1,5 @@
-"""Importing mnist_tf sets TensorFlow up before it loads: oneDNN kernels on x86-64, unless the user chose."""
+"""Importing mnist_tf sets TensorFlow up before it loads: oneDNN kernels on x86-64, unless the user chose; Keras
+without the scikit-learn and pandas it never uses here."""
 
 import importlib
 import os
@@ -55,3 +56,14 @@ def test_a_process_that_uses_no_tensorflow_never_loads_it():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO / "scripts", env=env
     )
     assert (process.returncode, process.stdout.strip(), process.stderr) == (0, "[]", "")
+
+
+@pytest.mark.slow  # starts a Python process
+def test_keras_loads_without_scikit_learn_and_pandas_and_both_still_import():
+    code = (
+        "import sys, mnist_tf, keras; print(sorted({'sklearn', 'pandas'} & set(sys.modules)));"
+        "import sklearn.datasets, pandas; print(sklearn.datasets.load_digits().images.shape, pandas.DataFrame().shape)"
+    )
+    process = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert process.returncode == 0, process.stderr[-2000:]
+    assert process.stdout.splitlines() == ["[]", "(1797, 8, 8) (0, 0)"]
