@@ -57,7 +57,7 @@ def preprocess_file(encoded: bytes) -> np.ndarray:
     if not encoded:
         raise MnistTfError("empty file")
     try:
-        return _preprocess_one(tf.constant([encoded]))[0].numpy()
+        return compiled(28)(tf.constant([encoded]))[0].numpy()
     except tf.errors.InvalidArgumentError as e:
         message = assertion_message(e)
         if not message.endswith(_POSITION.format(0)):  # not one of our checks: the decoder's own error
@@ -275,7 +275,13 @@ def preprocess_batch(encoded: tf.Tensor, size: int = 28) -> tf.Tensor:
     )
 
 
-_preprocess_one = tf.function(preprocess_batch, input_signature=[tf.TensorSpec([None], tf.string)])
+@functools.cache
+def compiled(size: int) -> Callable[[tf.Tensor], tf.Tensor]:
+    """`preprocess_batch` to `size` as one tf.function per process, for every caller outside a SavedModel: traced
+    once (seconds: the graph is large), for a batch of any length."""
+    return tf.function(
+        functools.partial(preprocess_batch, size=size), input_signature=[tf.TensorSpec([None], tf.string)]
+    )
 
 
 def _light_ink_on_dark(gray: tf.Tensor) -> tf.Tensor:

@@ -233,7 +233,7 @@ def _keras(kind: str, model: keras.Model, config: Config, class_names: tuple[str
 
 def _preprocessing_first(probabilities: Pixels, chosen: Callable[[], Decision], size: int) -> Files:
     """Files preprocessed here as the SavedModel's `image_bytes` graph does, then answered from their pixels."""
-    preprocess_batch = tf.function(functools.partial(preprocess.preprocess_batch, size=size))
+    preprocess_batch = preprocess.compiled(size)
 
     def answer_files(files: Sequence[bytes]) -> list[dict[str, np.ndarray] | str]:
         if not files:

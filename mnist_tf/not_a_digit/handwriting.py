@@ -53,13 +53,10 @@ def _photo(digit: np.ndarray, rng: np.random.Generator) -> bytes:
     return encoded.getvalue()
 
 
-_preprocess = tf.function(preprocess.preprocess_batch, reduce_retracing=True)
-
-
 def as_served(encoded: list[bytes], size: int = 28) -> np.ndarray:
     """Encoded photos -> uint8 [N, size, size, 1], preprocessed as the image_bytes signature does it."""
     batches = [
-        _preprocess(tf.constant(encoded[i : i + preprocess.MAX_BATCH]), size).numpy()
+        preprocess.compiled(size)(tf.constant(encoded[i : i + preprocess.MAX_BATCH])).numpy()
         for i in range(0, len(encoded), preprocess.MAX_BATCH)
     ]
     return np.concatenate(batches)[..., np.newaxis]
