@@ -66,8 +66,8 @@ def silence_tensorflow() -> None:
 def lean_keras() -> None:
     """Keras loads without scikit-learn and pandas in sight. When they are installed (this project's digits8x8 set
     needs scikit-learn; Ray brings pandas), Keras imports both as it starts, for its scikit-learn wrappers and its
-    DataFrame inputs, which this project never uses: 1.1-1.6 s of every process's start. Both stay importable after
-    Keras has loaded; only Keras's own wrappers and DataFrame inputs go without them."""
+    DataFrame inputs, which this project never uses: more than a second of every process's start. Both stay
+    importable after Keras has loaded; only Keras's own wrappers and DataFrame inputs go without them."""
 
     def lean_load(load: Callable[[types.ModuleType], None], module: types.ModuleType) -> None:
         hidden = [name for name in ("sklearn", "pandas") if name not in sys.modules]
