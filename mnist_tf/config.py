@@ -26,6 +26,8 @@ from mnist_tf.errors import MnistTfError
 from mnist_tf.nn import initializers, losses, models, optimizers
 from mnist_tf.nn import layers as nn_layers  # a Config field is called `layers`
 
+SEEDS = 2**32  # NumPy's legacy seeding (Keras's set_random_seed) takes 0 to 2**32 - 1
+
 
 def _setting(
     default: Any,
@@ -133,7 +135,9 @@ class Config:
         lower_bound=0.0,
         hparam=True,
     )
-    seed: int = _setting(42, "Seed of weights, shuffling and dropout: CPU runs repeat exactly.", hparam=True)
+    seed: int = _setting(
+        42, "Seed of weights, shuffling and dropout: CPU runs repeat exactly.", lower_bound=0, hparam=True
+    )
     validation_size: int | None = _setting(
         None,
         "Training images held out for validation (0: none; calibration then uses the training images). Default: "
@@ -360,6 +364,8 @@ class Config:
                     _check_choice(setting.name, one, setting.choices)
             elif setting.type is int and setting.lower_bound is not None and value is not None:
                 _check_lower_bound(setting, value)
+        if self.seed >= SEEDS:
+            raise MnistTfError(f"--seed must be below 2**32 ({SEEDS:,}), got {self.seed:,}")
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise MnistTfError(f"--learning_rate must be a positive number, got {self.learning_rate}")
         for name in ("momentum", "beta_2"):

@@ -25,7 +25,7 @@ from mnist_tf.data import rendered
 
 flags.DEFINE_string("output_dir", None, "Where to write the image files (created if missing).")
 flags.DEFINE_string("fonts_dir", "/usr/share/fonts/truetype", "Where to look for TrueType fonts (*.ttf).")
-flags.DEFINE_integer("seed", 0, "Seed of the placements.")
+flags.DEFINE_integer("seed", 0, "Seed of the placements.", lower_bound=0)
 flags.DEFINE_integer(
     "writer_per_digit", 0, "Instead, this many of each digit in one person's hand, a folder per digit.", lower_bound=0
 )

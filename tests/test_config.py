@@ -51,6 +51,8 @@ def test_name_is_the_recipe_else_the_model():
         ({"learning_rate": 0.0}, "--learning_rate must be a positive number"),
         ({"learning_rate": float("nan")}, "--learning_rate must be a positive number"),
         ({"validation_size": -5}, "--validation_size must be 0 or more"),
+        ({"seed": -3}, "--seed must be 0 or more, got -3"),
+        ({"seed": 2**32}, r"--seed must be below 2\*\*32 \(4,294,967,296\), got 4,294,967,296"),
         ({"dropout": 1.0}, r"--dropout must be in \[0, 1\)"),
         ({"conv_dropout": -0.1}, r"--conv_dropout must be in \[0, 1\)"),
         ({"model": "mlp", "conv_dropout": 0.25}, "--conv_dropout applies to lenet, cnn and bncnn only"),
