@@ -148,3 +148,14 @@ def test_an_unknown_ood_set_is_one_line(exported_run):
     result = evaluate(f"--saved_model={exported_run['export_dir']}", "--ood=greek")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("error: --ood='greek' is not one of: fashion, fonts")
+
+
+@pytest.mark.slow
+def test_a_figures_folder_that_cannot_be_made_is_said_before_the_evaluation(exported_run, tmp_path):
+    (tmp_path / "file").write_text("")
+    result = evaluate(f"--saved_model={exported_run['export_dir']}", f"--figures={tmp_path / 'file' / 'figures'}")
+    assert result.returncode == 1 and result.stdout == ""
+    assert (
+        result.stderr.strip().splitlines()[-1]
+        == f"error: cannot create --figures {tmp_path}/file/figures: Not a directory"
+    )
