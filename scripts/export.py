@@ -31,7 +31,9 @@ flags.DEFINE_string(
     None,
     "Model name: the directory TF Serving serves it under (default: the recipe, else the model; +_ensemble).",
 )
-flags.DEFINE_integer("version", None, "Version number (default: one more than the highest there).", lower_bound=1)
+flags.DEFINE_integer(
+    "version", None, "Version number (default: one more than the highest there).", lower_bound=1, upper_bound=2**63 - 1
+)  # TF Serving reads versions as int64
 flags.DEFINE_boolean(
     "litert",
     None,

@@ -21,7 +21,7 @@ from script_runs import run_script
 from mnist_tf.config import Config
 from mnist_tf.data import preprocess
 from mnist_tf.errors import MnistTfError
-from mnist_tf.export import classifier, saved_model, warmup
+from mnist_tf.export import classifier, publish, saved_model, warmup
 from mnist_tf.not_a_digit.decision import Decision
 from mnist_tf.training import build, run_state
 
@@ -234,7 +234,7 @@ def test_a_crash_mid_export_leaves_no_new_version(exported_run, tmp_path):
     base = tmp_path / "mlp"
     script = textwrap.dedent(f"""
         import os, signal
-        from mnist_tf.export import classifier, saved_model, warmup
+        from mnist_tf.export import classifier, publish, saved_model, warmup
         model = classifier.load({exported_run["flags"]["model_dir"]!r}).model
         saved_model.export_saved_model(model, {str(base)!r})
         warmup.write_requests = lambda *_: os.kill(os.getpid(), signal.SIGKILL)
@@ -290,6 +290,27 @@ def test_export_script_reports_a_run_it_cannot_export(exported_run, tmp_path, mo
     assert result.returncode == 1
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("error: ") and message in line
+
+
+@pytest.mark.parametrize(
+    "name, twice, message",
+    [
+        (
+            "../elsewhere",
+            False,
+            "--name is the folder TF Serving serves the model from: letters, digits, _ . -, got '../elsewhere'",
+        ),
+        ("a/b", False, "got 'a/b'"),
+        (None, True, "is named twice: an ensemble's members are different models"),
+    ],
+)
+def test_export_refuses_a_name_outside_its_folder_and_a_member_twice(exported_run, tmp_path, name, twice, message):
+    run = classifier.load(exported_run["flags"]["model_dir"])
+    with pytest.raises(MnistTfError, match=re.escape(message)):
+        publish.publish_runs(
+            [run, run] if twice else [run], tmp_path, name=name, version=None, with_litert=False, note=print
+        )
+    assert not any(tmp_path.iterdir())
 
 
 def test_latest_version_picks_the_highest_complete_version(tmp_path):

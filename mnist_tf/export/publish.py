@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import importlib.util
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -142,6 +143,14 @@ def publish_runs(
     """Trained runs or checkpoints (`classifier.load`) published as a run publishes itself: one as itself under its
     name, several as their ensemble under `<name>_ensemble` (`name` overrides either). With `with_litert` None, as
     the (first) run's --litert. Says what it exports, and each part as it is written."""
+    if name is not None and not re.fullmatch(r"\w[\w.-]*", name, re.ASCII):  # a folder of export_dir's, no path
+        raise MnistTfError(
+            f"--name is the folder TF Serving serves the model from: letters, digits, _ . -, got {name!r}"
+        )
+    named = [run.source for run in runs]
+    twice = [source for i, source in enumerate(named) if source in named[:i]]
+    if twice:
+        raise MnistTfError(f"{twice[0]} is named twice: an ensemble's members are different models")
     not_runs = [run.source for run in runs if run.model is None]
     if not_runs:
         raise MnistTfError(f"{not_runs[0]}: not a training run or one of its checkpoints: only those are exported")
