@@ -224,6 +224,7 @@ def test_export_script_writes_litert_files_for_the_version_it_exports(trained, t
         assert variant["bytes"] == original["variants"][name]["bytes"]
 
 
+@pytest.mark.slow  # two export.py processes
 def test_exporting_the_same_weights_again_completes_their_version_instead_of_adding_one(trained, tmp_path):
     """A rerun after a kill between the SavedModel and its LiteRT files: the version gets its LiteRT files, and
     no second version of the same weights is written."""
