@@ -28,7 +28,7 @@ from mnist_tf.plan import Plan, prepare
 from mnist_tf.reporting import evaluation
 from mnist_tf.reporting.console import ConsoleReporter, RunStart, header
 from mnist_tf.reporting.summaries import MISTAKE_IMAGES, Summaries
-from mnist_tf.training import init_from, interruption, run_lock, run_state
+from mnist_tf.training import build, init_from, interruption, run_lock, run_state
 from mnist_tf.training.epoch_loop import EpochLoop
 from mnist_tf.training.trainer import Trainer
 
@@ -46,6 +46,9 @@ def run(config: Config, reporter: ConsoleReporter | None = None, fresh: bool = F
     reporter = reporter or ConsoleReporter()
     base = _starting_model(config.init_from) if config.init_from else None  # before minutes of loading
     plan = prepare(config, reporter.print, base=base)  # settings, strategy, precision, data, steps: decided once
+    if base and not run_state.latest(plan.config.model_dir):  # it must fit: said before the bank and any file
+        model = build.model(plan.config, plan.splits.image_shape, len(plan.splits.class_names))
+        init_from.check(model, base.weights(), config.init_from)
     keras.utils.set_random_seed(plan.config.seed)
     with interruption.at_once_on_second_ctrl_c(plan.config.model_dir), _own_model_dir(plan, fresh, reporter) as out:
         return _train(plan, out, reporter)

@@ -5,6 +5,7 @@ resumed run ignores it."""
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from conftest import quiet_run, tiny_lenet_in
 from mnist_tf import run
 from mnist_tf.errors import MnistTfError
 from mnist_tf.export import classifier
+from mnist_tf.reporting.console import ConsoleReporter
 from mnist_tf.training import build
 
 
@@ -71,6 +73,16 @@ def test_another_architecture_is_refused_in_one_line(exported_run, tiny_config, 
     model = build.model(dataclasses.replace(tiny_config, **change).resolve(), (28, 28, 1))
     with pytest.raises(MnistTfError, match=message):
         _start_from(model, sources_of(exported_run)["run"])
+
+
+def test_a_run_refuses_another_architecture_before_it_draws_its_bank_or_writes(exported_run, tiny_config):
+    config = dataclasses.replace(
+        tiny_config, hidden_units=(32,), not_digits=0.125, init_from=exported_run["flags"]["model_dir"]
+    )
+    output = io.StringIO()
+    with pytest.raises(MnistTfError, match=r"another architecture \(dense1/kernel is 784x32 here, 784x64 there\)"):
+        run.run(config, ConsoleReporter(output, interactive=False))
+    assert "initialized from" not in output.getvalue() and not Path(config.model_dir).exists()
 
 
 def test_a_litert_file_has_no_weights_to_start_from(trained_lenet):

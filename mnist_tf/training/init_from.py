@@ -22,12 +22,25 @@ HEAD = "logits"  # the layer a new number of classes replaces
 def load(model: keras.Model, weights: Mapping[str, np.ndarray], path: str, where: str) -> str:
     """Copies `weights` ({layer path: value}, those of `--init_from=path`, which is `where`) into `model`; returns
     the line that says what was loaded."""
-    shapes = {v.path: tuple(v.shape) for v in model.variables}
-    new_head = any(
-        name.startswith(f"{HEAD}/") and name in weights and weights[name].shape != shape
-        for name, shape in shapes.items()
-    )
+    new_head = check(model, weights, path)
     loaded = 0
+    for variable in model.variables:
+        source = weights.get(variable.path)
+        if (new_head and variable.path.startswith(f"{HEAD}/")) or source is None:
+            continue  # the new head keeps its initialization; a counter of ours (check) has nothing learned
+        variable.assign(source)
+        loaded += int(np.prod(variable.shape)) if variable.trainable else 0
+    head = f"; a new {HEAD} layer for {model.output_shape[-1]} classes" if new_head else ""
+    return f"initialized from {where}: {loaded:,} trained weights{head}"
+
+
+def check(model: keras.Model, weights: Mapping[str, np.ndarray], path: str) -> bool:
+    """Whether `weights` fit `model` with a new head (True) or as they are (False); another architecture is
+    refused in one line."""
+    new_head = any(
+        v.path.startswith(f"{HEAD}/") and v.path in weights and weights[v.path].shape != tuple(v.shape)
+        for v in model.variables
+    )
     for variable in model.variables:
         if new_head and variable.path.startswith(f"{HEAD}/"):
             continue
@@ -41,7 +54,4 @@ def load(model: keras.Model, weights: Mapping[str, np.ndarray], path: str, where
                 f"{'x'.join(map(str, variable.shape)) or 'a scalar'} here, {found} there); pass the same --model, "
                 "--filters, --kernel_sizes and --hidden_units, on images of the same size"
             )
-        variable.assign(source)
-        loaded += int(np.prod(variable.shape)) if variable.trainable else 0
-    head = f"; a new {HEAD} layer for {model.output_shape[-1]} classes" if new_head else ""
-    return f"initialized from {where}: {loaded:,} trained weights{head}"
+    return new_head
