@@ -76,6 +76,8 @@ def test_a_file_that_needs_a_flex_op_is_refused():
 def test_models_that_are_not_ours_get_one_line(converted):
     with pytest.raises(MnistTfError, match="junk is not a loadable LiteRT model: "):
         litert.LiteRtModel(b"not a flatbuffer", "junk")
+    with pytest.raises(MnistTfError, match=r"empty is not a loadable LiteRT model: an empty file$"):
+        litert.LiteRtModel(b"", "empty")
     floats_in = tf.function(lambda x: tf.nn.softmax(x), input_signature=[tf.TensorSpec([1, 10], tf.float32)])
     flatbuffer = tf.lite.TFLiteConverter.from_concrete_functions([floats_in.get_concrete_function()]).convert()
     with pytest.raises(MnistTfError, match=r"^other is not an mnist_tf LiteRT model: .* takes float32 \[1, 10\]$"):

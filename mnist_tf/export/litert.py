@@ -228,6 +228,8 @@ class LiteRtModel:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError:
             raise MnistTfError("running LiteRT models needs ai-edge-litert: pip install ai-edge-litert") from None
+        if not flatbuffer:  # the interpreter would say "`model_path` or `model_content` must be specified"
+            raise MnistTfError(f"{name} is not a loadable LiteRT model: an empty file")
         try:
             with runtime.quiet_native_stderr():  # "Created TensorFlow Lite XNNPACK delegate for CPU."
                 self._interpreter = Interpreter(model_content=flatbuffer, num_threads=1)
