@@ -22,7 +22,7 @@ from mnist_tf.data import pipeline, sources
 from mnist_tf.data.pipeline import normalize_images
 from mnist_tf.errors import MnistTfError
 from mnist_tf.export import classifier, litert, publish
-from mnist_tf.files import write_json_atomic
+from mnist_tf.files import make_dir, write_json_atomic
 from mnist_tf.not_a_digit import decision
 from mnist_tf.plan import Plan, prepare
 from mnist_tf.reporting import evaluation
@@ -49,6 +49,8 @@ def run(config: Config, reporter: ConsoleReporter | None = None, fresh: bool = F
     if base and not run_state.latest(plan.config.model_dir):  # it must fit: said before the bank and any file
         model = build.model(plan.config, plan.splits.image_shape, len(plan.splits.class_names))
         init_from.check(model, base.weights(), config.init_from)
+    if plan.chief and plan.config.export_dir:  # a folder that cannot be made: said before the training, not after
+        make_dir(plan.config.export_dir, "--export_dir")
     keras.utils.set_random_seed(plan.config.seed)
     with interruption.at_once_on_second_ctrl_c(plan.config.model_dir), _own_model_dir(plan, fresh, reporter) as out:
         return _train(plan, out, reporter)

@@ -135,6 +135,14 @@ def test_checkpoint_of_another_model_is_reported(tiny_config):
         quiet_run(dataclasses.replace(tiny_config, epochs=2, export_dir=None, hidden_units=(32,)))
 
 
+def test_an_export_dir_that_cannot_be_made_is_said_before_the_training(tiny_config, tmp_path):
+    (tmp_path / "file").write_text("")
+    config = dataclasses.replace(tiny_config, export_dir=str(tmp_path / "file" / "saved_models"))
+    with pytest.raises(MnistTfError, match=r"^cannot create --export_dir .*/file/saved_models: Not a directory$"):
+        quiet_run(config)
+    assert tf.train.latest_checkpoint(f"{tiny_config.model_dir}/checkpoints") is None
+
+
 def test_nan_loss_stops_at_its_step_with_a_clear_error_and_no_new_checkpoint(tiny_config):
     with pytest.raises(MnistTfError, match=r"training loss became nan at step \d+ \(epoch 1\); no checkpoint was"):
         quiet_run(dataclasses.replace(tiny_config, optimizer="sgd", learning_rate=1e12, lr_schedule="constant"))
