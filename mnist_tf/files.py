@@ -52,3 +52,11 @@ def make_dir(path: str | os.PathLike, flag: str = "--model_dir") -> None:
         Path(path).mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise MnistTfError(f"cannot create {flag} {path}: {e.strerror}") from None
+
+
+def make_file_dir(path: str | os.PathLike, flag: str) -> None:
+    """The folder of the file `path` that `flag` names, made before the work whose result it takes: minutes of work
+    must not end in a write that was never possible."""
+    if Path(path).is_dir():
+        raise MnistTfError(f"{flag}={path} is a folder; give a file's path")
+    make_dir(Path(path).parent, f"{flag}'s folder")

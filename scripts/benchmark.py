@@ -19,7 +19,7 @@ from absl import flags
 
 from mnist_tf import config as config_lib
 from mnist_tf.benchmark import race, table
-from mnist_tf.files import write_json_atomic
+from mnist_tf.files import make_file_dir, write_json_atomic
 
 BENCHMARK_FLAGS = (*config_flags.DATA_FLAGS, "dtype")
 config_flags.define_config_flags(BENCHMARK_FLAGS)
@@ -37,6 +37,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv: list[str]) -> None:
+    make_file_dir(FLAGS.output, "--output")  # before the race: its results must have somewhere to go
     base = config_lib.Config(**config_flags.config_values(BENCHMARK_FLAGS))
     results = race.run(base, tuple(dict.fromkeys(FLAGS.models)), FLAGS.quick)
     results["command"] = " ".join(["python", os.path.relpath(sys.argv[0]), *sys.argv[1:]])

@@ -26,7 +26,7 @@ from mnist_tf import evaluate
 from mnist_tf.config import Config
 from mnist_tf.data import sources
 from mnist_tf.export import classifier
-from mnist_tf.files import make_dir, write_json_atomic
+from mnist_tf.files import make_dir, make_file_dir, write_json_atomic
 from mnist_tf.not_a_digit import ood
 
 flags.DEFINE_list(
@@ -56,6 +56,8 @@ FLAGS = flags.FLAGS
 def main(argv: list[str]) -> None:
     if FLAGS.figures:  # before the evaluation: a folder that cannot be made is the first thing to say
         make_dir(FLAGS.figures, "--figures")
+    if FLAGS.report:
+        make_file_dir(FLAGS.report, "--report")
     models = [classifier.load(path) for path in ([FLAGS.model_dir] if FLAGS.model_dir else FLAGS.saved_model)]
     trained_with = models[0].config  # the data flags given, else the data the model was trained on
     options = {

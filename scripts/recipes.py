@@ -21,7 +21,7 @@ from absl import app, flags
 
 from mnist_tf import recipes
 from mnist_tf.errors import MnistTfError
-from mnist_tf.files import write_text_atomic
+from mnist_tf.files import make_file_dir, write_text_atomic
 from mnist_tf.reporting.machine import machine
 from mnist_tf.training.run_state import RESULTS_FILE
 
@@ -60,6 +60,7 @@ def main(argv: list[str]) -> None:
     if FLAGS.all == bool(FLAGS.recipes):
         raise app.UsageError("pass --all or --recipes=NAMES (one of them)")
     names = list(recipes.RECIPES) if FLAGS.all else list(dict.fromkeys(FLAGS.recipes))
+    make_file_dir(FLAGS.output, "--output")  # before hours of training: the table must have somewhere to go
     runs_dir = Path(FLAGS.runs_dir or f"runs/recipes/{time.strftime('%Y%m%d-%H%M%S')}")
     results: dict[str, dict | None] = {}
     for name in names:

@@ -216,3 +216,21 @@ def test_files_written_atomically_get_the_mode_every_other_file_gets(exported_ru
     assert written.stat().st_mode & 0o777 == expected
     run = Path(exported_run["flags"]["model_dir"])
     assert {(run / name).stat().st_mode & 0o777 for name in ("results.json", "config.json")} == {expected}
+
+
+def test_an_output_file_whose_folder_cannot_be_made_or_that_is_a_folder_is_said_first(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(MnistTfError, match=r"^cannot create --output's folder .*/file: (File exists|Not a directory)$"):
+        files.make_file_dir(tmp_path / "file" / "results.json", "--output")
+    with pytest.raises(MnistTfError, match=r"^--report=.* is a folder; give a file's path$"):
+        files.make_file_dir(tmp_path, "--report")
+    files.make_file_dir(tmp_path / "new" / "results.json", "--output")
+    assert (tmp_path / "new").is_dir() and not (tmp_path / "new" / "results.json").exists()
+
+
+@pytest.mark.slow
+def test_a_benchmark_whose_output_cannot_be_written_stops_before_it_races(tmp_path):
+    (tmp_path / "file").write_text("")
+    result = run_script("benchmark", "--models=mlp", "--quick", f"--output={tmp_path / 'file' / 'b.json'}")
+    assert result.returncode == 1 and "step" not in result.stdout + result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: cannot create --output's folder {tmp_path}/file")
