@@ -29,7 +29,8 @@ def export(tmp_path: Path) -> Path:
     """A LiteRT export folder as the server sees it: versions, a report, models and a file it must not serve."""
     for version in ("1", "2"):
         (tmp_path / version).mkdir()
-        (tmp_path / version / litert_files.REPORT_FILE).write_text(json.dumps({"version": version}))
+        report = {"version": version, "variants": {"int8": {"refused": None}, "dynamic_range": {"refused": "wrong"}}}
+        (tmp_path / version / litert_files.REPORT_FILE).write_text(json.dumps(report))
         (tmp_path / version / "int8.tflite").write_bytes(b"TFL3" + version.encode())
     (tmp_path / "2" / "notes.txt").write_text("private")
     (tmp_path / "2" / "float32.tflite").write_bytes(bytes(8 << 20))  # big enough to be cut off mid-download
@@ -57,7 +58,7 @@ def get(url: str) -> tuple[int, str, bytes]:
 def test_serves_the_page_litert_js_and_the_highest_versions_models(url):
     status, kind, body = get(f"{url}/")
     assert (status, kind) == (200, "text/html") and b"Draw a digit" in body
-    assert get(f"{url}/models/report.json")[2] == b'{"version": "2"}'
+    assert json.loads(get(f"{url}/models/report.json")[2])["version"] == "2"
     assert get(f"{url}/models/int8.tflite")[2] == b"TFL32"
     wasm = next((web_page.WEB_DIR / "node_modules" / "@litertjs" / "core" / "wasm").glob("*.wasm")).name
     assert get(f"{url}/node_modules/@litertjs/core/wasm/{wasm}")[:2] == (200, "application/wasm")
@@ -108,6 +109,29 @@ def test_clients_that_hang_up_mid_download_are_no_error(url, capsys):
 def test_a_folder_without_an_export_is_one_line(tmp_path):
     with pytest.raises(MnistTfError, match=r"^no LiteRT export at .*: neither report.json nor version folders"):
         web_page.litert_export(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("report", r"report.json: not a LiteRT export's report \(Expecting"),
+        ("variants", r"report.json: not a LiteRT export's report \('variants'\)"),
+        ("model", r"/2: int8.tflite, which its report names, is missing; export the model again$"),
+        ("all refused", r"/2: no verified model; export the model again$"),
+    ],
+)
+def test_an_export_the_page_cannot_load_is_one_line_before_serving(export, damage, message):
+    report = export / "2" / litert_files.REPORT_FILE
+    if damage == "report":
+        report.write_text("{")
+    elif damage == "variants":
+        report.write_text("{}")
+    elif damage == "model":
+        (export / "2" / "int8.tflite").unlink()
+    else:
+        report.write_text(json.dumps({"variants": {"int8": {"refused": "it disagrees"}}}))
+    with pytest.raises(MnistTfError, match=message):
+        web_page.litert_export(export)
 
 
 @pytest.mark.slow

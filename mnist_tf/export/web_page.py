@@ -22,7 +22,7 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any, ClassVar
 
-from mnist_tf.errors import MnistTfError
+from mnist_tf.errors import MnistTfError, first_line
 from mnist_tf.export.litert_files import REPORT_FILE, is_litert_file
 
 WEB_DIR = Path(__file__).resolve().parents[2] / "web"
@@ -33,7 +33,7 @@ def litert_export(path: str | os.PathLike) -> Path:
     """A LiteRT export folder (with report.json), or the folder of its versions: then the highest one."""
     path = Path(path)
     if (path / REPORT_FILE).is_file():
-        return path
+        return _servable(path)
     versions = [int(p.name) for p in path.iterdir() if p.name.isdigit()] if path.is_dir() else []
     versions = [v for v in versions if (path / str(v) / REPORT_FILE).is_file()]
     if not versions:
@@ -41,7 +41,26 @@ def litert_export(path: str | os.PathLike) -> Path:
             f"no LiteRT export at {path}: neither {REPORT_FILE} nor version folders with one (train or run "
             "scripts/export.py first; its LiteRT files go to <export_dir>/litert/<name>/<version>)"
         )
-    return path / str(max(versions))
+    return _servable(path / str(max(versions)))
+
+
+def _servable(export: Path) -> Path:
+    """`export`, whose report reads and whose verified models are all there: said now, in one line, rather than by a
+    page that fails in the browser."""
+    report = export / REPORT_FILE
+    try:
+        kept = [
+            name for name, variant in json.loads(report.read_text())["variants"].items() if not variant.get("refused")
+        ]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise MnistTfError(
+            f"{report}: not a LiteRT export's report ({first_line(e)}); export the model again"
+        ) from None
+    missing = [name for name in kept if not (export / f"{name}.tflite").is_file()]
+    if not kept or missing:
+        problem = f"{missing[0]}.tflite, which its report names, is missing" if missing else "no verified model"
+        raise MnistTfError(f"{export}: {problem}; export the model again")
+    return export
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
