@@ -46,14 +46,21 @@ def run(config: Config, reporter: ConsoleReporter | None = None, fresh: bool = F
     reporter = reporter or ConsoleReporter()
     base = _starting_model(config.init_from) if config.init_from else None  # before minutes of loading
     plan = prepare(config, reporter.print, base=base)  # settings, strategy, precision, data, steps: decided once
-    if base and not run_state.latest(plan.config.model_dir):  # it must fit: said before the bank and any file
-        model = build.model(plan.config, plan.splits.image_shape, len(plan.splits.class_names))
-        init_from.check(model, base.weights(), config.init_from)
-    if plan.chief and plan.config.export_dir:  # a folder that cannot be made: said before the training, not after
-        make_dir(plan.config.export_dir, "--export_dir")
+    _refuse_what_cannot_end_well(plan)
     keras.utils.set_random_seed(plan.config.seed)
     with interruption.at_once_on_second_ctrl_c(plan.config.model_dir), _own_model_dir(plan, fresh, reporter) as out:
         return _train(plan, out, reporter)
+
+
+def _refuse_what_cannot_end_well(plan: Plan) -> None:
+    """What would fail only after the work, said before it: --init_from of another architecture (before the
+    not-digit bank is drawn and any file written), an --export_dir that cannot be made (before the training)."""
+    config = plan.config
+    if plan.base and not run_state.latest(config.model_dir):  # a resumed run ignores --init_from
+        model = build.model(config, plan.splits.image_shape, len(plan.splits.class_names))
+        init_from.check(model, plan.base.weights(), config.init_from)
+    if plan.chief and config.export_dir:
+        make_dir(config.export_dir, "--export_dir")
 
 
 def _train(plan: Plan, output_dir: Path, reporter: ConsoleReporter) -> dict[str, Any]:
