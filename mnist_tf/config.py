@@ -221,10 +221,18 @@ class Config:
     not_digit_weight: float = _setting(
         0.5, "Weight of the not-digit images' loss against the digits' (with --not_digits).", lower_bound=0.0
     )
+    digit_odds_weight: float = _setting(
+        1.0,
+        "Weight of the loss that teaches the log-sum-exp of the logits to be the log-odds that an image is a digit "
+        "at all (binary cross-entropy: the digits 1, the not-digit images 0; with --not_digits). The export's "
+        "is_digit then asks that an image be a digit and its top class be right; at 0, only the latter.",
+        lower_bound=0.0,
+        hparam=True,
+    )
     digit_acceptance: float = _setting(
         0.99,
         "Share of validation digits the export accepts as digits: sets the threshold of its is_digit output "
-        "(on the calibrated top probability, its digit_score).",
+        "(on its digit_score: mnist_tf/not_a_digit/decision.py).",
     )
     layers: str = _setting(
         "ours", "Our low-level layers, or Keras built-ins.", choices=models.LAYER_LIBRARIES, hparam=True
@@ -309,6 +317,12 @@ class Config:
         return self.dataset
 
     @property
+    def digit_score(self) -> str:
+        """What a resolved run's probabilities and digit_score are of (`decision.SCORES`): a digit, and its class,
+        when it learned whether an image is a digit at all (--not_digits with --digit_odds_weight); else its class."""
+        return "digit_and_top_class" if self.not_digits and self.digit_odds_weight else "top_class"
+
+    @property
     def name(self) -> str:
         """What the run is called: its recipe, else its model. Names its export: saved_models/<name>/<version>."""
         return self.recipe or self.model
@@ -390,8 +404,9 @@ class Config:
             raise MnistTfError(f"--replay must be in [0, 1), got {self.replay}")
         if (self.replay or self.replay_dir) and not self.init_from:
             raise MnistTfError("--replay and --replay_dir apply to fine-tuning: a run with --init_from")
-        if not (math.isfinite(self.not_digit_weight) and self.not_digit_weight >= 0):
-            raise MnistTfError(f"--not_digit_weight must be 0 or more, got {self.not_digit_weight}")
+        for name in ("not_digit_weight", "digit_odds_weight"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
+                raise MnistTfError(f"--{name} must be 0 or more, got {getattr(self, name)}")
         if not 0.5 <= self.digit_acceptance <= 1:
             raise MnistTfError(f"--digit_acceptance must be in [0.5, 1], got {self.digit_acceptance}")
         if self.early_stopping_patience and not self.validation_size:

@@ -20,8 +20,6 @@ from mnist_tf.not_a_digit import decision, detection, ood
 from mnist_tf.not_a_digit.decision import Decision
 from mnist_tf.reporting import evaluation, figures
 
-_SMALLEST_PROBABILITY = 1e-30
-
 
 @dataclasses.dataclass(frozen=True)
 class Evaluation:
@@ -89,13 +87,11 @@ def evaluate(
     members = {m.source: evaluation.predict_in_batches(m.probabilities, test.images, batch_size) for m in models}
     source = _announce(members, test, dataset, note)
     probabilities = np.mean(list(members.values()), axis=0)
-    report = evaluation.report(test.labels, probabilities, num_mistakes)
+    report = evaluation.report(test.labels, decision.given_a_digit(probabilities), num_mistakes)
     for line in report.lines(class_names):
         note(line)
     chosen = (models[0] if len(models) == 1 else classifier.ensemble(models)).decision
-    # log(calibrated p) * T is the model's own logits, up to a constant per image: "before" needs no second model.
-    logits = np.log(np.maximum(probabilities, _SMALLEST_PROBABILITY)) * chosen.temperature
-    confidence = decision.confidence(logits, test.labels, chosen)
+    confidence = decision.confidence(decision.logits_of(probabilities, chosen), test.labels, chosen)
     note(_confidence_line(confidence, chosen))
     detected = {}
     if ood_sets:  # with the int8 LiteRT file beside the SavedModel, how often its decision agrees
@@ -115,7 +111,7 @@ def _announce(members: dict[str, np.ndarray], test: Split, dataset: str, note: C
         return source
     note(f"evaluated {len(members)} models on {dataset} test, and their ensemble")
     for name, probabilities in members.items():
-        member = evaluation.report(test.labels, probabilities, num_mistakes=0)
+        member = evaluation.report(test.labels, decision.given_a_digit(probabilities), num_mistakes=0)
         note(f"  {member.accuracy:.4f}  loss {member.loss:.4f}  {name}")
     note("the ensemble (the mean of their probabilities):")
     return "ensemble"

@@ -80,7 +80,9 @@ def _train(plan: Plan, output_dir: Path, reporter: ConsoleReporter) -> dict[str,
     with contextlib.closing(summaries), contextlib.closing(loop):
         train_seconds = loop.train_epochs(first_step)
         # Calibrate: the temperature of honest probabilities and the not-a-digit threshold, on validation digits.
-        choice = decision.fit_model(trainer.model, splits, config.digit_acceptance, config.eval_batch_size)
+        choice = decision.fit_model(
+            trainer.model, splits, config.digit_acceptance, config.digit_score, config.eval_batch_size
+        )
         test, confidence = _test(trainer, splits.test, config.eval_batch_size, summaries, choice)
     reporter.tested(test.loss, test.accuracy, confidence, choice.to_dict())
 

@@ -33,6 +33,12 @@ def test_validation_size_defaults_per_data_set(dataset, held_out):
     assert Config(dataset=dataset, validation_size=0).resolve().validation_size == 0
 
 
+def test_the_digit_odds_are_in_the_score_only_of_a_model_that_learned_them():
+    assert Config().resolve().digit_score == "digit_and_top_class"  # handwritten digits: --not_digits by default
+    assert Config(digit_odds_weight=0.0).resolve().digit_score == "top_class"
+    assert Config(dataset="fashion_mnist").resolve().digit_score == "top_class"  # no not-digit images
+
+
 def test_name_is_the_recipe_else_the_model():
     assert Config(model="mlp").name == "mlp"
     assert Config(model="mlp", recipe="keras_mlp").name == "keras_mlp"
@@ -64,6 +70,7 @@ def test_name_is_the_recipe_else_the_model():
         ({"kernel_sizes": (5, 0)}, "--kernel_sizes for lenet is two positive sizes"),
         ({"model": "bncnn", "kernel_sizes": (3, 3)}, "--kernel_sizes applies to lenet and cnn only"),
         ({"weight_decay": -1.0}, "--weight_decay must be 0 or more"),
+        ({"digit_odds_weight": float("inf")}, "--digit_odds_weight must be 0 or more, got inf"),
         ({"label_smoothing": 1.0}, r"--label_smoothing must be in \[0, 1\)"),
         ({"label_smoothing": 0.1, "loss": "mse"}, "--label_smoothing applies to --loss=cross_entropy, not mse"),
         ({"augment_strength": -1.0}, "--augment_strength must be 0 or more"),

@@ -50,17 +50,38 @@ def test_the_digit_score_is_the_log_odds_of_the_top_probability_without_saturati
     top = decision.softmax(logits).max(axis=1)[[0, 2]]
     np.testing.assert_allclose(decision.digit_scores(logits)[[0, 2]], np.log(top / (1 - top)))
     assert decision.digit_scores(logits)[1] == pytest.approx(50.0 - np.log(2.0))  # p rounds to 1 in float64 too
-    np.testing.assert_allclose(
-        decision.from_probabilities(decision.softmax(logits))[[0, 2]], decision.digit_scores(logits)[[0, 2]]
-    )
+    from_probabilities = Decision().scores(decision.softmax(logits))  # as LiteRT's outputs allow
+    np.testing.assert_allclose(from_probabilities[[0, 2]], decision.digit_scores(logits)[[0, 2]])
     graph = decision.outputs(tf.constant(logits, tf.float32), Decision(temperature=2.0, threshold=0.5))
     np.testing.assert_allclose(graph["digit_score"].numpy(), decision.digit_scores(logits / 2.0), rtol=1e-5)
     np.testing.assert_array_equal(graph["is_digit"].numpy(), decision.digit_scores(logits / 2.0) >= 0.5)
     np.testing.assert_allclose(graph["probabilities"].numpy(), decision.softmax(logits / 2.0), rtol=1e-5)
 
 
+def test_a_model_that_learned_the_digit_odds_has_a_not_a_digit_logit_of_0():
+    logits = np.array([[6.0, 1.0, 0.0], [-3.0, -4.0, -5.0], [30.0, 0.0, 1.0], [8.0, 8.0, -9.0]])
+    chosen = Decision(temperature=2.0, threshold=0.5, score="digit_and_top_class")
+    graph = decision.outputs(tf.constant(logits, tf.float32), chosen)
+    eleven = decision.softmax(np.pad(logits / 2.0, [(0, 0), (0, 1)]))  # its last column: not a digit
+    np.testing.assert_allclose(graph["probabilities"].numpy(), eleven[:, :-1], rtol=1e-5)
+    top = eleven[:, :-1].max(axis=1)  # a digit, and the top class
+    np.testing.assert_allclose(decision.digit_scores(logits / 2.0, chosen.score)[:2], np.log(top / (1 - top))[:2])
+    np.testing.assert_allclose(graph["digit_score"].numpy(), decision.digit_scores(logits / 2.0, chosen.score), 1e-5)
+    # A digit it cannot read (the last: surely a digit, but which of two?) is refused as a drawing is.
+    np.testing.assert_array_equal(graph["is_digit"].numpy(), [True, False, True, False])
+    np.testing.assert_array_equal(graph["classes"].numpy(), [0, 0, 0, 0])  # the class, given a digit, as before
+    np.testing.assert_array_equal(chosen.accepts(graph["probabilities"].numpy()), graph["is_digit"].numpy())
+    logits_again = decision.logits_of(graph["probabilities"].numpy(), chosen)  # as evaluate.py reads an export
+    np.testing.assert_allclose(logits_again[:2], logits[:2], atol=1e-4)
+    labels = np.arange(3000) % 3
+    shifted = np.eye(3)[labels] * 4 + np.linspace(-8, -2, 3000)[:, None]  # the odds of a digit, from low to high
+    fitted = decision.fit(shifted, labels, 0.9, "made", chosen.score)
+    assert fitted.score == chosen.score and fitted.acceptance == pytest.approx(0.9, abs=0.001)
+
+
 def test_a_decision_survives_json_accept_all_included():
-    for chosen in (Decision(1.3, 2.0, 0.99, "validation split (5,000 images)"), decision.ACCEPT_ALL):
+    fitted = Decision(1.3, 2.0, 0.99, "validation split (5,000 images)", "digit_and_top_class")
+    for chosen in (fitted, decision.ACCEPT_ALL):
         assert Decision.from_dict(json.loads(json.dumps(chosen.to_dict()))) == chosen
     assert decision.ACCEPT_ALL.to_dict()["threshold"] is None
     assert Decision(threshold=0.0).threshold_probability == 0.5
@@ -97,7 +118,7 @@ def test_both_signatures_answer_with_the_decision_of_the_metadata(exported_run):
     served = signatures[saved_model.SERVING_DEFAULT](images=tf.constant(images))
     assert set(served) == {"probabilities", "classes", "class_names", "digit_score", "is_digit"}
     np.testing.assert_array_equal(served["is_digit"].numpy(), served["digit_score"].numpy() >= chosen.threshold)
-    scores = decision.from_probabilities(served["probabilities"].numpy().astype(np.float64))
+    scores = chosen.scores(served["probabilities"].numpy())
     unsaturated = served["probabilities"].numpy().max(axis=1) < 0.999
     np.testing.assert_allclose(scores[unsaturated], served["digit_score"].numpy()[unsaturated], atol=2e-3)
     encoded = tf.constant([tf.io.encode_png(image[..., np.newaxis]).numpy() for image in images[:3]])

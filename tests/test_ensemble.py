@@ -35,6 +35,18 @@ def test_the_ensembles_softmax_is_the_mean_of_its_members():
     assert together.output_shape == (None, 10) and together.name == "ensemble"
 
 
+def test_an_ensemble_of_members_that_learned_the_digit_odds_averages_them_too():
+    members = [small_model(1), small_model(2)]
+    images = make_digits(8, seed=1)[0][..., np.newaxis].astype(np.float32) / 255
+
+    def with_not_a_digit(logits: tf.Tensor) -> np.ndarray:  # K+1 probabilities, the last "not a digit"
+        return tf.nn.softmax(tf.pad(logits, [[0, 0], [0, 1]])).numpy()
+
+    expected = np.mean([with_not_a_digit(member(images)) for member in members], axis=0)
+    together = ensemble.ensemble_model(members, "digit_and_top_class")
+    np.testing.assert_allclose(with_not_a_digit(together(images)), expected, rtol=1e-5, atol=1e-7)
+
+
 def test_members_must_take_the_same_images():
     eight = build.model(Config(model="mlp", hidden_units=(4,), dtype="float32").resolve(), (8, 8, 1))
     with pytest.raises(MnistTfError, match=r"must take the same images, got shapes \[\(8, 8, 1\), \(28, 28, 1\)\]"):

@@ -18,10 +18,13 @@ from mnist_tf.config import Config
 from mnist_tf.data.sources import Split
 from mnist_tf.errors import MnistTfError
 from mnist_tf.export import litert, litert_files, publish
-from mnist_tf.not_a_digit.decision import Decision, from_probabilities
+from mnist_tf.not_a_digit import decision
+from mnist_tf.not_a_digit.decision import Decision
 from mnist_tf.training import build
 
 pytestmark = requires_module("ai_edge_litert")
+# A calibrated model that learned whether an image is a digit at all (trained_lenet's exports are top_class).
+DIGIT_ODDS = Decision(temperature=1.5, score="digit_and_top_class")
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +33,7 @@ def converted() -> tuple[Config, tf.keras.Model, dict[str, bytes]]:
     config = dataclasses.replace(Config(model="lenet", filters=(4, 8), hidden_units=(32,)), dtype="float32").resolve()
     model = build.model(config, (28, 28, 1))
     images, _ = make_digits(64, seed=3)
-    return config, model, litert.convert_all(model, images[..., np.newaxis])
+    return config, model, litert.convert_all(model, images[..., np.newaxis], DIGIT_ODDS)
 
 
 @pytest.fixture
@@ -60,7 +63,7 @@ def test_every_variant_takes_raw_pixels_and_uses_only_builtin_ops(converted):
 def test_the_float32_variant_computes_what_the_keras_model_does(converted):
     _, model, flatbuffers = converted
     images, _ = make_digits(16, seed=4)
-    expected = tf.nn.softmax(model(images[..., np.newaxis].astype(np.float32) / 255)).numpy()
+    expected = decision.probabilities(model(images[..., np.newaxis].astype(np.float32) / 255), DIGIT_ODDS).numpy()
     got = litert.LiteRtModel(flatbuffers["float32"], "float32").probabilities(images)
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
@@ -247,8 +250,8 @@ def test_verification_compares_against_the_saved_model_classes(converted, tmp_pa
     model = litert.LiteRtModel(flatbuffers["float32"], "float32")
     classes = model.probabilities(test.images).argmax(-1)
     probabilities = model.probabilities(test.images)
-    chosen = Decision(threshold=float(np.median(from_probabilities(probabilities))))
-    is_digit = from_probabilities(probabilities) >= chosen.threshold
+    chosen = Decision(threshold=float(np.median(Decision().scores(probabilities))))
+    is_digit = chosen.accepts(probabilities)
     result = litert.verify(flatbuffers["float32"], test, classes, is_digit, chosen)
     assert result["agreement"] == 1.0 and result["decision_agreement"] == 1.0
     assert result["test_accuracy"] == float(np.mean(classes == labels))

@@ -99,6 +99,15 @@ def test_the_flat_answer_costs_least_and_a_confident_one_more():
     assert abs(confident[0] - (np.log(np.exp(9.0) + 9) - 0.9)) < 1e-5  # logsumexp - mean
 
 
+def test_the_digit_odds_are_the_binary_cross_entropy_of_the_logits_logsumexp():
+    outputs = np.array([[3.0, 0.0], [0.0, -2.0], [-1.0, -3.0], [-4.0, -4.0], [1.0, 1.0]], np.float32)  # 3 digits
+    odds = np.log(np.exp(outputs).sum(axis=1))
+    digit = np.array([1.0, 1.0, 1.0, 0.0, 0.0])
+    by_hand = np.mean(-digit * np.log(1 / (1 + np.exp(-odds))) - (1 - digit) * np.log(1 / (1 + np.exp(odds))))
+    term = not_digits.digit_odds(2.0, global_count=5)(tf.constant(outputs), tf.zeros([3], tf.int64))
+    assert float(term) == pytest.approx(2.0 * by_hand, rel=1e-5)
+
+
 @pytest.mark.slow  # trains for real
 def test_a_run_with_not_digits_resumes_to_the_same_weights(tiny_config, tmp_path):
     config = dataclasses.replace(tiny_config, not_digits=0.2, lr_schedule="constant", export_dir=None)

@@ -28,7 +28,7 @@ from script_runs import run_script
 from mnist_tf.data import folder, idx, preprocess, sources
 from mnist_tf.export import litert, litert_files
 from mnist_tf.not_a_digit import not_digits, people
-from mnist_tf.not_a_digit.decision import Decision, from_probabilities
+from mnist_tf.not_a_digit.decision import Decision
 
 CHROMIUM = shutil.which("chromium")
 LITERT_JS = REPO / "web" / "node_modules" / "@litertjs" / "core"
@@ -214,7 +214,7 @@ def test_a_drawn_letter_is_not_a_digit_and_a_drawn_digit_is_its_class(
     lenet_url, open_page, lenet_litert_dir, real_digits
 ):
     page, litert_dir = open_page(lenet_url), lenet_litert_dir
-    threshold = Decision.from_dict(litert.read_report(litert_dir)["decision"]).threshold
+    chosen = Decision.from_dict(litert.read_report(litert_dir)["decision"])
     fonts = not_digits.font_files(held_out=True) or not_digits.font_files()
     rng = np.random.default_rng(0)
     refused = 0
@@ -223,7 +223,7 @@ def test_a_drawn_letter_is_not_a_digit_and_a_drawn_digit_is_its_class(
         trace(page, letter)
         result = page_result(page, "float32")
         expected = python_probabilities(litert_dir, "float32", result["pixels"])
-        assert result["isDigit"] == bool(from_probabilities(expected[np.newaxis])[0] >= threshold)
+        assert result["isDigit"] == bool(chosen.accepts(expected[np.newaxis])[0])
         assert (page.inner_text("#verdict") == "not a digit?") != result["isDigit"]
         assert ("not-a-digit" in page.get_attribute("#prediction", "class")) != result["isDigit"]  # greyed
         refused += not result["isDigit"]

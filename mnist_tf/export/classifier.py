@@ -206,7 +206,9 @@ def _checkpoint(prefix: Path) -> Classifier:
 def _keras(kind: str, model: keras.Model, config: Config, class_names: tuple[str, ...], checkpoint: str) -> Classifier:
     """A Keras model of a run, answering as its export would: with a decision fitted on its run's validation split
     (when first asked for: that reads the data)."""
-    chosen = functools.cache(lambda: decision.fit_model(model, sources.load_for(config), config.digit_acceptance))
+    chosen = functools.cache(
+        lambda: decision.fit_model(model, sources.load_for(config), config.digit_acceptance, config.digit_score)
+    )
 
     @functools.cache
     def serve() -> Callable[[tf.Tensor], tf.Tensor]:  # once the decision is fitted, outside any graph
@@ -240,7 +242,7 @@ def _preprocessing_first(probabilities: Pixels, chosen: Callable[[], Decision], 
             return []
         images = preprocess_batch(tf.constant(list(files))).numpy()
         answers = probabilities(images[..., np.newaxis])
-        is_digit = decision.from_probabilities(answers) >= chosen().threshold
+        is_digit = chosen().accepts(answers)
         return [
             {"probabilities": answers[i], "is_digit": is_digit[i], "preprocessed": images[i]} for i in range(len(files))
         ]

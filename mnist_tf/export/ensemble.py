@@ -2,7 +2,8 @@
 
 `ensemble_model` is a Keras model like any other of this project (images in, logits out), so it exports as a
 SavedModel with the same two signatures, converts to LiteRT, and serves through TF Serving and `predict.py`
-unchanged: its "logits" are the log of the members' mean probability, whose softmax is that mean.
+unchanged: its "logits" are the log of the members' mean probability, whose softmax is that mean (and with a
+not-a-digit logit of 0, for members that learned one: `decision.SCORES`).
 """
 
 from __future__ import annotations
@@ -16,15 +17,22 @@ from mnist_tf.errors import MnistTfError
 _SMALLEST_PROBABILITY = 1e-30  # log(0) would be -inf: a probability this small is "never" all the same
 
 
-def ensemble_model(members: Sequence[keras.Model], name: str = "ensemble") -> keras.Model:
-    """One model whose softmax is the mean of `members`' softmax (all take the same images)."""
+def ensemble_model(members: Sequence[keras.Model], score: str = "top_class", name: str = "ensemble") -> keras.Model:
+    """One model whose probabilities are the mean of `members`' (all take the same images). With `score`
+    digit_and_top_class (`decision.SCORES`) they are those of K+1 classes, the last "not a digit" with a logit of 0,
+    in the members and in the ensemble alike: its logits are those of the mean, less the mean's not-a-digit logit."""
     shapes = {tuple(member.input_shape[1:]) for member in members}
     if len(shapes) != 1:
         raise MnistTfError(f"the members of an ensemble must take the same images, got shapes {sorted(shapes)}")
     images = keras.Input(shape=shapes.pop(), name="images")
-    probabilities = [
-        keras.ops.softmax(keras.ops.cast(keras.Model(m.input, m.output, name=f"member{i}")(images), "float32"))
+    logits = [
+        keras.ops.cast(keras.Model(m.input, m.output, name=f"member{i}")(images), "float32")
         for i, m in enumerate(members, start=1)
     ]
-    mean = keras.ops.mean(keras.ops.stack(probabilities), axis=0)
-    return keras.Model(images, keras.ops.log(keras.ops.maximum(mean, _SMALLEST_PROBABILITY)), name=name)
+    if score == "digit_and_top_class":
+        logits = [keras.ops.pad(each, [[0, 0], [0, 1]]) for each in logits]
+    mean = keras.ops.mean(keras.ops.stack([keras.ops.softmax(each) for each in logits]), axis=0)
+    mean_logits = keras.ops.log(keras.ops.maximum(mean, _SMALLEST_PROBABILITY))
+    if score == "digit_and_top_class":
+        mean_logits = mean_logits[:, :-1] - mean_logits[:, -1:]
+    return keras.Model(images, mean_logits, name=name)

@@ -11,11 +11,11 @@ TF Serving's `<export_dir>/<name>/<version>/` holds only the SavedModel; beside 
 Every variant takes raw pixels, uint8 [1, rows, cols, 1] with 0 as background (int8's input scale is 1/255 with
 zero point 0, so its quantized input *is* the pixels), and returns the SavedModel's calibrated probabilities
 [1, classes]: float32, or for int8 uint8 with scale 1/256. Its "not a digit" decision is max(probabilities) <
-report.json's `decision.threshold_probability` (`decision.from_probabilities`). Only LiteRT's built-in ops are
-allowed (no Flex/Select TF ops): what phones and browsers run. A variant that loses more than MAX_ACCURACY_DROP
-of the SavedModel's accuracy, or agrees with its predicted class or its is_digit on fewer than MIN_AGREEMENT of
-the test images, is refused: it is not written, the others are, and the run says so in a note (not an error:
-a trained model with its SavedModel and float32 file is a good export).
+report.json's `decision.threshold_probability` (`Decision.accepts`). Only LiteRT's built-in ops are allowed (no
+Flex/Select TF ops): what phones and browsers run. A variant that loses more than MAX_ACCURACY_DROP of the
+SavedModel's accuracy, or agrees with its predicted class or its is_digit on fewer than MIN_AGREEMENT of the test
+images, is refused: it is not written, the others are, and the run says so in a note (not an error: a trained
+model with its SavedModel and float32 file is a good export).
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ from mnist_tf.errors import MnistTfError, first_line
 from mnist_tf.export import saved_model
 from mnist_tf.export.litert_files import REPORT_FILE, directory_for
 from mnist_tf.files import write_json_atomic
-from mnist_tf.not_a_digit.decision import Decision, from_probabilities
+from mnist_tf.not_a_digit import decision as decision_lib
+from mnist_tf.not_a_digit.decision import Decision
 from mnist_tf.reporting import evaluation
 from mnist_tf.training import build
 
@@ -83,7 +84,7 @@ def export(
     )
     reference, reference_is_digit = answers[:, 0], answers[:, 1].astype(bool)
     reference_accuracy = float(np.mean(reference == test.labels))
-    flatbuffers = convert_all(float_model, representative_images(train.images, config.seed), decision.temperature)
+    flatbuffers = convert_all(float_model, representative_images(train.images, config.seed), decision)
     verified = {
         name: verify(flatbuffer, test, reference, reference_is_digit, decision)
         for name, flatbuffer in flatbuffers.items()
@@ -147,9 +148,11 @@ def float32_copy(model: keras.Model, config: Config) -> keras.Model:
     return float_model
 
 
-def convert_all(float_model: keras.Model, representative: np.ndarray, temperature: float = 1.0) -> dict[str, bytes]:
-    """Every variant's flatbuffer, of a float32 model whose logits are divided by `temperature` (the SavedModel's
-    calibration); int8 calibrated on `representative` uint8 images."""
+def convert_all(
+    float_model: keras.Model, representative: np.ndarray, decision: Decision = decision_lib.ACCEPT_ALL
+) -> dict[str, bytes]:
+    """Every variant's flatbuffer, of a float32 model answering the SavedModel's probabilities under `decision`
+    (its temperature, and its score); int8 calibrated on `representative` uint8 images."""
     image_spec = tf.TensorSpec([1, *float_model.input_shape[1:]], tf.uint8, name="images")
 
     def probabilities_of_pixels(images: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -157,7 +160,7 @@ def convert_all(float_model: keras.Model, representative: np.ndarray, temperatur
 
     def probabilities_of_floats(images: tf.Tensor) -> dict[str, tf.Tensor]:
         # int8 starts from [0, 1] floats, whose quantization with scale 1/255 and zero point 0 is the raw pixels.
-        return {"probabilities": tf.nn.softmax(float_model(images, training=False) / temperature)}
+        return {"probabilities": decision_lib.probabilities(float_model(images, training=False), decision)}
 
     with tempfile.TemporaryDirectory() as scratch:
         pixels_in = _write_saved_model(float_model, probabilities_of_pixels, image_spec, f"{scratch}/pixels")
@@ -288,7 +291,7 @@ def verify(
     model = LiteRtModel(flatbuffer, "the converted model")
     probabilities = model.probabilities(test.images)
     classes = probabilities.argmax(axis=-1)
-    is_digit = from_probabilities(probabilities) >= decision.threshold
+    is_digit = decision.accepts(probabilities)
     return {
         "input": model.tensor_type("input"),
         "output": model.tensor_type("output"),

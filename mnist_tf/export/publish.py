@@ -158,17 +158,19 @@ def publish_runs(
     if len({(c.dataset, run.class_names) for c, run in zip(configs, runs, strict=True)}) != 1:
         raise MnistTfError("the runs of an ensemble must be trained on one data set, with the same classes")
     config, models = configs[0], [run.model for run in runs]  # evaluation and LiteRT read the data from here
+    # An ensemble knows whether an image is a digit at all only if every member learned it.
+    score = "digit_and_top_class" if all(c.digit_score == "digit_and_top_class" for c in configs) else "top_class"
     if len(runs) == 1:
         model, default_name, source = models[0], config.name, runs[0].source
         metadata = {"config": runs[0].config, "checkpoint": source}
     else:
-        model, default_name = ensemble.ensemble_model(models), f"{config.name}_ensemble"
+        model, default_name = ensemble.ensemble_model(models, score), f"{config.name}_ensemble"
         source = "the ensemble of " + ", ".join(run.source for run in runs)
         metadata = {"config": runs[0].config, "ensemble": [{"config": r.config, "checkpoint": r.source} for r in runs]}
 
     def float_model() -> keras.Model:
         float_models = [litert.float32_copy(m, c) for m, c in zip(models, configs, strict=True)]
-        return float_models[0] if len(runs) == 1 else ensemble.ensemble_model(float_models)
+        return float_models[0] if len(runs) == 1 else ensemble.ensemble_model(float_models, score)
 
     note(f"exporting {source}")
     splits = sources.load_for(config)
@@ -177,7 +179,7 @@ def publish_runs(
         config,
         export_dir / (name or default_name),
         metadata=metadata,
-        decision=decision_lib.fit_model(model, splits, config.digit_acceptance),
+        decision=decision_lib.fit_model(model, splits, config.digit_acceptance, score),
         class_names=splits.class_names,
         version=version,
         with_litert=config.litert if with_litert is None else with_litert,

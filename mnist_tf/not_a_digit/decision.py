@@ -7,11 +7,18 @@ Both are fitted on the validation split when a model is exported (never on test)
   threshold    of the digit score, so that `--digit_acceptance` of the validation digits reach it (at most
                MAX_THRESHOLD)
 
-digit_score is the log-odds of the calibrated top probability p, log(p / (1 - p)), in nats: 0 is even odds,
-2.2 is p = 0.9, 4.6 is p = 0.99. It orders images as p does but does not saturate at p = 1 in float32. A model
-trained with `--not_digits` answers what is not a digit with a flat distribution, so its score is low there.
-`is_digit` is digit_score >= threshold. LiteRT files return the calibrated probabilities only: the same
-decision is max(probabilities) >= `threshold_probability` (`from_probabilities`).
+digit_score is the log-odds of the calibrated top probability p, log(p / (1 - p)), in nats: 0 is even odds, 2.2 is
+p = 0.9, 4.6 is p = 0.99; it does not saturate at p = 1 in float32. What p is depends on the decision's `score`:
+  digit_and_top_class  a model trained with --not_digits and --digit_odds_weight learned whether an image is a
+                       digit at all: its logits are K of K+1 whose last, "not a digit", is 0 (the classifier of
+                       Salimans et al.'s semi-supervised GAN, 2016), so their log-sum-exp is the log-odds of a digit
+                       and softmax, blind to a shift of them all, still reads the class. Its probabilities are of
+                       "a digit, and this class" (they sum to the probability of a digit), and p is that the image
+                       is a digit and its top class is right: low for a drawing and for a digit it cannot read.
+  top_class            the softmax of the logits, for a model that never learned the first (other data; exports
+                       older than it): p is that the top class is right.
+`is_digit` is digit_score >= threshold. LiteRT files return the calibrated probabilities only: the same decision is
+max(probabilities) >= `threshold_probability` (`Decision.accepts`), whatever the score.
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ from mnist_tf.reporting import evaluation
 # could ever accept an image that the SavedModel accepts.
 MAX_THRESHOLD = math.log(255.0)
 _NOT_THE_TOP = -1e4  # masks the top logit out of the rest's logsumexp (finite: LiteRT and int8 want no inf)
+_SMALLEST_PROBABILITY = 1e-30  # log(0) would be -inf: a probability this small is "never" all the same
+SCORES = ("digit_and_top_class", "top_class")  # what the probabilities and digit_score are of (above)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,11 +51,23 @@ class Decision:
     threshold: float = -math.inf  # of digit_score: -inf accepts everything
     acceptance: float = 1.0  # the share of the fitting digits that reach the threshold
     fitted_on: str = ""  # e.g. "validation split (5,000 images)"
+    score: str = "top_class"  # of SCORES; exports older than digit_and_top_class have none: they are top_class
 
     @property
     def threshold_probability(self) -> float:
         """The threshold as a calibrated top probability: sigmoid(threshold)."""
         return 1.0 / (1.0 + math.exp(-self.threshold)) if math.isfinite(self.threshold) else 0.0
+
+    @staticmethod
+    def scores(probabilities: np.ndarray) -> np.ndarray:
+        """digit_score from the exported probabilities alone, as LiteRT's outputs allow: the log-odds of their max
+        (it saturates where that rounds to 1, far above any threshold)."""
+        top = np.clip(probabilities.max(axis=-1).astype(np.float64), 1e-12, 1 - 1e-12)
+        return np.log(top / (1.0 - top))
+
+    def accepts(self, probabilities: np.ndarray) -> np.ndarray:
+        """is_digit, from the exported probabilities alone."""
+        return self.scores(probabilities) >= self.threshold
 
     def to_dict(self) -> dict[str, Any]:
         """As JSON holds it: no threshold (accept everything) is null."""
@@ -62,24 +83,28 @@ class Decision:
 ACCEPT_ALL = Decision()  # uncalibrated, and every image a digit: what a model answers before `fit`
 
 
-def fit_model(model: keras.Model, splits: Splits, acceptance: float, batch_size: int = 1000) -> Decision:
+def fit_model(
+    model: keras.Model, splits: Splits, acceptance: float, score: str = "top_class", batch_size: int = 1000
+) -> Decision:
     """`fit` on `model`'s logits for the validation split (for the training split, seen in training, when the
     run held none out: its confidence is higher there, so fewer real digits pass)."""
     split, name = (splits.validation, "validation") if splits.validation else (splits.train, "train")
     logits = tf.function(lambda images: tf.cast(model(normalize_images(images), training=False), tf.float32))
     values = evaluation.predict_in_batches(lambda images: logits(images).numpy(), split.images, batch_size)
-    return fit(values, split.labels, acceptance, f"{name} split ({len(split):,} images)")
+    return fit(values, split.labels, acceptance, f"{name} split ({len(split):,} images)", score)
 
 
-def fit(logits: np.ndarray, labels: np.ndarray, acceptance: float, fitted_on: str) -> Decision:
-    """The temperature that calibrates `logits` [N, classes] for `labels`, and the digit-score threshold that
-    `acceptance` of them reach."""
+def fit(
+    logits: np.ndarray, labels: np.ndarray, acceptance: float, fitted_on: str, score: str = "top_class"
+) -> Decision:
+    """The temperature that calibrates `logits` [N, classes] for `labels` (the class, given a digit), and the
+    threshold of the digit `score` that `acceptance` of them reach."""
     logits = answered(logits)
     temperature = fit_temperature(logits, labels)
-    scores = digit_scores(logits / temperature)
+    scores = digit_scores(logits / temperature, score)
     threshold = min(evaluation.threshold_for(scores, acceptance), MAX_THRESHOLD)
     threshold = threshold if acceptance < 1 else -math.inf
-    return Decision(temperature, threshold, float(np.mean(scores >= threshold)), fitted_on)
+    return Decision(temperature, threshold, float(np.mean(scores >= threshold)), fitted_on, score)
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -101,41 +126,54 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     return round(math.exp((low + high) / 2), 4)
 
 
-def digit_scores(logits: np.ndarray) -> np.ndarray:
-    """log(p / (1 - p)) of the top softmax probability p of each row: top logit - logsumexp(the others)."""
+def digit_scores(logits: np.ndarray, score: str = "top_class") -> np.ndarray:
+    """log(p / (1 - p)) of each row's top probability p under `score`: the top logit - logsumexp(the others, and
+    for digit_and_top_class the not-a-digit logit 0)."""
     logits = np.sort(logits.astype(np.float64), axis=1)
-    top, rest = logits[:, -1], logits[:, :-1]
-    rest_max = rest.max(axis=1)
-    return top - rest_max - np.log(np.exp(rest - rest_max[:, None]).sum(axis=1))
+    rest = logits[:, :-1]
+    if score == "digit_and_top_class":
+        rest = np.pad(rest, [(0, 0), (0, 1)])
+    return logits[:, -1] - _logsumexp(rest)
 
 
-def from_probabilities(probabilities: np.ndarray) -> np.ndarray:
-    """digit_score from probabilities alone, as LiteRT's outputs allow (it saturates where p rounds to 1, far
-    above any threshold)."""
-    top = np.clip(probabilities.max(axis=-1).astype(np.float64), 1e-12, 1 - 1e-12)
-    return np.log(top / (1.0 - top))
+def _logsumexp(values: np.ndarray) -> np.ndarray:
+    top = values.max(axis=1)
+    return top + np.log(np.exp(values - top[:, None]).sum(axis=1))
 
 
 def outputs(logits: tf.Tensor, decision: Decision) -> dict[str, tf.Tensor]:
     """In-graph: float32 logits [batch, classes] -> probabilities, classes, digit_score and is_digit."""
     calibrated = logits / decision.temperature
-    top = tf.reduce_max(calibrated, axis=-1)
-    is_top = tf.one_hot(tf.argmax(calibrated, axis=-1), tf.shape(calibrated)[-1], on_value=_NOT_THE_TOP, off_value=0.0)
-    score = top - tf.reduce_logsumexp(calibrated + is_top, axis=-1)
+    is_top = tf.one_hot(tf.argmax(calibrated, axis=-1), tf.shape(calibrated)[-1], on_value=_NOT_THE_TOP)
+    rest = _with_not_a_digit(calibrated + is_top, decision)
+    score = tf.reduce_max(calibrated, axis=-1) - tf.reduce_logsumexp(rest, axis=-1)
     return {
-        "probabilities": tf.nn.softmax(calibrated),
+        "probabilities": probabilities(logits, decision),
         "classes": tf.argmax(calibrated, axis=-1),
         "digit_score": score,
         "is_digit": score >= decision.threshold,
     }
 
 
+def probabilities(logits: tf.Tensor, decision: Decision) -> tf.Tensor:
+    """In-graph: float32 logits [batch, classes] -> the calibrated probabilities every export returns; for
+    digit_and_top_class those of "a digit, and this class": the softmax with a not-a-digit logit of 0, without it."""
+    calibrated = _with_not_a_digit(logits / decision.temperature, decision)
+    return tf.nn.softmax(calibrated)[:, : logits.shape[-1]]
+
+
+def _with_not_a_digit(logits: tf.Tensor, decision: Decision) -> tf.Tensor:
+    """`logits` and, for digit_and_top_class, the not-a-digit logit 0 after them."""
+    return tf.pad(logits, [[0, 0], [0, 1]]) if decision.score == "digit_and_top_class" else logits
+
+
 def confidence(logits: np.ndarray, labels: np.ndarray, decision: Decision) -> dict[str, Any]:
-    """How honest and how selective `decision` is on labelled digits: expected calibration error before and
-    after the temperature, the share accepted as digits, and the accuracy of those."""
+    """How honest and how selective `decision` is on labelled digits: expected calibration error of the class
+    probabilities (given a digit) before and after the temperature, the share accepted as digits, and the accuracy
+    of those."""
     logits = answered(logits)
     calibrated = softmax(logits / decision.temperature)
-    accepted = digit_scores(logits / decision.temperature) >= decision.threshold
+    accepted = digit_scores(logits / decision.temperature, decision.score) >= decision.threshold
     right = calibrated.argmax(axis=1) == labels
     return {
         "calibration_error_before": evaluation.calibration_error(softmax(logits), labels),
@@ -144,6 +182,22 @@ def confidence(logits: np.ndarray, labels: np.ndarray, decision: Decision) -> di
         "accepted_accuracy": float(np.mean(right[accepted])) if accepted.any() else None,
         "reliability": evaluation.reliability(calibrated, labels),
     }
+
+
+def logits_of(probabilities: np.ndarray, decision: Decision) -> np.ndarray:
+    """The logits of a model from the probabilities it exports under `decision`: log(p) * T, which is up to a
+    constant per image for top_class, and exactly for digit_and_top_class (whose not-a-digit logit is 0)."""
+    values = np.maximum(probabilities.astype(np.float64), _SMALLEST_PROBABILITY)
+    logits = np.log(values)
+    if decision.score == "digit_and_top_class":  # less log P(not a digit)
+        logits -= np.log(np.maximum(1.0 - values.sum(axis=1, keepdims=True), _SMALLEST_PROBABILITY))
+    return logits * decision.temperature
+
+
+def given_a_digit(probabilities: np.ndarray) -> np.ndarray:
+    """Exported probabilities as those of the class, given that the image is a digit (digit_and_top_class's sum to
+    the probability that it is one; top_class's to 1 already)."""
+    return probabilities / np.maximum(probabilities.sum(axis=1, keepdims=True), _SMALLEST_PROBABILITY)
 
 
 def answered(logits: np.ndarray) -> np.ndarray:

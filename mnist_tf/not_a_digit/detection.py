@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from mnist_tf.data.sources import Split
-from mnist_tf.not_a_digit import decision, ood
+from mnist_tf.not_a_digit import ood
 from mnist_tf.not_a_digit.decision import Decision
 from mnist_tf.reporting import evaluation
 
@@ -30,7 +30,7 @@ def detect(
     print_line: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Each set of `names`, measured and printed as a table row; `test_probabilities` are the model's on `test`."""
-    reference = decision.from_probabilities(test_probabilities)
+    reference = chosen.scores(test_probabilities)
     sets = {"mnist_test": ood.OodSet("mnist_test", test.images, test.labels)}
     sets.update({name: ood.load(name, test, fashion_dir) for name in names})
     print_line(f"not a digit: {'set':<12} {'AUROC':>7} {'FPR@95':>7} {'accepted':>9} {'accuracy':>9}  int8 agrees")
@@ -54,7 +54,7 @@ def detect(
 def _row(
     one: ood.OodSet, predicted: np.ndarray, reference: np.ndarray, chosen: Decision, int8: Pixels | None
 ) -> dict[str, Any]:
-    scores = decision.from_probabilities(predicted)
+    scores = chosen.scores(predicted)
     accepted = scores >= chosen.threshold
     row: dict[str, Any] = {"images": len(one.images), "accepted": float(np.mean(accepted))}
     if one.digits:
@@ -65,7 +65,7 @@ def _row(
         row["auroc"] = evaluation.auroc(reference, scores)
         row["fpr_at_95"] = evaluation.false_positive_rate(reference, scores, 0.95)
     if int8:
-        int8_accepted = decision.from_probabilities(int8(one.images)) >= chosen.threshold
+        int8_accepted = chosen.accepts(int8(one.images))
         row["int8_agreement"] = float(np.mean(int8_accepted == accepted))
     return row
 

@@ -518,6 +518,21 @@ def outlier_exposure(weight: float, global_count: int) -> Callable[[tf.Tensor, t
     return term
 
 
+def digit_odds(weight: float, global_count: int) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
+    """The log-sum-exp of the logits taught to be the log-odds that an image is a digit (`decision.SCORES`):
+    binary cross-entropy against 1 for the digits and 0 for the not-digit images after them, averaged over the
+    `global_count` images of a global batch, times `weight`. The digits' cross-entropy cannot teach it: softmax
+    is blind to a shift of all the logits, and that shift is what this trains."""
+
+    def term(outputs: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+        is_digit = tf.cast(tf.range(tf.shape(outputs)[0]) < tf.shape(labels)[0], tf.float32)
+        odds = tf.reduce_logsumexp(outputs, axis=-1)
+        loss = tf.nn.sigmoid_cross_entropy_with_logits(labels=is_digit, logits=odds)
+        return weight * tf.nn.compute_average_loss(loss, global_batch_size=global_count)
+
+    return term
+
+
 def training_bank(
     seed: int, digits: np.ndarray, size: int = 28, count: int = 7000, fonts_dir: str = FONTS_DIR
 ) -> np.ndarray:

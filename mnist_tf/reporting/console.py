@@ -53,7 +53,8 @@ def header(config: Config, start: RunStart) -> list[str]:
     toward = " (toward --init_from's weights: L2-SP)" if config.weight_decay and config.init_from else ""
     augment = f" · augmented (strength {config.augment_strength:g})" if config.augment else ""
     if config.not_digits:
-        augment += f" · not-digit images {config.not_digits:.1%} of each batch (weight {config.not_digit_weight:g})"
+        augment += f" · not-digit images {config.not_digits:.1%} of each batch (weight {config.not_digit_weight:g}"
+        augment += f", digit odds {config.digit_odds_weight:g})" if config.digit_odds_weight else ")"
     captured = f" ({splits.captured:,} of them captured: --captures)" if splits.captured else ""
     lines = [
         f"mnist_tf: {config.model} ({config.layers} layers) on {config.data_name} from {splits.source}{recipe}",

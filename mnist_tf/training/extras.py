@@ -7,8 +7,9 @@ adds to it through two seams, built here from its `Config`:
                replica's not-digit images after them (`--not_digits`, not_a_digit/not_digits.py)
   loss         each digit's loss: `--loss`, or cross-entropy against label-smoothed targets (`--label_smoothing`)
   loss terms   added to the global batch's loss, by name: outlier exposure (a flat answer to the not-digit images,
-               `--not_digit_weight`) and weight decay (`--weight_decay`; with --init_from toward the
-               starting weights: L2-SP)
+               `--not_digit_weight`), the digit odds (the logits' log-sum-exp taught to say whether an image is a
+               digit at all, `--digit_odds_weight`) and weight decay (`--weight_decay`; with --init_from toward
+               the starting weights: L2-SP)
 """
 
 from __future__ import annotations
@@ -70,6 +71,9 @@ class Extras:
                 not_digits.draw, bank, per_replica, seed=config.seed, distortion=distortion, portable=portable
             )
             terms["outlier_exposure"] = not_digits.outlier_exposure(config.not_digit_weight, per_replica * replicas)
+            if config.digit_odds_weight:
+                global_count = config.batch_size + per_replica * replicas
+                terms["digit_odds"] = not_digits.digit_odds(config.digit_odds_weight, global_count)
         if config.weight_decay:
             terms["weight_decay"] = weight_decay(config.weight_decay, model, start)
         smoothed = config.label_smoothing and losses.label_smoothed_cross_entropy(config.label_smoothing)
