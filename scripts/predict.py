@@ -75,6 +75,8 @@ def main(argv: list[str]) -> None:
     paths = argv[1:]
     if not paths:
         raise app.UsageError("give one or more image files")
+    if paths.count("-") > 1:  # standard input holds one image, and is read once
+        raise MnistTfError("'-' (one image read from standard input) can be given only once")
     model = classifier.load(FLAGS.saved_model)
     if FLAGS.preprocessed_dir:  # before any image is read: a folder that cannot be made is the first thing to say
         make_dir(FLAGS.preprocessed_dir, "--preprocessed_dir")

@@ -38,7 +38,7 @@ def test_temperature_scaling_finds_the_temperature_and_lowers_the_calibration_er
 def test_the_threshold_accepts_the_share_asked_of_the_fitting_digits():
     logits, labels = overconfident(seed=1)
     chosen = decision.fit(logits, labels, 0.9, "generated")
-    scores = decision.digit_scores(logits / chosen.temperature)
+    scores = decision.digit_scores(logits, chosen.temperature)
     assert np.mean(scores >= chosen.threshold) == pytest.approx(0.9, abs=0.002) == chosen.acceptance
     assert decision.fit(logits, labels, 1.0, "generated").threshold == -math.inf
     saturated = decision.fit(np.eye(10)[labels] * 200, labels, 0.99, "generated")
@@ -53,8 +53,8 @@ def test_the_digit_score_is_the_log_odds_of_the_top_probability_without_saturati
     from_probabilities = Decision().scores(decision.softmax(logits))  # as LiteRT's outputs allow
     np.testing.assert_allclose(from_probabilities[[0, 2]], decision.digit_scores(logits)[[0, 2]])
     graph = decision.outputs(tf.constant(logits, tf.float32), Decision(temperature=2.0, threshold=0.5))
-    np.testing.assert_allclose(graph["digit_score"].numpy(), decision.digit_scores(logits / 2.0), rtol=1e-5)
-    np.testing.assert_array_equal(graph["is_digit"].numpy(), decision.digit_scores(logits / 2.0) >= 0.5)
+    np.testing.assert_allclose(graph["digit_score"].numpy(), decision.digit_scores(logits, 2.0), rtol=1e-5)
+    np.testing.assert_array_equal(graph["is_digit"].numpy(), decision.digit_scores(logits, 2.0) >= 0.5)
     np.testing.assert_allclose(graph["probabilities"].numpy(), decision.softmax(logits / 2.0), rtol=1e-5)
 
 
@@ -62,11 +62,14 @@ def test_a_model_that_learned_the_digit_odds_has_a_not_a_digit_logit_of_0():
     logits = np.array([[6.0, 1.0, 0.0], [-3.0, -4.0, -5.0], [30.0, 0.0, 1.0], [8.0, 8.0, -9.0]])
     chosen = Decision(temperature=2.0, threshold=0.5, score="digit_and_top_class")
     graph = decision.outputs(tf.constant(logits, tf.float32), chosen)
-    eleven = decision.softmax(np.pad(logits / 2.0, [(0, 0), (0, 1)]))  # its last column: not a digit
-    np.testing.assert_allclose(graph["probabilities"].numpy(), eleven[:, :-1], rtol=1e-5)
-    top = eleven[:, :-1].max(axis=1)  # a digit, and the top class
-    np.testing.assert_allclose(decision.digit_scores(logits / 2.0, chosen.score)[:2], np.log(top / (1 - top))[:2])
-    np.testing.assert_allclose(graph["digit_score"].numpy(), decision.digit_scores(logits / 2.0, chosen.score), 1e-5)
+    # P(digit) from the logits' log-sum-exp as trained; the temperature calibrates the class given a digit alone.
+    digit = 1 / (1 + np.exp(-np.log(np.exp(logits).sum(axis=1))))
+    expected = decision.softmax(logits / 2.0) * digit[:, None]
+    np.testing.assert_allclose(graph["probabilities"].numpy(), expected, rtol=1e-5)
+    top = expected.max(axis=1)  # a digit, and the top class
+    scores = decision.digit_scores(logits, 2.0, chosen.score)
+    np.testing.assert_allclose(scores[:2], np.log(top / (1 - top))[:2])
+    np.testing.assert_allclose(graph["digit_score"].numpy(), scores, rtol=1e-5, atol=1e-6)
     # A digit it cannot read (the last: surely a digit, but which of two?) is refused as a drawing is.
     np.testing.assert_array_equal(graph["is_digit"].numpy(), [True, False, True, False])
     np.testing.assert_array_equal(graph["classes"].numpy(), [0, 0, 0, 0])  # the class, given a digit, as before

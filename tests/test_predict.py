@@ -101,6 +101,10 @@ def test_a_dash_reads_one_image_from_standard_input(exported_run, tmp_path, monk
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"")))
     empty = predict(f"--saved_model={exported_run['export_dir']}", "-")
     assert empty.returncode == 1 and empty.stderr.strip().splitlines() == ["error: -: empty file"]
+    twice = predict(f"--saved_model={exported_run['export_dir']}", "-", good, "-")
+    assert twice.returncode == 1 and twice.stdout == ""
+    once = "error: '-' (one image read from standard input) can be given only once"
+    assert twice.stderr.strip().splitlines() == [once]
 
 
 def test_a_preprocessed_dir_that_is_a_file_is_one_line(exported_run, tmp_path):

@@ -10,12 +10,13 @@ TF Serving's `<export_dir>/<name>/<version>/` holds only the SavedModel; beside 
 
 Every variant takes raw pixels, uint8 [1, rows, cols, 1] with 0 as background (int8's input scale is 1/255 with
 zero point 0, so its quantized input *is* the pixels), and returns the SavedModel's calibrated probabilities
-[1, classes]: float32, or for int8 uint8 with scale 1/256. Its "not a digit" decision is max(probabilities) <
-report.json's `decision.threshold_probability` (`Decision.accepts`). Only LiteRT's built-in ops are allowed (no
-Flex/Select TF ops): what phones and browsers run. A variant that loses more than MAX_ACCURACY_DROP of the
-SavedModel's accuracy, or agrees with its predicted class or its is_digit on fewer than MIN_AGREEMENT of the test
-images, is refused: it is not written, the others are, and the run says so in a note (not an error: a trained
-model with its SavedModel and float32 file is a good export).
+[1, classes]: float32, or for int8 uint8 (scale 1/256 after a softmax, about 1/255 after the product of a digit
+and its class; every file says its own). Its "not a digit" decision is max(probabilities) < report.json's
+`decision.threshold_probability` (`Decision.accepts`). Only LiteRT's built-in ops are allowed (no Flex/Select TF
+ops): what phones and browsers run. A variant that loses more than MAX_ACCURACY_DROP of the SavedModel's accuracy,
+or agrees with its predicted class or its is_digit on fewer than MIN_AGREEMENT of the test images, is refused: it
+is not written, the others are, and the run says so in a note (not an error: a trained model with its SavedModel
+and float32 file is a good export).
 """
 
 from __future__ import annotations

@@ -101,7 +101,7 @@ def fit(
     threshold of the digit `score` that `acceptance` of them reach."""
     logits = answered(logits)
     temperature = fit_temperature(logits, labels)
-    scores = digit_scores(logits / temperature, score)
+    scores = digit_scores(logits, temperature, score)
     threshold = min(evaluation.threshold_for(scores, acceptance), MAX_THRESHOLD)
     threshold = threshold if acceptance < 1 else -math.inf
     return Decision(temperature, threshold, float(np.mean(scores >= threshold)), fitted_on, score)
@@ -126,14 +126,23 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     return round(math.exp((low + high) / 2), 4)
 
 
-def digit_scores(logits: np.ndarray, score: str = "top_class") -> np.ndarray:
-    """log(p / (1 - p)) of each row's top probability p under `score`: the top logit - logsumexp(the others, and
-    for digit_and_top_class the not-a-digit logit 0)."""
-    logits = np.sort(logits.astype(np.float64), axis=1)
+def digit_scores(logits: np.ndarray, temperature: float = 1.0, score: str = "top_class") -> np.ndarray:
+    """log(p / (1 - p)) of each row's top probability p, calibrated by `temperature`, under `score`: the top of the
+    `calibrated` logits - logsumexp(the others, and for digit_and_top_class the not-a-digit logit 0)."""
+    logits = np.sort(calibrated(logits.astype(np.float64), temperature, score), axis=1)
     rest = logits[:, :-1]
     if score == "digit_and_top_class":
         rest = np.pad(rest, [(0, 0), (0, 1)])
     return logits[:, -1] - _logsumexp(rest)
+
+
+def calibrated(logits: np.ndarray, temperature: float, score: str) -> np.ndarray:
+    """The logits a decision reads: logits / T; for digit_and_top_class, log P(class | digit) from them plus the
+    model's own log-odds of a digit, their log-sum-exp (the temperature calibrates the class, not those odds)."""
+    scaled = logits / temperature
+    if score != "digit_and_top_class":
+        return scaled
+    return scaled - _logsumexp(scaled)[:, None] + _logsumexp(logits)[:, None]
 
 
 def _logsumexp(values: np.ndarray) -> np.ndarray:
@@ -142,29 +151,39 @@ def _logsumexp(values: np.ndarray) -> np.ndarray:
 
 
 def outputs(logits: tf.Tensor, decision: Decision) -> dict[str, tf.Tensor]:
-    """In-graph: float32 logits [batch, classes] -> probabilities, classes, digit_score and is_digit."""
-    calibrated = logits / decision.temperature
-    is_top = tf.one_hot(tf.argmax(calibrated, axis=-1), tf.shape(calibrated)[-1], on_value=_NOT_THE_TOP)
-    rest = _with_not_a_digit(calibrated + is_top, decision)
-    score = tf.reduce_max(calibrated, axis=-1) - tf.reduce_logsumexp(rest, axis=-1)
+    """In-graph: float32 logits [batch, classes] -> probabilities, classes, digit_score and is_digit (as
+    `digit_scores` computes it)."""
+    scaled = _calibrated(logits, decision)
+    is_top = tf.one_hot(tf.argmax(scaled, axis=-1), tf.shape(scaled)[-1], on_value=_NOT_THE_TOP)
+    rest = scaled + is_top
+    if decision.score == "digit_and_top_class":
+        rest = tf.pad(rest, [[0, 0], [0, 1]])  # the not-a-digit logit, 0
+    score = tf.reduce_max(scaled, axis=-1) - tf.reduce_logsumexp(rest, axis=-1)
     return {
         "probabilities": probabilities(logits, decision),
-        "classes": tf.argmax(calibrated, axis=-1),
+        "classes": tf.argmax(scaled, axis=-1),
         "digit_score": score,
         "is_digit": score >= decision.threshold,
     }
 
 
 def probabilities(logits: tf.Tensor, decision: Decision) -> tf.Tensor:
-    """In-graph: float32 logits [batch, classes] -> the calibrated probabilities every export returns; for
-    digit_and_top_class those of "a digit, and this class": the softmax with a not-a-digit logit of 0, without it."""
-    calibrated = _with_not_a_digit(logits / decision.temperature, decision)
-    return tf.nn.softmax(calibrated)[:, : logits.shape[-1]]
+    """In-graph: float32 logits [batch, classes] -> the calibrated probabilities every export returns: of the
+    class, softmax(logits / T); for digit_and_top_class, of "a digit, and this class", those times P(digit)."""
+    of_the_class = tf.nn.softmax(logits / decision.temperature)
+    if decision.score != "digit_and_top_class":
+        return of_the_class
+    # P(digit) = sigmoid(logsumexp(logits)), as 1 - the softmax's not-a-digit share: int8 keeps a softmax exact.
+    digit = 1.0 - tf.nn.softmax(tf.pad(logits, [[0, 0], [0, 1]]))[:, -1:]
+    return of_the_class * digit
 
 
-def _with_not_a_digit(logits: tf.Tensor, decision: Decision) -> tf.Tensor:
-    """`logits` and, for digit_and_top_class, the not-a-digit logit 0 after them."""
-    return tf.pad(logits, [[0, 0], [0, 1]]) if decision.score == "digit_and_top_class" else logits
+def _calibrated(logits: tf.Tensor, decision: Decision) -> tf.Tensor:
+    """In-graph `calibrated`."""
+    scaled = logits / decision.temperature
+    if decision.score != "digit_and_top_class":
+        return scaled
+    return tf.nn.log_softmax(scaled) + tf.reduce_logsumexp(logits, axis=-1, keepdims=True)
 
 
 def confidence(logits: np.ndarray, labels: np.ndarray, decision: Decision) -> dict[str, Any]:
@@ -172,26 +191,28 @@ def confidence(logits: np.ndarray, labels: np.ndarray, decision: Decision) -> di
     probabilities (given a digit) before and after the temperature, the share accepted as digits, and the accuracy
     of those."""
     logits = answered(logits)
-    calibrated = softmax(logits / decision.temperature)
-    accepted = digit_scores(logits / decision.temperature, decision.score) >= decision.threshold
-    right = calibrated.argmax(axis=1) == labels
+    of_the_class = softmax(logits / decision.temperature)
+    accepted = digit_scores(logits, decision.temperature, decision.score) >= decision.threshold
+    right = of_the_class.argmax(axis=1) == labels
     return {
         "calibration_error_before": evaluation.calibration_error(softmax(logits), labels),
-        "calibration_error": evaluation.calibration_error(calibrated, labels),
+        "calibration_error": evaluation.calibration_error(of_the_class, labels),
         "accepted": float(np.mean(accepted)),
         "accepted_accuracy": float(np.mean(right[accepted])) if accepted.any() else None,
-        "reliability": evaluation.reliability(calibrated, labels),
+        "reliability": evaluation.reliability(of_the_class, labels),
     }
 
 
 def logits_of(probabilities: np.ndarray, decision: Decision) -> np.ndarray:
-    """The logits of a model from the probabilities it exports under `decision`: log(p) * T, which is up to a
-    constant per image for top_class, and exactly for digit_and_top_class (whose not-a-digit logit is 0)."""
+    """The logits of a model from the probabilities it exports under `decision`: up to a constant per image for
+    top_class, T log(p); exactly for digit_and_top_class, whose probabilities also hold the log-odds of a digit."""
     values = np.maximum(probabilities.astype(np.float64), _SMALLEST_PROBABILITY)
-    logits = np.log(values)
-    if decision.score == "digit_and_top_class":  # less log P(not a digit)
-        logits -= np.log(np.maximum(1.0 - values.sum(axis=1, keepdims=True), _SMALLEST_PROBABILITY))
-    return logits * decision.temperature
+    logits = np.log(values) * decision.temperature
+    if decision.score != "digit_and_top_class":
+        return logits
+    not_a_digit = np.maximum(1.0 - values.sum(axis=1), _SMALLEST_PROBABILITY)
+    odds = np.log(values.sum(axis=1)) - np.log(not_a_digit)  # the logits' log-sum-exp
+    return logits + (odds - _logsumexp(logits))[:, None]
 
 
 def given_a_digit(probabilities: np.ndarray) -> np.ndarray:
