@@ -26,7 +26,7 @@ def test_trains_with_quiet_logs_and_writes_results(idx_dir, tmp_path):
             f"--data_dir={idx_dir}",
             f"--model_dir={tmp_path / 'run'}",
             f"--export_dir={tmp_path / 'export'}",
-            "--epochs=3",  # confident enough that its int8 LiteRT file passes verification
+            "--epochs=4",  # confident enough that its int8 LiteRT file passes verification (3: 99.33% of is_digit)
             "--noaugment",  # the generated digits are random patterns, not shapes
             "--batch_size=50",
             "--filters=8,16",
@@ -46,10 +46,10 @@ def test_trains_with_quiet_logs_and_writes_results(idx_dir, tmp_path):
     assert lines[0] == "drawing 82 captured digits and the not-digit images from --seed=42 ..."  # seconds, said
     assert lines[1] == f"mnist_tf: lenet (ours layers) on mnist from idx:{idx_dir}"
     assert 'Model: "lenet"' in process.stdout and "Trainable params: 11,978" in process.stdout
-    assert sum(line.startswith("epoch ") for line in lines) == 3
+    assert sum(line.startswith("epoch ") for line in lines) == 4
     assert any(line.startswith("test  loss") for line in lines)
     results = json.loads((tmp_path / "run" / "results.json").read_text())
-    assert results["epochs"] == 3 and results["export_dir"] == str(tmp_path / "export" / "lenet" / "1")
+    assert results["epochs"] == 4 and results["export_dir"] == str(tmp_path / "export" / "lenet" / "1")
     assert (tmp_path / "export" / "lenet" / "1" / "saved_model.pb").exists()
     assert f"LiteRT: {tmp_path / 'export' / 'litert' / 'lenet' / '1'} (float32, dynamic_range, int8)" in lines
 
