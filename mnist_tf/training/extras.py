@@ -71,7 +71,7 @@ class Extras:
                 not_digits.draw, bank, per_replica, seed=config.seed, distortion=distortion, portable=portable
             )
             terms["outlier_exposure"] = not_digits.outlier_exposure(config.not_digit_weight, per_replica * replicas)
-            if config.digit_odds_weight:
+            if config.digit_score == "digit_and_top_class":  # the odds its exports will read: learned here
                 global_count = config.batch_size + per_replica * replicas
                 terms["digit_odds"] = not_digits.digit_odds(config.digit_odds_weight, global_count)
         if config.weight_decay:
