@@ -113,6 +113,16 @@ class Config:
         zero_means="off",
         hparam=True,
     )
+    distillation: float | None = _setting(
+        None,
+        "Fine-tuning: the weight of a pull toward the starting model's own answers (its 11-way softmax: the 10 "
+        "classes and not a digit), on the not-digit images and on the digits it already reads right, so that it "
+        "forgets nothing it was not asked to change (Learning without Forgetting, Li and Hoiem 2016; 0: off). "
+        "Default: 1 when fine-tuning a model of the same classes.",
+        lower_bound=0.0,
+        zero_means="off",
+        hparam=True,
+    )
     replay_dir: str | None = _setting(
         None,
         "Where fine-tuning reads the starting model's training data to replay it and to calibrate on, when not "
@@ -402,8 +412,10 @@ class Config:
                 raise MnistTfError(f"--{name} must be in [0, 1], got {share}")
         if self.replay is not None and not (math.isfinite(self.replay) and 0 <= self.replay < 1):
             raise MnistTfError(f"--replay must be in [0, 1), got {self.replay}")
-        if (self.replay or self.replay_dir) and not self.init_from:
-            raise MnistTfError("--replay and --replay_dir apply to fine-tuning: a run with --init_from")
+        if (self.replay or self.replay_dir or self.distillation) and not self.init_from:
+            raise MnistTfError("--replay, --replay_dir and --distillation apply to fine-tuning: a run with --init_from")
+        if self.distillation is not None and not (math.isfinite(self.distillation) and self.distillation >= 0):
+            raise MnistTfError(f"--distillation must be 0 or more, got {self.distillation}")
         for name in ("not_digit_weight", "digit_odds_weight"):
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
                 raise MnistTfError(f"--{name} must be 0 or more, got {getattr(self, name)}")

@@ -7,6 +7,8 @@ chooses these (docs/datasets.md, Fine-tuning, has what they do, measured), and s
   learning rate  LEARNING_RATE: a nudge to the trained weights, not a new start
   batch, epochs  BATCH images, EPOCHS passes over an epoch of about EPOCH_IMAGES: the same steps for any size
   weight decay   WEIGHT_DECAY, toward the starting weights rather than zero (L2-SP, Li et al. 2018)
+  distillation   DISTILLATION, a pull toward the starting model's answers on the not-digit images and on the digits
+                 it reads right (Learning without Forgetting, Li and Hoiem 2016), for a model of the same classes
   replay         --replay of each epoch from the starting model's own training data (read as its run read it, or
                  from --replay_dir), the user's images repeated to fill the rest; the not-digit images are in
                  every batch, as in any run on digits
@@ -35,6 +37,7 @@ EPOCHS = 5
 EPOCH_IMAGES = 3_840  # 60 steps of BATCH
 REPLAY = 0.5
 WEIGHT_DECAY = 0.01  # toward the starting weights (L2-SP)
+DISTILLATION = 1.0  # toward the starting model's answers (Learning without Forgetting)
 _SALT = 0x7265706C  # "repl": draws of their own
 
 
@@ -56,10 +59,18 @@ def applies(config: Config, splits: Splits) -> bool:
 def prepare(config: Config, splits: Splits, base: StartingModel, note: Callable[[str], None]) -> tuple[Config, Splits]:
     """`config` with fine-tuning's defaults for the settings left at theirs, and `splits` with the starting model's
     data replayed in its training split and its validation split in theirs; `note` gets the line that says so."""
-    defaults = {"learning_rate": LEARNING_RATE, "batch_size": BATCH, "epochs": EPOCHS, "weight_decay": WEIGHT_DECAY}
-    chosen = {name: value for name, value in defaults.items() if left_to_choose(config, name)}
     own_classes = splits.class_names
     splits = _in_classes_of(splits, base.class_names)
+    same_classes = splits.class_names == base.class_names  # its answers mean what the run's do
+    if config.distillation and not same_classes:
+        raise MnistTfError(
+            f"--distillation keeps the starting model's answers, and its classes ({', '.join(base.class_names)}) "
+            f"are not these ({', '.join(own_classes)}): give --distillation=0"
+        )
+    defaults = {"learning_rate": LEARNING_RATE, "batch_size": BATCH, "epochs": EPOCHS, "weight_decay": WEIGHT_DECAY}
+    chosen = {name: value for name, value in defaults.items() if left_to_choose(config, name)}
+    if config.distillation is None:  # on for a model of the same classes: answers of others cannot be kept
+        chosen["distillation"] = DISTILLATION if same_classes else 0.0
     base_data = _base_data(config, base, splits.class_names)
     replay = (REPLAY if config.replay is None else config.replay) if base_data.splits else 0.0
     config = dataclasses.replace(config, **chosen, replay=replay)

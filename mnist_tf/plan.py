@@ -66,6 +66,7 @@ def prepare(
         not_digits=config.not_digits_for(splits.class_names),
         captures=config.captures_for(splits.class_names),
         replay=config.replay or 0.0,
+        distillation=config.distillation or 0.0,
     )  # from here on, what the run computes in, and trains on
     drawn = [f"{captures.count_for(splits, config.captures):,} captured digits"] if config.captures else []
     drawn += ["the not-digit images"] if config.not_digits else []

@@ -66,7 +66,7 @@ def _refuse_what_cannot_end_well(plan: Plan) -> None:
 def _train(plan: Plan, output_dir: Path, reporter: ConsoleReporter) -> dict[str, Any]:
     # Set up: the compiled steps of the model and optimizer.
     config, splits = plan.config, plan.splits
-    start = plan.base.weights() if plan.base and config.weight_decay else None  # L2-SP pulls toward them
+    start = plan.base.weights() if plan.base and (config.weight_decay or config.distillation) else None  # anchors
     trainer = Trainer.from_config(config, plan.strategy, splits.train, plan.total_steps, len(splits.class_names), start)
 
     # Resume: the newest readable checkpoint of model_dir, if it has one; else --init_from's weights, if given.

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from conftest import make_digits, quiet_run
 from PIL import Image
 from script_runs import run_script
@@ -48,12 +49,12 @@ def rows(split: Split) -> set[bytes]:
 
 def test_a_small_data_set_gets_fine_tunings_defaults_in_one_line(base, exported_run):
     config, splits, line = prepared(Config(init_from="base"), yours(100), base)
-    chosen = (config.learning_rate, config.batch_size, config.epochs, config.weight_decay, config.replay)
+    chosen = (config.learning_rate, config.batch_size, config.epochs, config.weight_decay, config.distillation)
     expected = (fine_tuning.LEARNING_RATE, fine_tuning.BATCH, fine_tuning.EPOCHS, fine_tuning.WEIGHT_DECAY)
-    assert chosen == (*expected, fine_tuning.REPLAY)
+    assert chosen == (*expected, fine_tuning.DISTILLATION) and config.replay == fine_tuning.REPLAY
     assert line == (
-        "fine-tuning: learning_rate 0.0005, batch_size 64, epochs 5, weight_decay 0.01 (for 100 images; a flag you "
-        "give wins) · an epoch: "
+        "fine-tuning: learning_rate 0.0005, batch_size 64, epochs 5, weight_decay 0.01, distillation 1 (for 100 "
+        "images; a flag you give wins) · an epoch: "
         "your 100 images 19 times + 1,000 of mnist's replayed (--replay=0.5) · calibrated on 200 validation images "
         "of mnist, none of them trained on"
     )  # half of the epoch's, 1,900, or as many as the generated data has
@@ -64,10 +65,10 @@ def test_a_small_data_set_gets_fine_tunings_defaults_in_one_line(base, exported_
 
 
 def test_the_flags_a_user_gives_win(base):
-    given = Config(init_from="base", learning_rate=1e-3, epochs=2, weight_decay=0.1, replay=0.25)
+    given = Config(init_from="base", learning_rate=1e-3, epochs=2, weight_decay=0.1, replay=0.25, distillation=0.0)
     config, _, line = prepared(given, yours(100), base)
     assert (config.learning_rate, config.batch_size, config.epochs, config.weight_decay) == (1e-3, 64, 2, 0.1)
-    assert config.replay == 0.25
+    assert config.replay == 0.25 and config.distillation == 0
     assert line.startswith("fine-tuning: batch_size 64 (for 100 images; a flag you give wins) · an epoch: your 100")
     assert "your 100 images 29 times + 967 of mnist's replayed (--replay=0.25)" in line  # a quarter of the epoch
 
@@ -76,7 +77,7 @@ def test_a_flag_given_at_its_default_value_wins_too(base):
     epochs = SETTINGS["epochs"].default
     config, _, line = prepared(Config(init_from="base", epochs=epochs, given=("epochs",)), yours(100), base)
     assert config.epochs == epochs and config.learning_rate == fine_tuning.LEARNING_RATE
-    assert line.startswith("fine-tuning: learning_rate 0.0005, batch_size 64, weight_decay 0.01 (for 100 images;")
+    assert line.startswith("fine-tuning: learning_rate 0.0005, batch_size 64, weight_decay 0.01, distillation 1 (for")
 
 
 def test_replay_is_off_with_replay_0_and_calibration_still_uses_the_base_validation(base):
@@ -107,11 +108,15 @@ def test_a_folder_of_some_of_the_models_classes_learns_them_among_all_of_them(ba
     assert sorted(set(splits.train.labels[:100])) == [1, 7] and "an epoch: your 100 images (of 1, 7) 19 times" in line
 
 
-def test_a_starting_model_of_other_classes_replays_nothing(base):
+def test_a_starting_model_of_other_classes_replays_nothing_and_keeps_none_of_its_answers(base):
     other = dataclasses.replace(base, class_names=tuple("abcdefghij"))
     config, splits, line = prepared(Config(init_from="base"), yours(100), other)
-    assert config.replay == 0 and splits.validation is None
+    assert config.replay == 0 and config.distillation == 0 and splits.validation is None
     assert "no replay: the starting model's classes are not these · calibrated on the training images: give " in line
+    with pytest.raises(
+        MnistTfError, match=r"^--distillation keeps the starting model's answers, and its classes \(a, "
+    ):
+        prepared(Config(init_from="base", distillation=1.0), yours(100), other)
 
 
 def test_a_starting_model_of_a_later_mnist_tf_replays_nothing(base):
@@ -136,14 +141,43 @@ def test_weight_decay_pulls_toward_the_starting_weights_and_a_new_kernel_toward_
     term = extras.weight_decay(0.5, model, start)
     kernel = model.get_layer("logits").kernel.numpy()
     expected = 0.5 * (28 * 28 * 8 + (kernel**2).sum()) / 2  # rate * l2_loss, l2_loss = sum of squares / 2
-    np.testing.assert_allclose(float(term(None, None)), expected, rtol=1e-5)
+    np.testing.assert_allclose(float(term(None, None, None)), expected, rtol=1e-5)
     at_start = extras.weight_decay(0.5, model, {v.path: v.numpy() for v in model.trainable_variables})
-    assert float(at_start(None, None)) == 0
+    assert float(at_start(None, None, None)) == 0
 
 
-def test_replay_is_refused_without_init_from():
-    with pytest.raises(MnistTfError, match=r"^--replay and --replay_dir apply to fine-tuning: a run with --init_from"):
-        Config(replay=0.5).resolve()
+@pytest.mark.parametrize("setting", [{"replay": 0.5}, {"distillation": 1.0}])
+def test_replay_and_distillation_are_refused_without_init_from(setting):
+    with pytest.raises(MnistTfError, match=r"^--replay, --replay_dir and --distillation apply to fine-tuning: a run "):
+        Config(**setting).resolve()
+    with pytest.raises(MnistTfError, match=r"^--distillation must be 0 or more, got -1"):
+        Config(init_from="base", distillation=-1.0).resolve()
+
+
+def test_distillation_is_the_divergence_from_the_starting_models_answers_where_it_reads_right():
+    config = Config(model="mlp", hidden_units=(8,)).resolve()
+    strategy = tf.distribute.get_strategy()
+    model = build.model(config, (28, 28, 1))
+    start = {v.path: v.numpy() * 2.0 for v in model.weights}  # another model: its answers differ
+    teacher = extras.starting_model(config, strategy, model, start)
+    images = tf.random.stateless_uniform([5, 28, 28, 1], seed=[1, 2])  # 3 digits, then 2 not-digit images
+    answers, outputs = teacher(images).numpy().astype(np.float64), model(images).numpy().astype(np.float64)
+    labels = answers[:3].argmax(axis=1)
+    labels[0] = (labels[0] + 1) % 10  # one digit the starting model misreads: what the run is asked to change
+
+    def log_softmax_11(logits):
+        eleven = np.pad(logits, [(0, 0), (0, 1)])
+        return eleven - np.log(np.exp(eleven).sum(axis=1, keepdims=True))
+
+    kept, log_q = log_softmax_11(answers), log_softmax_11(outputs)
+    divergence = (np.exp(kept) * (kept - log_q)).sum(axis=1)
+    by_hand = 0.5 * divergence[1:].sum() / 5
+    term = extras.distillation(0.5, teacher, global_count=5)
+    assert float(term(images, tf.constant(outputs, tf.float32), tf.constant(labels))) == pytest.approx(
+        by_hand, rel=1e-4
+    )
+    assert float(term(images, tf.constant(answers, tf.float32), tf.constant(labels))) == pytest.approx(0, abs=1e-6)
+    assert not teacher.trainable_weights
 
 
 @pytest.mark.slow  # trains
@@ -182,6 +216,10 @@ def test_the_plain_command_on_a_folder_of_a_few_digits_fine_tunes(exported_run, 
         "--nolitert",
     )
     assert done.returncode == 0, done.stderr
-    assert "fine-tuning: learning_rate 0.0005, batch_size 64, epochs 5, weight_decay 0.01 (for " in done.stdout
-    assert "weight decay 0.01 (toward --init_from's weights: L2-SP)" in done.stdout
+    assert "fine-tuning: learning_rate 0.0005, batch_size 64, epochs 5, weight_decay 0.01, distillation 1 (for " in (
+        done.stdout
+    )
+    assert (
+        "weight decay 0.01 (toward --init_from's weights: L2-SP) · distillation 1 (toward its answers)" in done.stdout
+    )
     assert (tmp_path / "saved_models" / "mlp" / "1" / "saved_model.pb").is_file(), done.stdout

@@ -104,7 +104,7 @@ def test_the_digit_odds_are_the_binary_cross_entropy_of_the_logits_logsumexp():
     odds = np.log(np.exp(outputs).sum(axis=1))
     digit = np.array([1.0, 1.0, 1.0, 0.0, 0.0])
     by_hand = np.mean(-digit * np.log(1 / (1 + np.exp(-odds))) - (1 - digit) * np.log(1 / (1 + np.exp(odds))))
-    term = not_digits.digit_odds(2.0, global_count=5)(tf.constant(outputs), tf.zeros([3], tf.int64))
+    term = not_digits.digit_odds(2.0, global_count=5)(None, tf.constant(outputs), tf.zeros([3], tf.int64))
     assert float(term) == pytest.approx(2.0 * by_hand, rel=1e-5)
 
 

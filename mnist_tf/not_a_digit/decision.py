@@ -157,7 +157,7 @@ def outputs(logits: tf.Tensor, decision: Decision) -> dict[str, tf.Tensor]:
     is_top = tf.one_hot(tf.argmax(scaled, axis=-1), tf.shape(scaled)[-1], on_value=_NOT_THE_TOP)
     rest = scaled + is_top
     if decision.score == "digit_and_top_class":
-        rest = tf.pad(rest, [[0, 0], [0, 1]])  # the not-a-digit logit, 0
+        rest = with_not_a_digit(rest)
     score = tf.reduce_max(scaled, axis=-1) - tf.reduce_logsumexp(rest, axis=-1)
     return {
         "probabilities": probabilities(logits, decision),
@@ -174,8 +174,13 @@ def probabilities(logits: tf.Tensor, decision: Decision) -> tf.Tensor:
     if decision.score != "digit_and_top_class":
         return of_the_class
     # P(digit) = sigmoid(logsumexp(logits)), as 1 - the softmax's not-a-digit share: int8 keeps a softmax exact.
-    digit = 1.0 - tf.nn.softmax(tf.pad(logits, [[0, 0], [0, 1]]))[:, -1:]
+    digit = 1.0 - tf.nn.softmax(with_not_a_digit(logits))[:, -1:]
     return of_the_class * digit
+
+
+def with_not_a_digit(logits: tf.Tensor) -> tf.Tensor:
+    """In-graph: logits [batch, classes] -> [batch, classes + 1], the last the not-a-digit class's, fixed at 0."""
+    return tf.pad(logits, [[0, 0], [0, 1]])
 
 
 def _calibrated(logits: tf.Tensor, decision: Decision) -> tf.Tensor:

@@ -507,24 +507,24 @@ def draw(
     return augment.augment(images, seed=seed ^ _SALT, step=step, distortion=distortion, portable=portable)
 
 
-def outlier_exposure(weight: float, global_count: int) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
+def outlier_exposure(weight: float, global_count: int) -> Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor]:
     """A flat answer to what is not a digit (Hendrycks et al. 2019): the not-digit images' cross-entropy to the
     uniform distribution, averaged over the `global_count` of them in a global batch, times `weight`."""
 
-    def term(outputs: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    def term(images: tf.Tensor, outputs: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
         flat = losses.cross_entropy_to_uniform(outputs[tf.shape(labels)[0] :])
         return weight * tf.nn.compute_average_loss(flat, global_batch_size=global_count)
 
     return term
 
 
-def digit_odds(weight: float, global_count: int) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
+def digit_odds(weight: float, global_count: int) -> Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor]:
     """The log-sum-exp of the logits taught to be the log-odds that an image is a digit (`decision.SCORES`):
     binary cross-entropy against 1 for the digits and 0 for the not-digit images after them, averaged over the
     `global_count` images of a global batch, times `weight`. The digits' cross-entropy cannot teach it: softmax
     is blind to a shift of all the logits, and that shift is what this trains."""
 
-    def term(outputs: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    def term(images: tf.Tensor, outputs: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
         is_digit = tf.cast(tf.range(tf.shape(outputs)[0]) < tf.shape(labels)[0], tf.float32)
         odds = tf.reduce_logsumexp(outputs, axis=-1)
         loss = tf.nn.sigmoid_cross_entropy_with_logits(labels=is_digit, logits=odds)

@@ -51,6 +51,7 @@ def header(config: Config, start: RunStart) -> list[str]:
     recipe = f" · recipe {config.recipe}" if config.recipe else ""
     smoothing = f" (label smoothing {config.label_smoothing:g})" if config.label_smoothing else ""
     toward = " (toward --init_from's weights: L2-SP)" if config.weight_decay and config.init_from else ""
+    toward += f" · distillation {config.distillation:g} (toward its answers)" if config.distillation else ""
     augment = f" · augmented (strength {config.augment_strength:g})" if config.augment else ""
     if config.not_digits:
         augment += f" · not-digit images {config.not_digits:.1%} of each batch (weight {config.not_digit_weight:g}"

@@ -8,8 +8,9 @@ adds to it through two seams, built here from its `Config`:
   loss         each digit's loss: `--loss`, or cross-entropy against label-smoothed targets (`--label_smoothing`)
   loss terms   added to the global batch's loss, by name: outlier exposure (a flat answer to the not-digit images,
                `--not_digit_weight`), the digit odds (the logits' log-sum-exp taught to say whether an image is a
-               digit at all, `--digit_odds_weight`) and weight decay (`--weight_decay`; with --init_from toward
-               the starting weights: L2-SP)
+               digit at all, `--digit_odds_weight`), distillation (with --init_from, a pull toward the starting
+               model's answers, `--distillation`) and weight decay (`--weight_decay`; with --init_from toward the
+               starting weights: L2-SP)
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ from mnist_tf.config import Config
 from mnist_tf.data import augment
 from mnist_tf.data.sources import Split
 from mnist_tf.nn import losses
-from mnist_tf.not_a_digit import not_digits
+from mnist_tf.not_a_digit import decision, not_digits
+from mnist_tf.training import build
 
 Inputs = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]  # (this replica's digits, step) -> the images it trains on
 PerExampleLoss = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]  # (labels, logits) -> each example's loss
-LossTerm = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]  # (outputs of every image, labels) -> added to the loss
+LossTerm = Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor]  # (images, their outputs, labels) -> added to loss
 Distort = Callable[..., tf.Tensor]  # (images, step=) -> distorted images: `augment.augment` with the run's settings
 Draw = Callable[..., tf.Tensor]  # (step=) -> this replica's not-digit images: `not_digits.draw` from the run's bank
 
@@ -74,6 +76,10 @@ class Extras:
             if config.digit_score == "digit_and_top_class":  # the odds its exports will read: learned here
                 global_count = config.batch_size + per_replica * replicas
                 terms["digit_odds"] = not_digits.digit_odds(config.digit_odds_weight, global_count)
+        if config.distillation and start is not None:
+            teacher = starting_model(config, strategy, model, start)
+            global_count = config.batch_size + per_replica * replicas
+            terms["distillation"] = distillation(config.distillation, teacher, global_count)
         if config.weight_decay:
             terms["weight_decay"] = weight_decay(config.weight_decay, model, start)
         smoothed = config.label_smoothing and losses.label_smoothed_cross_entropy(config.label_smoothing)
@@ -104,6 +110,38 @@ def batch_inputs(distort: Distort | None, draw: Draw | None) -> Inputs:
     return inputs
 
 
+def starting_model(
+    config: Config, strategy: tf.distribute.Strategy, model: keras.Model, start: Mapping[str, np.ndarray]
+) -> keras.Model:
+    """A copy of `model` holding the weights a fine-tuning run starts from (`start`, {layer path: value}): the
+    teacher of `distillation`, never trained."""
+    with strategy.scope():
+        teacher = build.model(config, model.input_shape[1:], model.output_shape[-1])
+    for variable in teacher.weights:
+        if variable.path in start:
+            variable.assign(start[variable.path])
+    teacher.trainable = False
+    return teacher
+
+
+def distillation(weight: float, teacher: keras.Model, global_count: int) -> LossTerm:
+    """A pull toward the starting model's (`teacher`'s) answers, Learning without Forgetting (Li and Hoiem 2016):
+    the KL divergence from its 11-way softmax (the logits and not-a-digit's fixed 0: the class and the odds of a
+    digit) to the model's, on the not-digit images and on the digits it reads right (the others are what the run
+    was asked to change), averaged over the `global_count` images of a global batch, times `weight`."""
+
+    def term(images: tf.Tensor, outputs: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+        answers = tf.cast(teacher(images, training=False), tf.float32)
+        kept = tf.nn.log_softmax(decision.with_not_a_digit(answers))
+        divergence = tf.reduce_sum(tf.exp(kept) * (kept - tf.nn.log_softmax(decision.with_not_a_digit(outputs))), -1)
+        digits = tf.shape(labels)[0]
+        read_right = tf.equal(tf.argmax(answers[:digits], axis=-1), tf.cast(labels, tf.int64))
+        kept_rows = tf.concat([tf.cast(read_right, tf.float32), tf.ones_like(divergence[digits:])], axis=0)
+        return weight * tf.nn.compute_average_loss(divergence * kept_rows, global_batch_size=global_count)
+
+    return term
+
+
 def weight_decay(rate: float, model: keras.Model, start: Mapping[str, np.ndarray] | None = None) -> LossTerm:
     """L2 on the kernels (not the biases or normalization), counted once however many replicas add it; with `start`,
     on their distance from it (L2-SP, Li et al. 2018: fine-tuning moves the model only as far as its data needs).
@@ -116,7 +154,7 @@ def weight_decay(rate: float, model: keras.Model, start: Mapping[str, np.ndarray
         for v in kernels
     ]  # fmt: skip
 
-    def term(outputs: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    def term(images: tf.Tensor, outputs: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
         distances = [tf.nn.l2_loss(kernel - anchor) for kernel, anchor in zip(kernels, anchors, strict=True)]
         return tf.nn.scale_regularization_loss(rate * tf.add_n(distances))
 

@@ -98,8 +98,8 @@ class Trainer:
             per_example_loss = self.extras.loss(labels, logits)
             # Over the *global* batch size: the replicas' gradients, summed, are those of the global mean.
             loss = tf.nn.compute_average_loss(per_example_loss, global_batch_size=self.global_batch_size)
-            for term in self.extras.terms.values():  # outlier exposure, digit odds, weight decay
-                loss += term(outputs, labels)
+            for term in self.extras.terms.values():  # outlier exposure, digit odds, distillation, weight decay
+                loss += term(images, outputs, labels)
             loss = self.optimizer.scale_loss(loss)  # float16: scaled up so small gradients survive (and back down)
         return per_example_loss, logits, tape.gradient(loss, self.model.trainable_variables)
 
