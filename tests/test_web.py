@@ -445,7 +445,9 @@ def test_a_style_the_model_misreads_is_read_after_fine_tuning_on_the_pages_downl
         f"--export_dir={tmp_path / 'saved_models'}",
     )
     assert done.returncode == 0, done.stderr
-    assert "fine-tuning: learning_rate 0.0005, batch_size 64, epochs 5, weight_decay 0.01 (for " in done.stdout
+    assert "fine-tuning: learning_rate 0.0005, batch_size 64, epochs 5, weight_decay 0.01, distillation 1 (for " in (
+        done.stdout
+    )
     assert "of mnist's replayed (--replay=0.5)" in done.stdout
     with serving(tmp_path / "saved_models" / "litert" / "lenet") as url:
         after = read(url)
