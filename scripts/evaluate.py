@@ -4,8 +4,9 @@ their ensemble (the mean of their probabilities).
 Prints accuracy, per-class precision and recall, the confusion matrix, the most confident mistakes, calibration and
 the share of test digits accepted as digits, on the data the model was trained on unless the data flags say
 otherwise; `--ood` measures "not a digit" on other sets (mnist_tf/not_a_digit/ood.py): AUROC against MNIST test, the
-false-positive rate at 95% acceptance, the share its threshold accepts, and with the model's int8 LiteRT file beside
-it how often its decision agrees. The work is mnist_tf/evaluate.py.
+false-positive rate where 95 in 100 test digits are accepted, the share its threshold accepts (by kind, for the
+drawn sets), and with the model's int8 LiteRT file beside it how often its decision agrees. The work is
+mnist_tf/evaluate.py.
 
 python scripts/evaluate.py --saved_model=saved_models/lenet            # its highest version
 python scripts/evaluate.py --model_dir=runs/lenet/20261122-101500 --report=report.json

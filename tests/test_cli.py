@@ -1,6 +1,7 @@
 """scripts/train.py and recipes.py as users run them: their output, exit codes and files (in this process, but for
 the one test of a new process's quiet stderr)."""
 
+import ast
 import gzip
 import json
 import os
@@ -273,3 +274,10 @@ def test_recipes_script_bad_flags_are_one_line(args, message):
     process = run_script("recipes", *args)
     assert process.returncode == 2
     assert message in process.stderr and len(process.stderr.strip().splitlines()) == 1, process.stderr
+
+
+@pytest.mark.parametrize("script", sorted((REPO / "scripts").glob("*.py")), ids=lambda path: path.name)
+def test_a_scripts_help_shows_its_docstring_as_written(script):
+    """absl's --help formats a script's docstring with % (the script's name for each specifier): "95% acceptance"
+    came out as "95'scripts/evaluate.py'cceptance"."""
+    assert "%" not in (ast.get_docstring(ast.parse(script.read_text())) or "")

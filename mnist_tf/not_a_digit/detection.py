@@ -1,7 +1,7 @@
 """How well a model says "not a digit", measured per set of `ood.SETS` beside MNIST test: AUROC of its digit score
 against MNIST test's, the false-positive rate at 95% acceptance of MNIST test, the share its own threshold accepts
-(and reads right, for digits), and with its int8 LiteRT file how often that file's decision agrees
-(`scripts/evaluate.py --ood`)."""
+(and reads right, for digits; by kind, for the drawn sets), and with its int8 LiteRT file how often that file's
+decision agrees (`scripts/evaluate.py --ood`)."""
 
 from __future__ import annotations
 
@@ -48,7 +48,16 @@ def detect(
             f"{_number(row['accepted']):>9} {_number(row.get('accepted_accuracy')):>9}  "
             f"{_number(row.get('int8_agreement')):>11}"
         )
+        if row.get("accepted_by_kind"):
+            print_line(f"               {_by_kind(row['accepted_by_kind'])}")
     return results
+
+
+def _by_kind(accepted: dict[str, float]) -> str:
+    """The kinds of a drawn set its decision accepts, most first: where the set's share comes from."""
+    some = sorted(((share, kind) for kind, share in accepted.items() if share), reverse=True)
+    said = ", ".join(f"{kind} {share:.0%}" for share, kind in some) or "none"
+    return f"accepted by kind: {said}; of {len(accepted)} kinds"
 
 
 def _row(
@@ -64,6 +73,8 @@ def _row(
     else:
         row["auroc"] = evaluation.auroc(reference, scores)
         row["fpr_at_95"] = evaluation.false_positive_rate(reference, scores, 0.95)
+    if one.kinds is not None:
+        row["accepted_by_kind"] = {str(k): float(np.mean(accepted[one.kinds == k])) for k in dict.fromkeys(one.kinds)}
     if int8:
         int8_accepted = chosen.accepts(int8(one.images))
         row["int8_agreement"] = float(np.mean(int8_accepted == accepted))

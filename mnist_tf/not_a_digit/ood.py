@@ -51,6 +51,7 @@ class OodSet:
     name: str
     images: np.ndarray
     labels: np.ndarray | None
+    kinds: np.ndarray | None = None  # of a drawn set that must be refused: what each image is (slash, house, ...)
 
     @property
     def digits(self) -> bool:
@@ -83,7 +84,8 @@ def load(name: str, test: Split, fashion_dir: str = FASHION_DIR, fonts_dir: str 
     if name in _DRAWN:
         shapes = _DRAWN[name]
         files, names = people.drawings(rng, shapes, SIZE // 2)
-        return OodSet(name, handwriting.as_served(files), np.array(names) if name == "drawn" else None)
+        images = handwriting.as_served(files)
+        return OodSet(name, images, np.array(names)) if name == "drawn" else OodSet(name, images, None, np.array(names))
     chosen = rng.choice(len(test), min(SIZE, len(test)), replace=False)  # MNIST test digits, written again
     if name == "handwriting":
         files = handwriting.photographed(test.images[chosen], rng)
