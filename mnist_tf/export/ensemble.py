@@ -13,8 +13,7 @@ from collections.abc import Sequence
 import keras
 
 from mnist_tf.errors import MnistTfError
-
-_SMALLEST_PROBABILITY = 1e-30  # log(0) would be -inf: a probability this small is "never" all the same
+from mnist_tf.not_a_digit.decision import SMALLEST_PROBABILITY
 
 
 def ensemble_model(members: Sequence[keras.Model], score: str = "top_class", name: str = "ensemble") -> keras.Model:
@@ -32,7 +31,7 @@ def ensemble_model(members: Sequence[keras.Model], score: str = "top_class", nam
     if score == "digit_and_top_class":
         logits = [keras.ops.pad(each, [[0, 0], [0, 1]]) for each in logits]
     mean = keras.ops.mean(keras.ops.stack([keras.ops.softmax(each) for each in logits]), axis=0)
-    mean_logits = keras.ops.log(keras.ops.maximum(mean, _SMALLEST_PROBABILITY))
+    mean_logits = keras.ops.log(keras.ops.maximum(mean, SMALLEST_PROBABILITY))
     if score == "digit_and_top_class":
         mean_logits = mean_logits[:, :-1] - mean_logits[:, -1:]
     return keras.Model(images, mean_logits, name=name)

@@ -39,7 +39,7 @@ from mnist_tf.reporting import evaluation
 # could ever accept an image that the SavedModel accepts.
 MAX_THRESHOLD = math.log(255.0)
 _NOT_THE_TOP = -1e4  # masks the top logit out of the rest's logsumexp (finite: LiteRT and int8 want no inf)
-_SMALLEST_PROBABILITY = 1e-30  # log(0) would be -inf: a probability this small is "never" all the same
+SMALLEST_PROBABILITY = 1e-30  # log(0) would be -inf: a probability this small is "never" all the same
 SCORES = ("digit_and_top_class", "top_class")  # what the probabilities and digit_score are of (above)
 
 
@@ -211,11 +211,11 @@ def confidence(logits: np.ndarray, labels: np.ndarray, decision: Decision) -> di
 def logits_of(probabilities: np.ndarray, decision: Decision) -> np.ndarray:
     """The logits of a model from the probabilities it exports under `decision`: up to a constant per image for
     top_class, T log(p); exactly for digit_and_top_class, whose probabilities also hold the log-odds of a digit."""
-    values = np.maximum(probabilities.astype(np.float64), _SMALLEST_PROBABILITY)
+    values = np.maximum(probabilities.astype(np.float64), SMALLEST_PROBABILITY)
     logits = np.log(values) * decision.temperature
     if decision.score != "digit_and_top_class":
         return logits
-    not_a_digit = np.maximum(1.0 - values.sum(axis=1), _SMALLEST_PROBABILITY)
+    not_a_digit = np.maximum(1.0 - values.sum(axis=1), SMALLEST_PROBABILITY)
     odds = np.log(values.sum(axis=1)) - np.log(not_a_digit)  # the logits' log-sum-exp
     return logits + (odds - _logsumexp(logits))[:, None]
 
@@ -223,7 +223,7 @@ def logits_of(probabilities: np.ndarray, decision: Decision) -> np.ndarray:
 def given_a_digit(probabilities: np.ndarray) -> np.ndarray:
     """Exported probabilities as those of the class, given that the image is a digit (digit_and_top_class's sum to
     the probability that it is one; top_class's to 1 already)."""
-    return probabilities / np.maximum(probabilities.sum(axis=1, keepdims=True), _SMALLEST_PROBABILITY)
+    return probabilities / np.maximum(probabilities.sum(axis=1, keepdims=True), SMALLEST_PROBABILITY)
 
 
 def answered(logits: np.ndarray) -> np.ndarray:
