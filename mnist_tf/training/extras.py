@@ -67,6 +67,7 @@ class Extras:
         # As many on every replica: a share of its batch, at least one when --not_digits is on.
         replicas = strategy.num_replicas_in_sync
         per_replica = max(1, round(config.not_digits * config.batch_size / replicas)) if config.not_digits else 0
+        global_count = config.batch_size + per_replica * replicas  # every image of a global batch
         if per_replica:
             bank = tf.constant(not_digits.training_bank(config.seed, train.images, train.images.shape[1]))
             draw = functools.partial(
@@ -74,11 +75,9 @@ class Extras:
             )
             terms["outlier_exposure"] = not_digits.outlier_exposure(config.not_digit_weight, per_replica * replicas)
             if config.digit_score == "digit_and_top_class":  # the odds its exports will read: learned here
-                global_count = config.batch_size + per_replica * replicas
                 terms["digit_odds"] = not_digits.digit_odds(config.digit_odds_weight, global_count)
         if config.distillation and start is not None:
             teacher = starting_model(config, strategy, model, start)
-            global_count = config.batch_size + per_replica * replicas
             terms["distillation"] = distillation(config.distillation, teacher, global_count)
         if config.weight_decay:
             terms["weight_decay"] = weight_decay(config.weight_decay, model, start)
